@@ -1,0 +1,5 @@
+"""``python -m whnode`` runs the command-line interface."""
+
+from whnode.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,93 @@
+"""Every cap on untrusted input, in one place.
+
+Each constant is a hard limit applied *before* the work it protects is done. The table in
+docs/limits.md is generated from this module (``whnode.limits.describe()``), never copied.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- records (whnode.record) -------------------------------------------------------------
+MAX_RECORD_BYTES: Final = 4 * 1024 * 1024
+"""Largest signed record (COSE_Sign1 bytes) accepted from anyone."""
+MAX_DECOMPRESSED_BYTES: Final = 32 * 1024 * 1024
+"""Largest decompressed payload; read from the lz4 frame header before decompressing."""
+MAX_COMPRESSION_RATIO: Final = 64
+"""Largest declared decompressed/compressed ratio accepted (defeats decompression bombs)."""
+MAX_CBOR_DEPTH: Final = 16
+"""Deepest nesting of CBOR arrays/maps in a payload or header."""
+MAX_CBOR_ITEMS: Final = 100_000
+"""Most elements in one CBOR array or map."""
+MAX_CBOR_STRING_BYTES: Final = 64 * 1024
+"""Longest CBOR text or byte string inside a payload."""
+MAX_PRODUCTS_PER_MENU: Final = 10_000
+"""Most products in one menu."""
+MAX_PRICE_OPTIONS: Final = 32
+"""Most price options per product."""
+MAX_TEXT_CHARS: Final = 20_000
+"""Longest text field (description) in characters."""
+MAX_NAME_CHARS: Final = 512
+"""Longest short text field (name, brand) in characters."""
+MAX_DISPENSARY_ID_CHARS: Final = 160
+"""Longest dispensary id."""
+MAX_FUTURE_SKEW_SECONDS: Final = 300
+"""How far in the future a record's fetch time may lie."""
+
+# --- DHT (whnode.dht) --------------------------------------------------------------------
+MAX_DATAGRAM_BYTES: Final = 1400
+"""Largest UDP datagram sent or accepted (internet-safe)."""
+MAX_CONTACTS_PER_REPLY: Final = 20
+"""Most contacts accepted in one find_node reply."""
+DATAGRAMS_PER_SOURCE_PER_SECOND: Final = 200
+"""Datagram rate allowed from one source address (token bucket refill)."""
+DATAGRAM_BURST_PER_SOURCE: Final = 400
+"""Datagram burst allowed from one source address."""
+MAX_TRACKED_SOURCES: Final = 10_000
+"""Most source addresses tracked by the per-source rate limiter."""
+
+# --- peer and public HTTP ------------------------------------------------------------------
+MAX_HTTP_BODY_BYTES: Final = MAX_RECORD_BYTES + 64 * 1024
+"""Largest HTTP request body accepted (a record plus headers)."""
+PEER_REQUESTS_PER_SECOND: Final = 200.0
+"""Request rate allowed from one peer address on the node-to-node API."""
+PEER_REQUEST_BURST: Final = 400
+"""Request burst allowed from one peer address."""
+CLIENT_REQUESTS_PER_SECOND: Final = 500.0
+"""Request rate allowed from one client address on the public API."""
+CLIENT_REQUEST_BURST: Final = 1000
+"""Request burst allowed from one client address on the public API."""
+MAX_QUERY_STRING_BYTES: Final = 2048
+"""Longest query string accepted on the public API."""
+MAX_HISTORY_ITEMS: Final = 500
+"""Most history entries returned by one request."""
+
+# --- upstream ------------------------------------------------------------------------------
+MAX_UPSTREAM_RESPONSE_BYTES: Final = 16 * 1024 * 1024
+"""Largest upstream response body read."""
+MAX_UPSTREAM_PAGES: Final = 200
+"""Most pages fetched for one menu."""
+MAX_PARSE_QUEUE: Final = 64
+"""Most parse jobs waiting for the process pool before submitters wait."""
+
+
+def describe() -> list[tuple[str, int | float, str]]:
+    """Return (name, value, description) for every limit, in source order."""
+    import ast
+    import inspect
+    import sys
+
+    module = sys.modules[__name__]
+    tree = ast.parse(inspect.getsource(module))
+    rows: list[tuple[str, int | float, str]] = []
+    body = tree.body
+    for index, node in enumerate(body):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            name = node.target.id
+            doc = ""
+            if index + 1 < len(body):
+                following = body[index + 1]
+                if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
+                    doc = str(following.value.value)
+            rows.append((name, getattr(module, name), doc))
+    return rows
