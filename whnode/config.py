@@ -1,0 +1,505 @@
+"""The one configuration object, documented field by field.
+
+Built at the edge (``whnode.cli``) from, in increasing precedence: defaults, the TOML file
+(``whnode.toml`` in the data directory), environment variables ``WHNODE_<SECTION>_<FIELD>``
+and command-line flags (``--set section.field=value`` and a few shortcuts). Nothing below
+``cli.py`` reads argv or the environment: every layer receives the frozen ``Config``.
+
+The table in docs/configuration.md is generated from the dataclasses below
+(``describe_config()``), never copied by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from whnode.errors import ConfigError
+
+__all__ = [
+    "ApiConfig",
+    "CacheConfig",
+    "Config",
+    "FreshnessConfig",
+    "LogConfig",
+    "NodeConfig",
+    "PoolConfig",
+    "SourceOverride",
+    "TrustConfig",
+    "UpstreamConfig",
+    "build_config",
+    "describe_config",
+    "masked",
+]
+
+DEFAULT_PORT = 8468
+CONFIG_FILE_NAME = "whnode.toml"
+ENV_PREFIX = "WHNODE_"
+
+
+class TrustMode(enum.StrEnum):
+    OPEN = "open"
+    ALLOWLIST = "allowlist"
+
+
+class LogFormat(enum.StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    data_dir: Path = Path("./whnode-data")
+    """Directory holding the identity key, the SQLite store, the peer list and whnode.toml."""
+    host: str = "127.0.0.1"
+    """Address to bind the UDP (DHT) socket and the TCP (HTTP) listener to."""
+    port: int = DEFAULT_PORT
+    """Port number for both UDP and TCP; 0 picks a free one."""
+    advertise_host: str | None = None
+    """Address other nodes should use to reach this node (default: host)."""
+    seeds: tuple[str, ...] = ()
+    """Bootstrap seed peers as "host:port"."""
+    seeds_file: Path | None = None
+    """Optional seeds list file (one "host:port" per line, # comments)."""
+    replication: int = 3
+    """Number of owners (r) that hold each dispensary's records."""
+    ksize: int = 20
+    """Kademlia bucket size k."""
+    alpha: int = 3
+    """Kademlia lookup concurrency."""
+    rpc_timeout: float = 2.0
+    """Seconds to wait for one DHT RPC reply."""
+    lookup_deadline: float = 5.0
+    """Overall deadline in seconds for one DHT lookup."""
+    routing_only: bool = False
+    """Seed mode: route only, hold no records, call no upstream."""
+    peer_timeout: float = 10.0
+    """Seconds to wait for a node-to-node HTTP answer (fills may take longer upstream)."""
+    request_deadline: float = 30.0
+    """Overall deadline in seconds for answering one menu request."""
+    republish_interval: float = 600.0
+    """Seconds between republishing held records to their current owners."""
+    drain_timeout: float = 8.0
+    """Seconds to let in-flight requests finish on SIGTERM/SIGINT."""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    hot_cache_bytes: int = 64 * 1024 * 1024
+    """Byte budget of the in-memory hot cache."""
+    store_max_bytes: int = 2 * 1024 * 1024 * 1024
+    """Byte quota of the SQLite store; oldest history is evicted first."""
+    history_per_dispensary: int = 48
+    """Snapshots kept per dispensary."""
+    expire_after: float = 30 * 24 * 3600.0
+    """Seconds after which snapshots are deleted from the store."""
+
+
+@dataclass(frozen=True, slots=True)
+class FreshnessConfig:
+    min_ttl: float = 60.0
+    """Lower bound in seconds of the heuristic freshness lifetime."""
+    max_ttl: float = 6 * 3600.0
+    """Upper bound in seconds of the heuristic freshness lifetime."""
+    heuristic_fraction: float = 0.1
+    """Freshness lifetime = this fraction of the time since the menu last changed."""
+    default_ttl: float = 900.0
+    """Lifetime used before any change history exists (then clamped)."""
+    stale_while_revalidate: float = 300.0
+    """Seconds past expiry during which a stale record is served while one refresh runs."""
+    stale_if_error: float = 24 * 3600.0
+    """Seconds past expiry during which a stale record is served when upstream fails."""
+    refresh_ahead_requests: int = 20
+    """Requests within one lifetime that make a dispensary popular (refreshed ahead)."""
+    refresh_ahead_fraction: float = 0.8
+    """Popular records are refreshed after this fraction of their lifetime, with jitter."""
+    negative_ttl: float = 60.0
+    """Seconds an unknown dispensary or a refusing source is remembered."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOverride:
+    vendor: str
+    """Vendor name (dutchie, jane, weedmaps, leafly)."""
+    base_url: str | None = None
+    """Base URL replacing the vendor's real one (a proxy or the sandbox)."""
+    credentials: Mapping[str, str] = field(default_factory=dict)
+    """Per-source keys (e.g. algolia_app_id, algolia_api_key); never logged."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    user_agent: str = "whnode/0.1 (peer-to-peer menu cache; +https://github.com/whnode/whnode)"
+    """User-Agent sent upstream: honest, names the project."""
+    requests_per_second: float = 2.0
+    """Token-bucket rate per upstream host."""
+    burst: int = 4
+    """Token-bucket burst per upstream host."""
+    concurrency_per_host: int = 4
+    """Concurrent requests per upstream host."""
+    request_timeout: float = 15.0
+    """Seconds for one upstream HTTP request."""
+    menu_deadline: float = 60.0
+    """Seconds for fetching one whole menu (all pages)."""
+    max_retries: int = 3
+    """Retries of one request on 5xx, timeouts and 429."""
+    breaker_failures: int = 5
+    """Consecutive failures that open a host's circuit breaker."""
+    breaker_cooldown: float = 30.0
+    """Seconds before an open breaker lets one probe through."""
+    sources: tuple[SourceOverride, ...] = ()
+    """Per-vendor overrides: base URL and credentials."""
+    dispensaries: tuple[str, ...] = ()
+    """Dispensary ids this node lists as known sources (GET /v1/dispensaries)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PoolConfig:
+    workers: int = 0
+    """Parse worker processes; 0 means one per CPU core."""
+    max_tasks_per_child: int = 200
+    """Jobs after which a worker process is replaced."""
+    queue_depth: int = 64
+    """Parse jobs admitted at once; further submitters wait (back-pressure)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    requests_per_second: float = 500.0
+    """Public API request rate allowed per client address."""
+    burst: int = 1000
+    """Public API request burst allowed per client address."""
+    status_page: bool = True
+    """Serve the volunteer status page at /."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrustConfig:
+    mode: TrustMode = TrustMode.OPEN
+    """open: any valid signature; allowlist: only the publisher keys listed."""
+    allowlist: tuple[str, ...] = ()
+    """Hex-encoded Ed25519 public keys of trusted publishers (allowlist mode)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    format: LogFormat = LogFormat.TEXT
+    """Log format on stderr: text or json."""
+    level: str = "INFO"
+    """Log level: DEBUG, INFO, WARNING, ERROR."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    node: NodeConfig = field(default_factory=NodeConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    freshness: FreshnessConfig = field(default_factory=FreshnessConfig)
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    trust: TrustConfig = field(default_factory=TrustConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+
+SECTIONS: dict[str, type[Any]] = {
+    "node": NodeConfig,
+    "cache": CacheConfig,
+    "freshness": FreshnessConfig,
+    "upstream": UpstreamConfig,
+    "pool": PoolConfig,
+    "api": ApiConfig,
+    "trust": TrustConfig,
+    "log": LogConfig,
+}
+
+SECRET_WORDS = ("key", "secret", "token", "password", "credential")
+
+
+def _validate(config: Config) -> None:
+    node = config.node
+    if not 0 <= node.port <= 65535:
+        raise ConfigError(f"node.port must be 0..65535, not {node.port}")
+    if not 1 <= node.replication <= 20:
+        raise ConfigError("node.replication must be 1..20")
+    for name in ("rpc_timeout", "lookup_deadline", "peer_timeout", "request_deadline"):
+        if getattr(node, name) <= 0:
+            raise ConfigError(f"node.{name} must be > 0")
+    for seed in node.seeds:
+        parse_host_port(seed)
+    fresh = config.freshness
+    if not 0 < fresh.min_ttl <= fresh.max_ttl:
+        raise ConfigError("freshness.min_ttl must be > 0 and <= freshness.max_ttl")
+    if not 0 < fresh.heuristic_fraction <= 1:
+        raise ConfigError("freshness.heuristic_fraction must be in (0, 1]")
+    if config.cache.hot_cache_bytes < 1024 * 1024:
+        raise ConfigError("cache.hot_cache_bytes must be at least 1 MiB")
+    if config.cache.history_per_dispensary < 1:
+        raise ConfigError("cache.history_per_dispensary must be >= 1")
+    if config.upstream.requests_per_second <= 0 or config.upstream.burst < 1:
+        raise ConfigError("upstream.requests_per_second must be > 0 and burst >= 1")
+    if config.pool.workers < 0 or config.pool.queue_depth < 1:
+        raise ConfigError("pool.workers must be >= 0 and pool.queue_depth >= 1")
+    if config.log.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ConfigError(f"log.level {config.log.level!r} is not a log level")
+    for key in config.trust.allowlist:
+        try:
+            raw = bytes.fromhex(key)
+        except ValueError:
+            raw = b""
+        if len(raw) != 32:
+            raise ConfigError(f"trust.allowlist entry {key[:16]!r}... is not 64 hex digits")
+    if config.trust.mode is TrustMode.ALLOWLIST and not config.trust.allowlist:
+        raise ConfigError("trust.mode = allowlist needs at least one trust.allowlist key")
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    """Parse "host:port" (IPv6 as "[::1]:8468")."""
+    text = value.strip()
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise ConfigError(f"{value!r} is not host:port")
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{value!r}: port must be 1..65535")
+    return host.strip("[]"), port
+
+
+def _coerce(annotation: Any, value: Any, where: str) -> Any:
+    """Turn a TOML/env/flag value into the field's type, or raise ConfigError."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (types.UnionType, typing.Union):
+        non_none = [arg for arg in args if arg is not type(None)]
+        if value is None or value == "":
+            return None
+        return _coerce(non_none[0], value, where)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if isinstance(value, str) and value.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if annotation is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if annotation is Path:
+        if not isinstance(value, (str, Path)):
+            raise ConfigError(f"{where}: expected a path, got {value!r}")
+        return Path(value)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        try:
+            return annotation(value)
+        except ValueError:
+            choices = ", ".join(str(member.value) for member in annotation)
+            raise ConfigError(f"{where}: expected one of {choices}, got {value!r}") from None
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item_type = args[0]
+        if item_type is SourceOverride:
+            return tuple(_source_override(item, f"{where}[{i}]") for i, item in enumerate(value))
+        return tuple(_coerce(item_type, item, f"{where}[{i}]") for i, item in enumerate(value))
+    if origin in (Mapping, dict) or annotation is Mapping:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a table, got {value!r}")
+        return {str(k): str(v) for k, v in value.items()}
+    raise ConfigError(f"{where}: unsupported type {annotation!r}")
+
+
+def _source_override(value: Any, where: str) -> SourceOverride:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: a source must be a table with vendor, base_url")
+    unknown = set(value) - {"vendor", "base_url", "credentials"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown source keys {sorted(unknown)}")
+    if "vendor" not in value:
+        raise ConfigError(f"{where}: a source needs a vendor")
+    credentials = value.get("credentials", {})
+    if not isinstance(credentials, Mapping):
+        raise ConfigError(f"{where}.credentials must be a table")
+    return SourceOverride(
+        vendor=str(value["vendor"]),
+        base_url=_coerce(str | None, value.get("base_url"), f"{where}.base_url"),
+        credentials={str(k): str(v) for k, v in credentials.items()},
+    )
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _apply(layers: dict[str, dict[str, Any]], section: str, name: str, value: Any) -> None:
+    if section not in SECTIONS:
+        raise ConfigError(f"unknown configuration section {section!r}")
+    if name not in _hints(SECTIONS[section]):
+        raise ConfigError(f"unknown configuration key {section}.{name}")
+    layers.setdefault(section, {})[name] = value
+
+
+def _from_toml(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    layers: dict[str, dict[str, Any]] = {}
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: top-level key {section!r} must be a [section]")
+        for name, value in table.items():
+            _apply(layers, section, name, value)
+    return layers
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    layers: dict[str, dict[str, Any]] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == "WHNODE_CONFIG":
+            continue
+        rest = key[len(ENV_PREFIX) :].lower()
+        section, _, name = rest.partition("_")
+        if section not in SECTIONS:
+            continue
+        _apply(layers, section, name, value)
+    return layers
+
+
+def _from_assignments(assignments: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    layers: dict[str, dict[str, Any]] = {}
+    for dotted, value in assignments.items():
+        section, sep, name = dotted.partition(".")
+        if not sep:
+            raise ConfigError(f"{dotted!r}: expected section.key")
+        _apply(layers, section, name, value)
+    return layers
+
+
+def build_config(
+    *,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the Config: flags > environment > file > defaults.
+
+    ``flags`` maps "section.key" to a value. When ``config_file`` is None, the file is
+    ``whnode.toml`` in the data directory given by flags, environment or default, if present.
+    """
+    env = dict(environ or {})
+    env_layers = _from_env(env)
+    flag_layers = _from_assignments(flags or {})
+    if config_file is None:
+        data_dir = flag_layers.get("node", {}).get("data_dir") or env_layers.get("node", {}).get(
+            "data_dir"
+        )
+        base = Path(data_dir) if data_dir else NodeConfig().data_dir
+        candidate = Path(env["WHNODE_CONFIG"]) if "WHNODE_CONFIG" in env else None
+        config_file = candidate or base / CONFIG_FILE_NAME
+        file_layers = _from_toml(config_file) if config_file.exists() else {}
+    else:
+        file_layers = _from_toml(config_file)
+    merged: dict[str, dict[str, Any]] = {}
+    for layer in (file_layers, env_layers, flag_layers):
+        for section, values in layer.items():
+            merged.setdefault(section, {}).update(values)
+    sections: dict[str, Any] = {}
+    for section, cls in SECTIONS.items():
+        hints = _hints(cls)
+        values = {
+            name: _coerce(hints[name], value, f"{section}.{name}")
+            for name, value in merged.get(section, {}).items()
+        }
+        try:
+            sections[section] = cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"[{section}]: {exc}") from exc
+    return Config(**sections)
+
+
+def _is_secret(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in SECRET_WORDS)
+
+
+def masked(config: Config) -> dict[str, dict[str, Any]]:
+    """The effective configuration as plain data, secrets replaced by '***'."""
+
+    def plain(value: Any, name: str = "") -> Any:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {
+                f.name: plain(getattr(value, f.name), f.name) for f in dataclasses.fields(value)
+            }
+        if isinstance(value, Mapping):
+            return {
+                str(k): ("***" if _is_secret(str(k)) or name == "credentials" else plain(v, str(k)))
+                for k, v in value.items()
+            }
+        if isinstance(value, (tuple, list)):
+            return [plain(item, name) for item in value]
+        if isinstance(value, enum.Enum):
+            return value.value
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, str) and _is_secret(name):
+            return "***"
+        return value
+
+    result: dict[str, dict[str, Any]] = plain(config)
+    return result
+
+
+def describe_config() -> list[tuple[str, str, str, str]]:
+    """(key, type, default, description) for every field, for docs/configuration.md."""
+    import ast
+    import inspect
+
+    rows: list[tuple[str, str, str, str]] = []
+    for section, cls in SECTIONS.items():
+        tree = ast.parse(inspect.getsource(cls))
+        class_def = tree.body[0]
+        assert isinstance(class_def, ast.ClassDef)
+        docs: dict[str, str] = {}
+        body = class_def.body
+        for index, node in enumerate(body):
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                following = body[index + 1] if index + 1 < len(body) else None
+                if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
+                    docs[node.target.id] = str(following.value.value)
+        default = cls()
+        for f in dataclasses.fields(cls):
+            value = getattr(default, f.name)
+            shown = value.value if isinstance(value, enum.Enum) else value
+            if isinstance(shown, Path):
+                shown = str(shown)
+            rows.append((f"{section}.{f.name}", str(f.type), repr(shown), docs.get(f.name, "")))
+    return rows
