@@ -1,0 +1,174 @@
+"""The client side of the node-to-node HTTP protocol (see whnode.peer.wire)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import quote
+
+import aiohttp
+import cbor2
+
+from whnode import limits
+from whnode.peer import wire
+from whnode.peer.exceptions import PeerBadAnswer, PeerRefused, PeerUnreachable
+
+__all__ = ["FillAnswer", "PeerAddress", "PeerClient"]
+
+
+class PeerAddress(Protocol):
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FillAnswer:
+    data: bytes
+    """The signed record, not yet validated: the caller must accept_record() it."""
+    fresh_until_ms: int
+    stale: bool
+    path: str
+
+
+def _base(peer: PeerAddress) -> str:
+    host = f"[{peer.host}]" if ":" in peer.host else peer.host
+    return f"http://{host}:{peer.port}{wire.PREFIX}"
+
+
+def _name(peer: PeerAddress) -> str:
+    return f"{peer.host}:{peer.port}"
+
+
+class PeerClient:
+    """Calls other nodes' /peer/v1 endpoints over a shared aiohttp session.
+
+    Every answer body is read with a cap before it is parsed; every failure becomes a
+    PeerError subclass.
+    """
+
+    def __init__(self, session: aiohttp.ClientSession, *, node_id_hex: str, timeout: float) -> None:
+        self._session = session
+        self._headers = {wire.HEADER_NODE: node_id_hex}
+        self._timeout = timeout
+
+    async def _request(
+        self,
+        method: str,
+        peer: PeerAddress,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        data: bytes | None = None,
+        timeout: float | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        url = _base(peer) + path
+        headers = dict(self._headers)
+        if data is not None:
+            headers["Content-Type"] = wire.COSE_TYPE
+        client_timeout = aiohttp.ClientTimeout(total=timeout or self._timeout)
+        try:
+            async with self._session.request(
+                method, url, params=params, data=data, headers=headers, timeout=client_timeout
+            ) as response:
+                body = await response.content.read(limits.MAX_HTTP_BODY_BYTES + 1)
+                if len(body) > limits.MAX_HTTP_BODY_BYTES:
+                    raise PeerBadAnswer("answer too large", peer=_name(peer))
+                return response.status, dict(response.headers), body
+        except TimeoutError as exc:
+            raise PeerUnreachable("timed out", peer=_name(peer)) from exc
+        except aiohttp.ClientError as exc:
+            raise PeerUnreachable(f"{type(exc).__name__}: {exc}", peer=_name(peer)) from exc
+        except OSError as exc:
+            raise PeerUnreachable(str(exc), peer=_name(peer)) from exc
+
+    @staticmethod
+    def _refusal(peer: PeerAddress, status: int, body: bytes) -> PeerRefused:
+        kind = wire.ErrorKind.INTERNAL.value
+        detail = f"HTTP {status}"
+        try:
+            problem = json.loads(body)
+            if isinstance(problem, dict):
+                kind = str(problem.get("kind", kind))
+                detail = str(problem.get("detail", detail))[:300]
+        except ValueError:
+            pass
+        return PeerRefused(detail, peer=_name(peer), status=status, kind=kind)
+
+    async def get_record(
+        self, peer: PeerAddress, dispensary_id: str, *, at_ms: int | None = None
+    ) -> bytes | None:
+        """The peer's newest record (or the one current at ``at_ms``); None if it has none."""
+        params = {"at": str(at_ms)} if at_ms is not None else None
+        status, _, body = await self._request(
+            "GET", peer, f"/records/{quote(dispensary_id, safe=':')}", params=params
+        )
+        if status == 404:
+            return None
+        if status != 200:
+            raise self._refusal(peer, status, body)
+        return body
+
+    async def put_record(self, peer: PeerAddress, dispensary_id: str, data: bytes) -> bool:
+        """Store a record at the peer; True if it was new there, False if it had it."""
+        status, _, body = await self._request(
+            "PUT", peer, f"/records/{quote(dispensary_id, safe=':')}", data=data
+        )
+        if status == 201:
+            return True
+        if status == 200:
+            return False
+        raise self._refusal(peer, status, body)
+
+    async def fill(
+        self, peer: PeerAddress, dispensary_id: str, *, max_age: float | None, budget: float
+    ) -> FillAnswer:
+        """Ask an owner for a record fresh enough, filling from upstream if it must.
+
+        The request carries the hop limit implicitly (a fill is never forwarded) and the
+        remaining time budget; the HTTP timeout is the same budget.
+        """
+        params = {"budget_ms": str(max(1, int(budget * 1000)))}
+        if max_age is not None:
+            params["max_age"] = repr(float(max_age))
+        status, headers, body = await self._request(
+            "POST",
+            peer,
+            f"/fill/{quote(dispensary_id, safe=':')}",
+            params=params,
+            timeout=budget,
+        )
+        if status != 200:
+            raise self._refusal(peer, status, body)
+        try:
+            fresh_until = int(headers.get(wire.HEADER_FRESH_UNTIL, "0"))
+        except ValueError as exc:
+            raise PeerBadAnswer("bad fresh-until header", peer=_name(peer)) from exc
+        return FillAnswer(
+            data=body,
+            fresh_until_ms=fresh_until,
+            stale=headers.get(wire.HEADER_STALE) == "1",
+            path=headers.get(wire.HEADER_PATH, "owner"),
+        )
+
+    async def history(self, peer: PeerAddress, dispensary_id: str, limit: int) -> list[bytes]:
+        """Recent records of the dispensary held by the peer, newest first (unvalidated)."""
+        status, _, body = await self._request(
+            "GET",
+            peer,
+            f"/history/{quote(dispensary_id, safe=':')}",
+            params={"limit": str(limit)},
+        )
+        if status == 404:
+            return []
+        if status != 200:
+            raise self._refusal(peer, status, body)
+        try:
+            items = cbor2.loads(body)
+        except Exception as exc:  # cbor2 raises several types on garbage
+            raise PeerBadAnswer("history is not CBOR", peer=_name(peer)) from exc
+        if not isinstance(items, list) or not all(isinstance(item, bytes) for item in items):
+            raise PeerBadAnswer("history is not an array of records", peer=_name(peer))
+        return items[:limit]

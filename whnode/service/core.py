@@ -1,0 +1,695 @@
+"""The read-through policy: the one place that coordinates cache, store, owners and upstream.
+
+A request for a dispensary's menu goes, in order (DESIGN.md section 1):
+
+1. this node's hot cache, then its SQLite store, if the record there is fresh enough;
+2. the dispensary's owners (the r nodes closest to its routing key), closest first: the first
+   that answers gives a record, filling it from upstream if it must. If this node is the
+   closest live owner it fills itself;
+3. an owner fills under single-flight per dispensary: it first asks the other owners for a
+   fresh record (so a new owner is refilled from replicas, not from upstream), then calls
+   upstream once, parses in the process pool, signs, stores, replicates to the other owners
+   and answers every waiter.
+
+Records from peers and from storage are accepted only through whnode.record.acceptance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from whnode.record.acceptance import TrustPolicy, accept_record
+from whnode.record.keys import RoutingKey, SigningKey, routing_key
+from whnode.record.signed import SignedRecord, decode_record, sign_record
+from whnode.store.durable import DurableStore
+from whnode.store.hot import HotCache
+from whnode.store.types import StoredRecord
+from whnode.upstream.exceptions import (
+    UnknownDispensary,
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamRefused,
+    UpstreamUnavailable,
+)
+from whnode.upstream.pool import ParsedMenu
+
+from whnode.config import Config
+from whnode.errors import WhnodeError
+from whnode.peer.client import PeerAddress, PeerClient
+from whnode.peer.exceptions import PeerError, PeerRefused
+from whnode.peer.routes import FillResult, PeerProblem
+from whnode.peer.wire import ErrorKind
+from whnode.record.exceptions import RecordError
+from whnode.record.model import parse_dispensary_id
+from whnode.service.exceptions import MenuNotFound, NoOwnerReachable
+from whnode.service.freshness import (
+    RecordAge,
+    classify,
+    heuristic_lifetime,
+    refresh_ahead_due,
+)
+from whnode.service.singleflight import SingleFlight
+from whnode.service.types import AnswerPath, MenuAnswer, RecentFill, ServiceStatistics
+
+__all__ = ["MenuService", "OwnerDirectory", "UpstreamFetcher"]
+
+LOG = logging.getLogger(__name__)
+
+TRACKED_DISPENSARIES = 100_000
+"""Most dispensaries whose freshness, popularity and negative entries are remembered."""
+RECENT_FILLS = 50
+"""Fills kept for the status page."""
+
+
+class Contact(PeerAddress, Protocol):
+    @property
+    def node_id(self) -> bytes: ...
+
+
+class OwnerDirectory(Protocol):
+    """What the service needs from the DHT."""
+
+    @property
+    def node_id(self) -> bytes: ...
+
+    async def find_owners(self, key: bytes, count: int) -> Sequence[Contact]: ...
+
+    def contacts(self) -> Sequence[Contact]: ...
+
+
+class UpstreamFetcher(Protocol):
+    async def fetch(self, dispensary_id: str, now_ms: int) -> ParsedMenu: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Negative:
+    until_ms: int
+    error: UpstreamError
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _BoundedDict(OrderedDict[K, V]):
+    """An insertion-ordered dict that forgets its oldest keys past ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: K, value: V) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.limit:
+            self.popitem(last=False)
+
+
+def _peer_problem(exc: WhnodeError) -> WhnodeError:
+    """The peer-protocol problem for an error met while answering a peer's fill."""
+    table: tuple[tuple[type[Exception], int, ErrorKind], ...] = (
+        (MenuNotFound, 404, ErrorKind.NOT_FOUND),
+        (UnknownDispensary, 404, ErrorKind.UNKNOWN_DISPENSARY),
+        (UpstreamRefused, 502, ErrorKind.UPSTREAM_REFUSED),
+        (UpstreamRateLimited, 503, ErrorKind.UPSTREAM_RATE_LIMITED),
+        (UpstreamUnavailable, 503, ErrorKind.UPSTREAM_UNAVAILABLE),
+        (UpstreamError, 502, ErrorKind.UPSTREAM_FAILED),
+        (NoOwnerReachable, 504, ErrorKind.DEADLINE),
+    )
+    for cls, status, kind in table:
+        if isinstance(exc, cls):
+            return PeerProblem(str(exc), status=status, kind=kind)
+    return exc
+
+
+def _remote_error(exc: PeerRefused, dispensary_id: str) -> Exception | None:
+    """The local exception for an owner's refusal, or None when another owner may do better."""
+    source = f"owner {exc.peer}"
+    kind = exc.kind
+    if kind == ErrorKind.UNKNOWN_DISPENSARY:
+        return UnknownDispensary(str(exc), source=source, dispensary_id=dispensary_id)
+    if kind == ErrorKind.UPSTREAM_REFUSED:
+        return UpstreamRefused(str(exc), source=source, dispensary_id=dispensary_id)
+    if kind == ErrorKind.UPSTREAM_RATE_LIMITED:
+        return UpstreamRateLimited(str(exc), source=source, dispensary_id=dispensary_id)
+    if kind == ErrorKind.UPSTREAM_UNAVAILABLE:
+        return UpstreamUnavailable(str(exc), source=source, dispensary_id=dispensary_id)
+    if kind == ErrorKind.UPSTREAM_FAILED:
+        return UpstreamBadResponse(str(exc), source=source, dispensary_id=dispensary_id)
+    if kind == ErrorKind.NOT_FOUND:
+        return MenuNotFound(str(exc), dispensary_id=dispensary_id)
+    return None
+
+
+class MenuService:
+    """Answers menu requests under the read-through policy (module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        signing_key: SigningKey,
+        hot: HotCache,
+        store: DurableStore,
+        owners: OwnerDirectory,
+        peers: PeerClient,
+        fetcher: UpstreamFetcher | None,
+        policy: TrustPolicy,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._config = config
+        self._fresh = config.freshness
+        self._key = signing_key
+        self._hot = hot
+        self._store = store
+        self._owners = owners
+        self._peers = peers
+        self._fetcher = fetcher
+        self._policy = policy
+        self._clock = clock
+        self._fills: SingleFlight[str, MenuAnswer] = SingleFlight()
+        self._fresh_until: _BoundedDict[str, int] = _BoundedDict(TRACKED_DISPENSARIES)
+        self._popularity: _BoundedDict[str, tuple[int, int]] = _BoundedDict(TRACKED_DISPENSARIES)
+        self._negative: _BoundedDict[str, _Negative] = _BoundedDict(TRACKED_DISPENSARIES)
+        self._rng = random.Random()
+        self._background: set[asyncio.Task[object]] = set()
+        self._requests = 0
+        self._answers: Counter[str] = Counter()
+        self._upstream_calls = 0
+        self._rejections: Counter[str] = Counter()
+        self._errors: Counter[str] = Counter()
+        self._recent: deque[RecentFill] = deque(maxlen=RECENT_FILLS)
+
+    # ------------------------------------------------------------------ helpers
+    def now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    @property
+    def node_id(self) -> bytes:
+        return self._owners.node_id
+
+    def _spawn(self, coroutine: object, name: str) -> None:
+        task: asyncio.Task[object] = asyncio.get_running_loop().create_task(
+            coroutine,  # type: ignore[arg-type]
+            name=name,
+        )
+        self._background.add(task)
+
+        def done(finished: asyncio.Task[object]) -> None:
+            self._background.discard(finished)
+            if not finished.cancelled() and finished.exception() is not None:
+                error = finished.exception()
+                self._errors[type(error).__name__] += 1
+                LOG.warning("%s failed: %s", name, error)
+
+        task.add_done_callback(done)
+
+    async def aclose(self) -> None:
+        """Cancel background work (refreshes, replication, hand-offs) and running fills."""
+        await self._fills.aclose()
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def wait_idle(self) -> None:
+        """Wait until no background task (replication, refresh, hand-off) runs."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    def _accept(self, data: bytes, dispensary_id: str | None, now_ms: int) -> SignedRecord:
+        try:
+            return accept_record(
+                data, now_ms=now_ms, policy=self._policy, expected_dispensary=dispensary_id
+            )
+        except RecordError as exc:
+            self._rejections[exc.reason] += 1
+            raise
+
+    def _to_stored(self, record: SignedRecord) -> StoredRecord:
+        return StoredRecord(
+            dispensary_id=record.dispensary_id,
+            fetched_at_ms=record.fetched_at_ms,
+            content_hash=bytes(record.content_hash),
+            data=record.encoded,
+        )
+
+    def _remember(self, record: SignedRecord) -> None:
+        self._hot.put(self._to_stored(record))
+
+    def _is_owner_set(self, owners: Sequence[Contact]) -> bool:
+        return any(contact.node_id == self.node_id for contact in owners)
+
+    async def _owner_list(self, dispensary_id: str) -> list[Contact]:
+        key: RoutingKey = routing_key(dispensary_id)
+        found = await self._owners.find_owners(key, self._config.node.replication)
+        return list(found)
+
+    def _count_popularity(self, dispensary_id: str, now_ms: int, lifetime: float) -> int:
+        start, count = self._popularity.get(dispensary_id, (now_ms, 0))
+        if now_ms - start > lifetime * 1000:
+            start, count = now_ms, 0
+        self._popularity[dispensary_id] = (start, count + 1)
+        return count + 1
+
+    def _check_negative(self, dispensary_id: str, now_ms: int) -> None:
+        entry = self._negative.get(dispensary_id)
+        if entry is None:
+            return
+        if entry.until_ms < now_ms:
+            del self._negative[dispensary_id]
+            return
+        raise entry.error
+
+    def _learn_negative(self, dispensary_id: str, error: Exception, now_ms: int) -> None:
+        if isinstance(error, UnknownDispensary | UpstreamRefused):
+            until = now_ms + int(self._fresh.negative_ttl * 1000)
+            self._negative[dispensary_id] = _Negative(until, error)
+
+    async def _lifetime(self, dispensary_id: str, now_ms: int) -> float:
+        """Heuristic lifetime from the change history held in the local store."""
+        change_times = await self._store.change_times(dispensary_id)
+        return heuristic_lifetime(change_times, now_ms, self._fresh)
+
+    def _answer(self, record: SignedRecord, path: AnswerPath, fresh_until: int) -> MenuAnswer:
+        stale = path is AnswerPath.STALE
+        self._answers[path.value] += 1
+        return MenuAnswer(record=record, path=path, fresh_until_ms=fresh_until, stale=stale)
+
+    # ------------------------------------------------------------------ public API
+    async def get_menu(
+        self,
+        dispensary_id: str,
+        *,
+        max_age: float | None = None,
+        at_ms: int | None = None,
+    ) -> MenuAnswer:
+        """The menu of ``dispensary_id``: fresh within ``max_age`` seconds when given, the
+        snapshot current at ``at_ms`` when given, else fresh under the heuristic policy."""
+        dispensary_id = parse_dispensary_id(dispensary_id)
+        self._requests += 1
+        now_ms = self.now_ms()
+        try:
+            if at_ms is not None:
+                return await self._get_at(dispensary_id, at_ms, now_ms)
+            self._check_negative(dispensary_id, now_ms)
+            answer = await self._get_local(dispensary_id, max_age, now_ms)
+            if answer is not None:
+                return answer
+            async with asyncio.timeout(self._config.node.request_deadline):
+                return await self._get_via_owners(dispensary_id, max_age, now_ms)
+        except Exception as exc:
+            self._errors[type(exc).__name__] += 1
+            raise
+
+    async def _get_local(
+        self, dispensary_id: str, max_age: float | None, now_ms: int
+    ) -> MenuAnswer | None:
+        """A fresh record from the hot cache or the store, or None."""
+        stored = self._hot.newest(dispensary_id)
+        path = AnswerPath.HOT
+        if stored is not None and self._locally_fresh(stored, max_age, now_ms):
+            return self._answer(
+                decode_record(stored.data), path, self._fresh_until_of(stored, max_age)
+            )
+        stored = await self._store.newest(dispensary_id)
+        if stored is None:
+            return None
+        if max_age is None and dispensary_id not in self._fresh_until:
+            lifetime = await self._lifetime(dispensary_id, now_ms)
+            self._fresh_until[dispensary_id] = stored.fetched_at_ms + int(lifetime * 1000)
+        if not self._locally_fresh(stored, max_age, now_ms):
+            return None
+        try:
+            record = self._accept(stored.data, dispensary_id, now_ms)
+        except RecordError:
+            LOG.warning("store holds an unacceptable record of %s; ignored", dispensary_id)
+            return None
+        self._remember(record)
+        return self._answer(record, AnswerPath.STORE, self._fresh_until_of(stored, max_age))
+
+    def _fresh_until_of(self, stored: StoredRecord, max_age: float | None) -> int:
+        if max_age is not None:
+            return stored.fetched_at_ms + int(max_age * 1000)
+        return self._fresh_until.get(stored.dispensary_id, stored.fetched_at_ms)
+
+    def _locally_fresh(self, stored: StoredRecord, max_age: float | None, now_ms: int) -> bool:
+        if max_age is not None:
+            return now_ms - stored.fetched_at_ms <= max_age * 1000
+        fresh_until = self._fresh_until.get(stored.dispensary_id)
+        if fresh_until is None or fresh_until < stored.fetched_at_ms:
+            return False
+        return now_ms <= fresh_until
+
+    async def _get_via_owners(
+        self, dispensary_id: str, max_age: float | None, now_ms: int
+    ) -> MenuAnswer:
+        owners = await self._owner_list(dispensary_id)
+        deadline = time.monotonic() + self._config.node.request_deadline
+        last_error: Exception | None = None
+        for contact in owners:
+            if contact.node_id == self.node_id:
+                return await self.fill_as_owner(dispensary_id, max_age)
+            budget = deadline - time.monotonic()
+            if budget <= 0:
+                break
+            try:
+                fill = await self._peers.fill(
+                    contact, dispensary_id, max_age=max_age, budget=budget
+                )
+                record = self._accept(fill.data, dispensary_id, self.now_ms())
+            except PeerRefused as exc:
+                error = _remote_error(exc, dispensary_id)
+                if error is not None:
+                    self._learn_negative(dispensary_id, error, now_ms)
+                    raise error from exc
+                last_error = exc
+                continue
+            except (PeerError, RecordError) as exc:
+                last_error = exc
+                continue
+            self._remember(record)
+            if max_age is None:
+                self._fresh_until[dispensary_id] = fill.fresh_until_ms
+            if fill.stale:
+                path = AnswerPath.STALE
+            elif fill.path == AnswerPath.FILL.value:
+                path = AnswerPath.FILL
+            else:
+                path = AnswerPath.OWNER
+            return self._answer(record, path, fill.fresh_until_ms)
+        if not owners:
+            # No owner known at all (an empty routing table): serve as our own owner.
+            return await self.fill_as_owner(dispensary_id, max_age)
+        raise NoOwnerReachable(
+            f"no owner of {dispensary_id} answered ({last_error})", dispensary_id=dispensary_id
+        )
+
+    async def _get_at(self, dispensary_id: str, at_ms: int, now_ms: int) -> MenuAnswer:
+        stored = await self._store.at(dispensary_id, at_ms)
+        if stored is not None:
+            record = self._accept(stored.data, dispensary_id, now_ms)
+            return self._answer(record, AnswerPath.STORE, stored.fetched_at_ms)
+        for contact in await self._owner_list(dispensary_id):
+            if contact.node_id == self.node_id:
+                continue
+            try:
+                data = await self._peers.get_record(contact, dispensary_id, at_ms=at_ms)
+                if data is None:
+                    continue
+                record = self._accept(data, dispensary_id, now_ms)
+            except (PeerError, RecordError):
+                continue
+            if record.fetched_at_ms > at_ms:
+                self._rejections["not_current_at"] += 1
+                continue
+            return self._answer(record, AnswerPath.OWNER, record.fetched_at_ms)
+        raise MenuNotFound(
+            f"no snapshot of {dispensary_id} current at {at_ms}", dispensary_id=dispensary_id
+        )
+
+    async def history(self, dispensary_id: str, limit: int) -> list[SignedRecord]:
+        """Recent snapshots, newest first: from the local store, else from an owner."""
+        dispensary_id = parse_dispensary_id(dispensary_id)
+        now_ms = self.now_ms()
+        records: list[SignedRecord] = []
+        for stored in await self._store.history(dispensary_id, limit):
+            with contextlib.suppress(RecordError):
+                records.append(self._accept(stored.data, dispensary_id, now_ms))
+        if records:
+            return records
+        for contact in await self._owner_list(dispensary_id):
+            if contact.node_id == self.node_id:
+                continue
+            try:
+                items = await self._peers.history(contact, dispensary_id, limit)
+            except PeerError:
+                continue
+            for data in items:
+                with contextlib.suppress(RecordError):
+                    records.append(self._accept(data, dispensary_id, now_ms))
+            if records:
+                break
+        records.sort(key=lambda record: record.fetched_at_ms, reverse=True)
+        return records[:limit]
+
+    # ------------------------------------------------------------------ owner side
+    async def fill_as_owner(self, dispensary_id: str, max_age: float | None) -> MenuAnswer:
+        """Answer as an owner: a fresh local record, else one fill under single-flight."""
+        now_ms = self.now_ms()
+        self._check_negative(dispensary_id, now_ms)
+        lifetime = max_age if max_age is not None else await self._lifetime(dispensary_id, now_ms)
+        stored = self._hot.newest(dispensary_id) or await self._store.newest(dispensary_id)
+        current: SignedRecord | None = None
+        if stored is not None:
+            try:
+                current = self._accept(stored.data, dispensary_id, now_ms)
+            except RecordError:
+                current = None
+        popularity = self._count_popularity(dispensary_id, now_ms, lifetime)
+        if current is not None:
+            freshness = classify(
+                current.fetched_at_ms,
+                now_ms,
+                lifetime,
+                self._fresh,
+                allow_revalidate=max_age is None,
+            )
+            if freshness.age is RecordAge.FRESH:
+                if max_age is None and refresh_ahead_due(
+                    current.fetched_at_ms, now_ms, lifetime, popularity, self._fresh, self._rng
+                ):
+                    self._start_refresh(dispensary_id)
+                self._remember(current)
+                path = AnswerPath.HOT if self._hot.newest(dispensary_id) else AnswerPath.STORE
+                return self._answer(current, path, freshness.fresh_until_ms)
+            if freshness.age is RecordAge.STALE_WHILE_REVALIDATE:
+                self._start_refresh(dispensary_id)
+                return self._answer(current, AnswerPath.STALE, freshness.fresh_until_ms)
+        try:
+            answer = await self._fills.run(dispensary_id, lambda: self._fill(dispensary_id))
+        except UpstreamError as exc:
+            self._learn_negative(dispensary_id, exc, now_ms)
+            if current is not None:
+                freshness = classify(
+                    current.fetched_at_ms, now_ms, lifetime, self._fresh, allow_revalidate=False
+                )
+                if freshness.age is not RecordAge.EXPIRED:
+                    LOG.info("serving stale %s: upstream failed: %s", dispensary_id, exc)
+                    return self._answer(current, AnswerPath.STALE, freshness.fresh_until_ms)
+            raise
+        self._answers[answer.path.value] += 1
+        if max_age is not None:
+            return MenuAnswer(
+                record=answer.record,
+                path=answer.path,
+                fresh_until_ms=answer.record.fetched_at_ms + int(max_age * 1000),
+            )
+        return answer
+
+    def _start_refresh(self, dispensary_id: str) -> None:
+        """Refresh in the background unless a fill of this dispensary already runs."""
+        if self._fills.running(dispensary_id):
+            return
+        task = self._fills.start(dispensary_id, lambda: self._fill(dispensary_id, refresh=True))
+        self._background.add(task)  # type: ignore[arg-type]
+        task.add_done_callback(self._background.discard)  # type: ignore[arg-type]
+
+    async def _fill(self, dispensary_id: str, *, refresh: bool = False) -> MenuAnswer:
+        """One fill: replicas first, then upstream. Runs under single-flight."""
+        now_ms = self.now_ms()
+        lifetime = await self._lifetime(dispensary_id, now_ms)
+        if not refresh:
+            from_replica = await self._fill_from_replicas(dispensary_id, lifetime, now_ms)
+            if from_replica is not None:
+                return from_replica
+        if self._fetcher is None:
+            raise UpstreamUnavailable(
+                "this node makes no upstream calls", source="node", dispensary_id=dispensary_id
+            )
+        previous = await self._store.newest(dispensary_id)
+        started = time.monotonic()
+        self._upstream_calls += 1
+        parsed = await self._fetcher.fetch(dispensary_id, now_ms)
+        record = sign_record(
+            payload=parsed.payload,
+            dispensary_id=dispensary_id,
+            fetched_at_ms=parsed.fetched_at_ms,
+            content_hash=parsed.content_hash,
+            signing_key=self._key,
+        )
+        await self._store.put(self._to_stored(record))
+        self._remember(record)
+        changed = previous is None or previous.content_hash != bytes(record.content_hash)
+        lifetime = await self._lifetime(dispensary_id, record.fetched_at_ms)
+        fresh_until = record.fetched_at_ms + int(lifetime * 1000)
+        self._fresh_until[dispensary_id] = fresh_until
+        self._recent.appendleft(
+            RecentFill(
+                dispensary_id=dispensary_id,
+                fetched_at_ms=record.fetched_at_ms,
+                duration_ms=(time.monotonic() - started) * 1000,
+                product_count=parsed.product_count,
+                changed=changed,
+            )
+        )
+        await self._replicate(record)
+        return MenuAnswer(record=record, path=AnswerPath.FILL, fresh_until_ms=fresh_until)
+
+    async def _fill_from_replicas(
+        self, dispensary_id: str, lifetime: float, now_ms: int
+    ) -> MenuAnswer | None:
+        """A fresh record held by another owner (a replica), stored here; or None."""
+        try:
+            owners = await self._owner_list(dispensary_id)
+        except Exception:  # a lookup failure must not block the fill
+            return None
+        candidates = [contact for contact in owners if contact.node_id != self.node_id]
+
+        async def ask(contact: Contact) -> SignedRecord | None:
+            try:
+                data = await self._peers.get_record(contact, dispensary_id)
+                return None if data is None else self._accept(data, dispensary_id, now_ms)
+            except (PeerError, RecordError):
+                return None
+
+        found = [
+            record
+            for record in await asyncio.gather(*(ask(contact) for contact in candidates))
+            if record is not None
+        ]
+        if not found:
+            return None
+        newest = max(found, key=lambda record: record.fetched_at_ms)
+        freshness = classify(
+            newest.fetched_at_ms, now_ms, lifetime, self._fresh, allow_revalidate=False
+        )
+        await self._store.put(self._to_stored(newest))
+        self._remember(newest)
+        if freshness.age is not RecordAge.FRESH:
+            return None
+        self._fresh_until[dispensary_id] = freshness.fresh_until_ms
+        return MenuAnswer(
+            record=newest, path=AnswerPath.OWNER, fresh_until_ms=freshness.fresh_until_ms
+        )
+
+    async def _replicate(self, record: SignedRecord) -> None:
+        """Put ``record`` to the other owners; failures are counted, not raised."""
+        try:
+            owners = await self._owner_list(record.dispensary_id)
+        except Exception as exc:
+            self._errors["replicate_lookup"] += 1
+            LOG.warning("replication lookup for %s failed: %s", record.dispensary_id, exc)
+            return
+        await self._put_to(record, [c for c in owners if c.node_id != self.node_id])
+
+    async def _put_to(self, record: SignedRecord, contacts: Sequence[PeerAddress]) -> int:
+        async def put(contact: PeerAddress) -> bool:
+            try:
+                return await self._peers.put_record(contact, record.dispensary_id, record.encoded)
+            except PeerError as exc:
+                self._errors["replicate"] += 1
+                LOG.debug("put to %s:%s failed: %s", contact.host, contact.port, exc)
+                return False
+
+        results = await asyncio.gather(*(put(contact) for contact in contacts))
+        return sum(results)
+
+    # ------------------------------------------------------------------ membership
+    async def republish(self) -> int:
+        """Put every held dispensary's newest record to its current owners; return puts."""
+        stored_all = await self._store.all_newest()
+        placed = 0
+        now_ms = self.now_ms()
+        for stored in stored_all:
+            try:
+                record = self._accept(stored.data, stored.dispensary_id, now_ms)
+                owners = await self._owner_list(stored.dispensary_id)
+            except (RecordError, Exception) as exc:  # one bad entry must not stop the rest
+                self._errors["republish"] += 1
+                LOG.debug("republish of %s skipped: %s", stored.dispensary_id, exc)
+                continue
+            placed += await self._put_to(
+                record, [contact for contact in owners if contact.node_id != self.node_id]
+            )
+        return placed
+
+    def on_new_contact(self, contact: Contact) -> None:
+        """A node joined our routing table: hand it the records it now owns."""
+        if not self._config.node.routing_only:
+            self._spawn(self._hand_off(contact), f"hand-off to {contact.host}:{contact.port}")
+
+    async def _hand_off(self, newcomer: Contact) -> None:
+        known = [*self._owners.contacts(), newcomer]
+        replication = self._config.node.replication
+        for stored in await self._store.all_newest():
+            key = int.from_bytes(routing_key(stored.dispensary_id), "big")
+            ids = {contact.node_id for contact in known} | {self.node_id}
+            closest = sorted(ids, key=lambda node_id: int.from_bytes(node_id, "big") ^ key)
+            owners = closest[:replication]
+            if newcomer.node_id in owners and self.node_id in closest[: replication + 1]:
+                try:
+                    await self._peers.put_record(newcomer, stored.dispensary_id, stored.data)
+                except PeerError:
+                    self._errors["hand_off"] += 1
+                    return
+
+    # ------------------------------------------------------------------ peer endpoints
+    async def peer_get(self, dispensary_id: str, at_ms: int | None) -> bytes | None:
+        if at_ms is not None:
+            stored = await self._store.at(dispensary_id, at_ms)
+        else:
+            stored = self._hot.newest(dispensary_id) or await self._store.newest(dispensary_id)
+        return None if stored is None else stored.data
+
+    async def peer_put(self, dispensary_id: str, data: bytes) -> bool:
+        record = self._accept(data, dispensary_id, self.now_ms())
+        created = await self._store.put(self._to_stored(record))
+        hot = self._hot.newest(dispensary_id)
+        if hot is not None and hot.fetched_at_ms < record.fetched_at_ms:
+            self._remember(record)
+        return created
+
+    async def peer_fill(
+        self, dispensary_id: str, max_age: float | None, budget: float
+    ) -> FillResult:
+        del budget  # the route enforces it with asyncio.timeout
+        try:
+            answer = await self.fill_as_owner(dispensary_id, max_age)
+        except WhnodeError as exc:
+            raise _peer_problem(exc) from exc
+        return FillResult(
+            data=answer.record.encoded,
+            fresh_until_ms=answer.fresh_until_ms,
+            stale=answer.stale,
+            path=answer.path.value,
+        )
+
+    async def peer_history(self, dispensary_id: str, limit: int) -> list[bytes]:
+        return [stored.data for stored in await self._store.history(dispensary_id, limit)]
+
+    def count_peer_error(self, kind: str) -> None:
+        self._rejections[kind] += 1
+
+    # ------------------------------------------------------------------ statistics
+    def statistics(self) -> ServiceStatistics:
+        answered = sum(self._answers.values())
+        return ServiceStatistics(
+            requests=self._requests,
+            answers_by_path=dict(self._answers),
+            upstream_calls=self._upstream_calls,
+            upstream_calls_saved=max(0, answered - self._answers[AnswerPath.FILL.value]),
+            fills_coalesced=self._fills.coalesced,
+            peer_rejections=dict(self._rejections),
+            errors_by_kind=dict(self._errors),
+            recent_fills=tuple(self._recent),
+        )

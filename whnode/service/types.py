@@ -1,0 +1,63 @@
+"""Values the service hands to the API layer."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from whnode.record.signed import SignedRecord
+
+__all__ = ["AnswerPath", "MenuAnswer", "RecentFill", "ServiceStatistics"]
+
+
+class AnswerPath(enum.StrEnum):
+    """Where an answer came from (a metric label and a response header)."""
+
+    HOT = "hot"
+    """This node's in-memory hot cache."""
+    STORE = "store"
+    """This node's SQLite store."""
+    OWNER = "owner"
+    """A remote owner that already held a fresh record."""
+    FILL = "fill"
+    """An upstream fetch made for this request (here or at the owner)."""
+    STALE = "stale"
+    """A stale record served under stale-while-revalidate or stale-if-error."""
+
+
+@dataclass(frozen=True, slots=True)
+class MenuAnswer:
+    """A verified record and how it was obtained."""
+
+    record: SignedRecord
+    path: AnswerPath
+    fresh_until_ms: int
+    """Until when the record counts as fresh under the policy that answered."""
+    stale: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RecentFill:
+    dispensary_id: str
+    fetched_at_ms: int
+    duration_ms: float
+    product_count: int
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStatistics:
+    """A frozen snapshot of the service's counters."""
+
+    requests: int
+    answers_by_path: dict[str, int]
+    upstream_calls: int
+    """Upstream menu fetches this node made."""
+    upstream_calls_saved: int
+    """Requests answered without an upstream fetch by this node or its peers."""
+    fills_coalesced: int
+    """Requests that waited on a fill already running (single-flight)."""
+    peer_rejections: dict[str, int]
+    """Records refused from peers, by reason."""
+    errors_by_kind: dict[str, int]
+    recent_fills: tuple[RecentFill, ...]
