@@ -37,6 +37,7 @@ __all__ = [
     "build_config",
     "describe_config",
     "masked",
+    "resolve_data_dir",
 ]
 
 DEFAULT_PORT = 8468
@@ -404,6 +405,26 @@ def _from_assignments(assignments: Mapping[str, Any]) -> dict[str, dict[str, Any
     return layers
 
 
+def _data_dir(
+    env_layers: dict[str, dict[str, Any]], flag_layers: dict[str, dict[str, Any]]
+) -> Path:
+    data_dir = flag_layers.get("node", {}).get("data_dir") or env_layers.get("node", {}).get(
+        "data_dir"
+    )
+    return Path(data_dir) if data_dir else NodeConfig().data_dir
+
+
+def resolve_data_dir(
+    *, environ: Mapping[str, str] | None = None, flags: Mapping[str, Any] | None = None
+) -> Path:
+    """The data directory named by flags, else the environment, else the default.
+
+    The file cannot name it (``whnode.toml`` lives there); ``build_config`` looks for the
+    file in this directory, and ``whnode init`` writes it there.
+    """
+    return _data_dir(_from_env(dict(environ or {})), _from_assignments(flags or {}))
+
+
 def build_config(
     *,
     config_file: Path | None = None,
@@ -419,10 +440,7 @@ def build_config(
     env_layers = _from_env(env)
     flag_layers = _from_assignments(flags or {})
     if config_file is None:
-        data_dir = flag_layers.get("node", {}).get("data_dir") or env_layers.get("node", {}).get(
-            "data_dir"
-        )
-        base = Path(data_dir) if data_dir else NodeConfig().data_dir
+        base = _data_dir(env_layers, flag_layers)
         candidate = Path(env["WHNODE_CONFIG"]) if "WHNODE_CONFIG" in env else None
         config_file = candidate or base / CONFIG_FILE_NAME
         file_layers = _from_toml(config_file) if config_file.exists() else {}
