@@ -1,0 +1,732 @@
+"""The durable store: snapshots per dispensary in one SQLite file in WAL mode.
+
+Threads. Every SQLite call runs off the event loop. Writes run on one dedicated thread
+(a ``ThreadPoolExecutor(max_workers=1)``) that owns the only write connection, so writes are
+serialized in submission order and never meet "database is locked" inside the process.
+Reads run on a small pool of reader threads (``readers``), each with its own read-only
+connection: in WAL mode readers never block the writer nor each other, and each read is one
+SQL statement, hence one consistent snapshot of the database.
+
+Durability. ``put`` returns after its transaction has committed. With ``synchronous=NORMAL``
+(the default) a commit is in the WAL file (in the OS page cache) before ``put`` returns: a
+killed process (SIGKILL, OOM) loses nothing committed; a power loss or OS crash may roll back
+the last commits but never corrupts the file. ``synchronous=FULL`` adds one fsync per commit.
+A cache whose records are replicated on several owners and can be refetched does not need
+FULL; docs/store.md has the reasoning and the measured cost.
+
+Accounting. The byte total (sum of ``nbytes``), record and dispensary counts are read once at
+open and then kept as running totals, updated on the writer thread after each commit, so that
+``statistics()`` does no I/O and ``put`` never sums the table.
+
+Schema and policy: see ``_SCHEMA`` and docs/store.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, NamedTuple, Self, TypeVar
+
+from whnode.store.exceptions import (
+    StoreClosed,
+    StoreCorrupt,
+    StoreError,
+    StoreFull,
+    StoreUnavailable,
+    StoreUsageError,
+)
+from whnode.store.types import StoredRecord, StoreStatistics, Synchronous
+
+__all__ = [
+    "APPLICATION_ID",
+    "DEFAULT_READERS",
+    "SCHEMA_VERSION",
+    "DurableStore",
+]
+
+_T = TypeVar("_T")
+
+SCHEMA_VERSION: Final = 1
+"""``PRAGMA user_version`` of the schema below; any other non-zero version is refused."""
+APPLICATION_ID: Final = 0x77686E64
+"""``PRAGMA application_id`` marking a whnode store ("whnd"); a foreign file is refused."""
+DEFAULT_READERS: Final = 2
+"""Reader threads (each with its own connection) by default."""
+BUSY_TIMEOUT_MS: Final = 5_000
+"""How long a connection waits on a lock held by another process before failing."""
+CACHE_KIB: Final = 8 * 1024
+"""Page cache of each connection, in KiB (metadata and indexes; blobs come from the OS)."""
+JOURNAL_SIZE_LIMIT_BYTES: Final = 64 * 1024 * 1024
+"""Size the WAL file is truncated back to after a checkpoint."""
+EVICTION_BATCH: Final = 64
+"""Candidates read per query when the quota evicts."""
+EXPIRE_BATCH: Final = 512
+"""Snapshots deleted per transaction by ``expire`` (other writes run between batches)."""
+NEWEST_PAGE: Final = 128
+"""Records read per query by ``iter_newest``."""
+
+_SCHEMA: Final = """
+CREATE TABLE snapshots (
+    id            INTEGER PRIMARY KEY,
+    dispensary_id TEXT    NOT NULL,
+    fetched_at_ms INTEGER NOT NULL,
+    content_hash  BLOB    NOT NULL,
+    nbytes        INTEGER NOT NULL,
+    is_newest     INTEGER NOT NULL,
+    UNIQUE (dispensary_id, fetched_at_ms)
+);
+CREATE INDEX snapshots_by_age ON snapshots (is_newest, fetched_at_ms);
+CREATE TABLE blobs (
+    id   INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+);
+"""
+"""``snapshots`` is small per row, so scans, counts and eviction never touch record bytes;
+``blobs`` (same id) holds them. ``is_newest`` is 1 on exactly one row per dispensary."""
+
+_NEWEST: Final = """
+SELECT s.dispensary_id, s.fetched_at_ms, s.content_hash, b.data
+FROM snapshots AS s JOIN blobs AS b ON b.id = s.id
+WHERE s.dispensary_id = ? ORDER BY s.fetched_at_ms DESC LIMIT 1
+"""
+_AT: Final = """
+SELECT s.dispensary_id, s.fetched_at_ms, s.content_hash, b.data
+FROM snapshots AS s JOIN blobs AS b ON b.id = s.id
+WHERE s.dispensary_id = ? AND s.fetched_at_ms <= ? ORDER BY s.fetched_at_ms DESC LIMIT 1
+"""
+_HISTORY: Final = """
+SELECT s.dispensary_id, s.fetched_at_ms, s.content_hash, b.data
+FROM snapshots AS s JOIN blobs AS b ON b.id = s.id
+WHERE s.dispensary_id = ? ORDER BY s.fetched_at_ms DESC LIMIT ?
+"""
+_NEWEST_PAGE: Final = """
+SELECT s.dispensary_id, s.fetched_at_ms, s.content_hash, b.data
+FROM snapshots AS s JOIN blobs AS b ON b.id = s.id
+WHERE +s.is_newest = 1 AND s.dispensary_id > ? ORDER BY s.dispensary_id LIMIT ?
+"""
+"""The unary ``+`` keeps the planner on the (dispensary_id, fetched_at_ms) index: a range
+scan that stops after one page, instead of sorting every newest row (and its bytes)."""
+_HASHES: Final = """
+SELECT fetched_at_ms, content_hash FROM snapshots WHERE dispensary_id = ? ORDER BY fetched_at_ms
+"""
+_DISPENSARIES: Final = "SELECT dispensary_id FROM snapshots WHERE is_newest = 1"
+_CURRENT: Final = """
+SELECT id, fetched_at_ms FROM snapshots WHERE dispensary_id = ? ORDER BY fetched_at_ms DESC LIMIT 1
+"""
+_INSERT: Final = """
+INSERT OR IGNORE INTO snapshots (dispensary_id, fetched_at_ms, content_hash, nbytes, is_newest)
+VALUES (?, ?, ?, ?, ?)
+"""
+_INSERT_BLOB: Final = "INSERT INTO blobs (id, data) VALUES (?, ?)"
+_DEMOTE: Final = "UPDATE snapshots SET is_newest = 0 WHERE id = ?"
+_PROMOTE: Final = """
+UPDATE snapshots SET is_newest = 1 WHERE id =
+    (SELECT id FROM snapshots WHERE dispensary_id = ? ORDER BY fetched_at_ms DESC LIMIT 1)
+"""
+_BEYOND_CAP: Final = """
+SELECT id, dispensary_id, nbytes, is_newest FROM snapshots
+WHERE dispensary_id = ? ORDER BY fetched_at_ms DESC LIMIT -1 OFFSET ?
+"""
+_ALL_BEYOND_CAP: Final = """
+SELECT id, dispensary_id, nbytes, is_newest FROM (
+    SELECT id, dispensary_id, nbytes, is_newest,
+           ROW_NUMBER() OVER (PARTITION BY dispensary_id ORDER BY fetched_at_ms DESC) AS position
+    FROM snapshots)
+WHERE position > ?
+"""
+_OLDEST: Final = """
+SELECT id, dispensary_id, nbytes, is_newest FROM snapshots
+WHERE is_newest = ? ORDER BY fetched_at_ms, id LIMIT ?
+"""
+_EXPIRED: Final = """
+SELECT id, dispensary_id, nbytes, is_newest FROM snapshots
+WHERE is_newest = ? AND fetched_at_ms < ? LIMIT ?
+"""
+_OF_DISPENSARY: Final = """
+SELECT id, dispensary_id, nbytes, is_newest FROM snapshots WHERE dispensary_id = ?
+"""
+_ONE: Final = """
+SELECT id, dispensary_id, nbytes, is_newest FROM snapshots
+WHERE dispensary_id = ? AND fetched_at_ms = ?
+"""
+
+_CORRUPT_CODES: Final = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
+_FULL_CODES: Final = frozenset({13})  # SQLITE_FULL
+
+
+class _Row(NamedTuple):
+    """A snapshot's bookkeeping columns (no record bytes)."""
+
+    id: int
+    dispensary_id: str
+    nbytes: int
+    is_newest: int
+
+
+@dataclass(slots=True)
+class _Delta:
+    """Counter changes made by one transaction, applied only once it has committed."""
+
+    bytes: int = 0
+    records: int = 0
+    dispensaries: int = 0
+    puts: int = 0
+    refused: int = 0
+    trimmed: int = 0
+    evictions: int = 0
+    expired: int = 0
+    deleted: int = 0
+
+
+class _Rollback(Exception):
+    """Raised inside a transaction body to roll back and return ``value``."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__()
+        self.value = value
+
+
+def _translate(exc: sqlite3.Error, operation: str) -> StoreError:
+    """The StoreError for a sqlite3 exception (by SQLite's primary result code)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = None if code is None else code & 0xFF
+    message = str(exc) or type(exc).__name__
+    if primary in _CORRUPT_CODES:
+        return StoreCorrupt(message, operation=operation)
+    if primary in _FULL_CODES:
+        return StoreFull(message, operation=operation)
+    if isinstance(exc, sqlite3.OperationalError):
+        return StoreUnavailable(message, operation=operation)
+    return StoreError(message, operation=operation)
+
+
+def _record(row: tuple[str, int, bytes, bytes]) -> StoredRecord:
+    return StoredRecord(
+        dispensary_id=row[0], fetched_at_ms=row[1], content_hash=row[2], data=row[3]
+    )
+
+
+def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+    connection = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, cached_statements=64
+    )
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        connection.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        if read_only:
+            connection.execute("PRAGMA query_only = 1")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+class DurableStore:
+    """Snapshots per dispensary with history, quota, expiry; survives restart and kill -9.
+
+    Open with ``await DurableStore.open(path, ...)``; use as an async context manager or call
+    ``close()``. Methods raise StoreError (translated from sqlite3) and StoreClosed.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        history_per_dispensary: int,
+        max_bytes: int,
+        synchronous: Synchronous,
+        readers: int,
+    ) -> None:
+        """Prefer ``open``; this only allocates (no I/O, no threads started)."""
+        if history_per_dispensary < 1:
+            raise StoreUsageError("history_per_dispensary must be >= 1")
+        if max_bytes < 1:
+            raise StoreUsageError("max_bytes must be >= 1")
+        if readers < 1:
+            raise StoreUsageError("readers must be >= 1")
+        self._path = path
+        self._history = history_per_dispensary
+        self._max_bytes = max_bytes
+        self._synchronous = synchronous
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whnode-store-write")
+        self._readers = ThreadPoolExecutor(
+            max_workers=readers, thread_name_prefix="whnode-store-read"
+        )
+        self._write_connection: sqlite3.Connection | None = None
+        self._local = threading.local()
+        self._read_connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        """Guards the counters below (written on the writer thread, read on the loop)."""
+        self._closed = False
+        self._bytes = 0
+        self._records = 0
+        self._dispensaries = 0
+        self._puts = 0
+        self._refused = 0
+        self._trimmed = 0
+        self._evictions = 0
+        self._expired = 0
+        self._deleted = 0
+        self._reads = 0
+        self._errors = 0
+
+    # ------------------------------------------------------------------ lifetime
+    @classmethod
+    async def open(
+        cls,
+        path: Path | str,
+        *,
+        history_per_dispensary: int,
+        max_bytes: int,
+        synchronous: Synchronous = Synchronous.NORMAL,
+        readers: int = DEFAULT_READERS,
+    ) -> Self:
+        """Open (creating if absent) the store at ``path``; enforce the caps on what it holds.
+
+        A smaller history cap or quota than the file was written with takes effect here.
+        """
+        store = cls(
+            Path(path),
+            history_per_dispensary=history_per_dispensary,
+            max_bytes=max_bytes,
+            synchronous=synchronous,
+            readers=readers,
+        )
+        try:
+            await store._call_writer("open", store._open_blocking)
+        except BaseException:
+            store._closed = True
+            store._writer.submit(store._close_blocking)
+            store._writer.shutdown(wait=False)
+            raise
+        return store
+
+    async def close(self) -> None:
+        """Finish queued operations, close every connection and stop the threads. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await asyncio.wrap_future(self._writer.submit(self._close_blocking))
+        finally:
+            self._writer.shutdown(wait=False)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file."""
+        return self._path
+
+    # ------------------------------------------------------------------ writes
+    async def put(self, record: StoredRecord) -> bool:
+        """Store ``record``; True once committed, False if it added nothing.
+
+        False when (dispensary, fetched_at) is already stored (the first one is kept), when
+        the record is older than the dispensary's history window, or when the quota would
+        evict it at once. Committed when this returns (see the module docstring); a put
+        cancelled while running may or may not have committed.
+        """
+        return await self._call_writer("put", lambda: self._transaction(self._put_body, record))
+
+    async def expire(self, older_than_ms: int) -> int:
+        """Delete every snapshot fetched before ``older_than_ms``; return how many.
+
+        Runs in batches of EXPIRE_BATCH, each its own transaction, so puts interleave.
+        """
+        removed = 0
+        while True:
+            batch = await self._call_writer(
+                "expire", lambda: self._transaction(self._expire_body, older_than_ms)
+            )
+            removed += batch
+            if batch < EXPIRE_BATCH:
+                return removed
+
+    async def discard(self, dispensary_id: str) -> int:
+        """Delete every snapshot of a dispensary; return how many."""
+        return await self._call_writer(
+            "discard", lambda: self._transaction(self._discard_body, dispensary_id)
+        )
+
+    async def delete(self, dispensary_id: str, fetched_at_ms: int) -> bool:
+        """Delete one snapshot (e.g. one found invalid on the way out); True if it existed."""
+        return await self._call_writer(
+            "delete", lambda: self._transaction(self._delete_body, dispensary_id, fetched_at_ms)
+        )
+
+    # ------------------------------------------------------------------ reads
+    async def newest(self, dispensary_id: str) -> StoredRecord | None:
+        """The newest snapshot of the dispensary, or None."""
+        row = await self._fetch_one("newest", _NEWEST, (dispensary_id,))
+        return None if row is None else _record(row)
+
+    async def at(self, dispensary_id: str, t_ms: int) -> StoredRecord | None:
+        """The snapshot current at ``t_ms``: the newest with fetched_at <= t_ms, or None."""
+        row = await self._fetch_one("at", _AT, (dispensary_id, t_ms))
+        return None if row is None else _record(row)
+
+    async def history(self, dispensary_id: str, limit: int) -> list[StoredRecord]:
+        """Up to ``limit`` snapshots of the dispensary, newest first."""
+        if limit <= 0:
+            return []
+        rows = await self._fetch_all("history", _HISTORY, (dispensary_id, limit))
+        return [_record(row) for row in rows]
+
+    async def change_times(self, dispensary_id: str, *, include_first: bool = False) -> list[int]:
+        """fetched_at_ms of the snapshots whose content_hash differs from the previous one.
+
+        Oldest first. The oldest snapshot held has no previous one: it is included only with
+        ``include_first`` (its content has been current at least since then).
+        """
+        rows = await self._fetch_all("change_times", _HASHES, (dispensary_id,))
+        times: list[int] = []
+        previous: bytes | None = None
+        for fetched_at_ms, content_hash in rows:
+            if (previous is None and include_first) or (
+                previous is not None and content_hash != previous
+            ):
+                times.append(fetched_at_ms)
+            previous = content_hash
+        return times
+
+    async def dispensaries(self) -> list[str]:
+        """Every dispensary with at least one snapshot, sorted."""
+        rows = await self._fetch_all("dispensaries", _DISPENSARIES, ())
+        return sorted(row[0] for row in rows)
+
+    async def iter_newest(self, *, page: int = NEWEST_PAGE) -> AsyncIterator[StoredRecord]:
+        """The newest snapshot of every dispensary, by dispensary id, read ``page`` at a time.
+
+        Each page is one consistent read; a dispensary put while iterating may be missed or
+        its older snapshot returned, as in any scan of a live store.
+        """
+        after = ""
+        while True:
+            rows = await self._fetch_all("all_newest", _NEWEST_PAGE, (after, page))
+            for row in rows:
+                yield _record(row)
+            if len(rows) < page:
+                return
+            after = rows[-1][0]
+
+    async def all_newest(self) -> list[StoredRecord]:
+        """The newest snapshot of every dispensary (for republish and hand-off)."""
+        return [record async for record in self.iter_newest()]
+
+    async def check_integrity(self) -> list[str]:
+        """Run ``PRAGMA integrity_check``; return the problems found (empty when sound)."""
+        rows = await self._fetch_all("integrity_check", "PRAGMA integrity_check", ())
+        problems = [str(row[0]) for row in rows]
+        return [] if problems == ["ok"] else problems
+
+    def statistics(self) -> StoreStatistics:
+        """A frozen snapshot of the counters (no I/O)."""
+        with self._lock:
+            return StoreStatistics(
+                bytes=self._bytes,
+                records=self._records,
+                dispensaries=self._dispensaries,
+                max_bytes=self._max_bytes,
+                history_per_dispensary=self._history,
+                puts=self._puts,
+                refused=self._refused,
+                reads=self._reads,
+                trimmed=self._trimmed,
+                evictions=self._evictions,
+                expired=self._expired,
+                deleted=self._deleted,
+                errors=self._errors,
+            )
+
+    # ------------------------------------------------------------------ event-loop side
+    async def _call_writer(self, operation: str, function: Callable[[], _T]) -> _T:
+        if self._closed and operation != "open":
+            raise StoreClosed(f"{operation} on a closed store ({self._path})")
+        try:
+            return await asyncio.wrap_future(self._writer.submit(function))
+        except sqlite3.Error as exc:
+            self._count_error()
+            raise _translate(exc, operation) from exc
+
+    async def _fetch_one(self, operation: str, sql: str, parameters: Sequence[object]) -> Any:
+        return await self._call_reader(operation, self._read_one, sql, parameters)
+
+    async def _fetch_all(self, operation: str, sql: str, parameters: Sequence[object]) -> list[Any]:
+        rows: list[Any] = await self._call_reader(operation, self._read_all, sql, parameters)
+        return rows
+
+    async def _call_reader(
+        self,
+        operation: str,
+        function: Callable[[str, Sequence[object]], _T],
+        sql: str,
+        parameters: Sequence[object],
+    ) -> _T:
+        if self._closed:
+            raise StoreClosed(f"{operation} on a closed store ({self._path})")
+        try:
+            result = await asyncio.wrap_future(self._readers.submit(function, sql, parameters))
+        except sqlite3.Error as exc:
+            self._count_error()
+            raise _translate(exc, operation) from exc
+        with self._lock:
+            self._reads += 1
+        return result
+
+    def _count_error(self) -> None:
+        with self._lock:
+            self._errors += 1
+
+    # ------------------------------------------------------------------ reader threads
+    def _reader_connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = _connect(self._path, read_only=True)
+            self._local.connection = connection
+            with self._lock:
+                self._read_connections.append(connection)
+        return connection
+
+    def _read_one(self, sql: str, parameters: Sequence[object]) -> Any:
+        return self._reader_connection().execute(sql, parameters).fetchone()
+
+    def _read_all(self, sql: str, parameters: Sequence[object]) -> list[Any]:
+        return self._reader_connection().execute(sql, parameters).fetchall()
+
+    # ------------------------------------------------------------------ writer thread
+    def _connection(self) -> sqlite3.Connection:
+        assert self._write_connection is not None, "used before open"
+        return self._write_connection
+
+    def _open_blocking(self) -> None:
+        connection = self._write_connection = _connect(self._path, read_only=False)
+        mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreUnavailable(f"journal_mode is {mode}, not wal", operation="open")
+        connection.execute(f"PRAGMA synchronous = {self._synchronous.value.upper()}")
+        connection.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT_BYTES}")
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            self._check_or_create_schema(connection)
+            count, total = connection.execute(
+                "SELECT COUNT(*), COALESCE(SUM(nbytes), 0) FROM snapshots"
+            ).fetchone()
+            (dispensaries,) = connection.execute(
+                "SELECT COUNT(*) FROM snapshots WHERE is_newest = 1"
+            ).fetchone()
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        with self._lock:
+            self._records, self._bytes, self._dispensaries = count, total, dispensaries
+        self._transaction(self._enforce_caps_body)
+
+    def _check_or_create_schema(self, connection: sqlite3.Connection) -> None:
+        (application_id,) = connection.execute("PRAGMA application_id").fetchone()
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+        (tables,) = connection.execute("SELECT COUNT(*) FROM sqlite_schema").fetchone()
+        if application_id == 0 and version == 0 and tables == 0:
+            # executescript() would COMMIT first: run the statements inside this transaction.
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+            connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            return
+        if application_id != APPLICATION_ID:
+            raise StoreCorrupt(
+                f"{self._path} is not a whnode store (application_id {application_id:#x})",
+                operation="open",
+            )
+        if version != SCHEMA_VERSION:
+            raise StoreCorrupt(
+                f"{self._path} has schema version {version}; this code knows {SCHEMA_VERSION}",
+                operation="open",
+            )
+
+    def _close_blocking(self) -> None:
+        """On the writer thread, after every queued write: drain readers, close connections."""
+        self._readers.shutdown(wait=True)
+        with self._lock:
+            connections = list(self._read_connections)
+            self._read_connections.clear()
+        for connection in connections:
+            connection.close()
+        if self._write_connection is not None:
+            self._write_connection.close()
+            self._write_connection = None
+
+    def _transaction(self, body: Callable[..., _T], *arguments: object) -> _T:
+        """Run ``body(connection, delta, *arguments)`` in BEGIN IMMEDIATE ... COMMIT.
+
+        The counters change only after COMMIT succeeded. ``_Rollback(value)`` rolls back
+        and returns ``value`` (its delta still counts puts refused).
+        """
+        connection = self._connection()
+        delta = _Delta()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = body(connection, delta, *arguments)
+            connection.execute("COMMIT")
+        except _Rollback as rollback:
+            connection.execute("ROLLBACK")
+            with self._lock:
+                self._refused += delta.refused
+            return rollback.value  # type: ignore[return-value]
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        self._apply(delta)
+        return result
+
+    def _apply(self, delta: _Delta) -> None:
+        with self._lock:
+            self._bytes += delta.bytes
+            self._records += delta.records
+            self._dispensaries += delta.dispensaries
+            self._puts += delta.puts
+            self._refused += delta.refused
+            self._trimmed += delta.trimmed
+            self._evictions += delta.evictions
+            self._expired += delta.expired
+            self._deleted += delta.deleted
+
+    def _put_body(
+        self, connection: sqlite3.Connection, delta: _Delta, record: StoredRecord
+    ) -> bool:
+        dispensary = record.dispensary_id
+        if record.nbytes > self._max_bytes:
+            delta.refused += 1
+            raise _Rollback(False)
+        current = connection.execute(_CURRENT, (dispensary,)).fetchone()
+        is_newest = current is None or record.fetched_at_ms > current[1]
+        cursor = connection.execute(
+            _INSERT,
+            (dispensary, record.fetched_at_ms, record.content_hash, record.nbytes, int(is_newest)),
+        )
+        if cursor.rowcount != 1:
+            delta.refused += 1
+            raise _Rollback(False)
+        new_id = cursor.lastrowid
+        connection.execute(_INSERT_BLOB, (new_id, record.data))
+        if current is None:
+            delta.dispensaries += 1
+        elif is_newest:
+            connection.execute(_DEMOTE, (current[0],))
+        delta.bytes += record.nbytes
+        delta.records += 1
+        beyond = [
+            _Row(*row) for row in connection.execute(_BEYOND_CAP, (dispensary, self._history))
+        ]
+        if any(row.id == new_id for row in beyond):
+            delta.refused += 1
+            raise _Rollback(False)
+        self._delete_rows(connection, delta, beyond)
+        delta.trimmed += len(beyond)
+        if not self._evict(connection, delta, protect=new_id):
+            delta.refused += 1
+            raise _Rollback(False)
+        delta.puts += 1
+        return True
+
+    def _evict(self, connection: sqlite3.Connection, delta: _Delta, *, protect: int | None) -> bool:
+        """Delete oldest history first, then oldest newest-only dispensaries, to fit the quota.
+
+        False (the caller rolls back) when the quota would evict ``protect`` itself.
+        """
+        over = self._bytes + delta.bytes - self._max_bytes
+        while over > 0:
+            rows = [_Row(*row) for row in connection.execute(_OLDEST, (0, EVICTION_BATCH))]
+            if not rows:
+                rows = [_Row(*row) for row in connection.execute(_OLDEST, (1, EVICTION_BATCH))]
+            if not rows:
+                return True
+            chosen: list[_Row] = []
+            for row in rows:
+                if row.id == protect:
+                    return False
+                chosen.append(row)
+                over -= row.nbytes
+                if over <= 0:
+                    break
+            self._delete_rows(connection, delta, chosen)
+            delta.evictions += len(chosen)
+        return True
+
+    def _delete_rows(
+        self, connection: sqlite3.Connection, delta: _Delta, rows: Iterable[_Row]
+    ) -> int:
+        """Delete snapshots and their bytes; promote the next newest where a newest went."""
+        rows = list(rows)
+        if not rows:
+            return 0
+        ids = [(row.id,) for row in rows]
+        connection.executemany("DELETE FROM snapshots WHERE id = ?", ids)
+        connection.executemany("DELETE FROM blobs WHERE id = ?", ids)
+        delta.bytes -= sum(row.nbytes for row in rows)
+        delta.records -= len(rows)
+        for dispensary in {row.dispensary_id for row in rows if row.is_newest}:
+            if connection.execute(_PROMOTE, (dispensary,)).rowcount == 0:
+                delta.dispensaries -= 1
+        return len(rows)
+
+    def _enforce_caps_body(self, connection: sqlite3.Connection, delta: _Delta) -> None:
+        beyond = [_Row(*row) for row in connection.execute(_ALL_BEYOND_CAP, (self._history,))]
+        delta.trimmed += self._delete_rows(connection, delta, beyond)
+        self._evict(connection, delta, protect=None)
+
+    def _expire_body(
+        self, connection: sqlite3.Connection, delta: _Delta, older_than_ms: int
+    ) -> int:
+        rows = [
+            _Row(*row) for row in connection.execute(_EXPIRED, (0, older_than_ms, EXPIRE_BATCH))
+        ]
+        if len(rows) < EXPIRE_BATCH:
+            rows += [
+                _Row(*row)
+                for row in connection.execute(
+                    _EXPIRED, (1, older_than_ms, EXPIRE_BATCH - len(rows))
+                )
+            ]
+        removed = self._delete_rows(connection, delta, rows)
+        delta.expired += removed
+        return removed
+
+    def _discard_body(
+        self, connection: sqlite3.Connection, delta: _Delta, dispensary_id: str
+    ) -> int:
+        rows = [_Row(*row) for row in connection.execute(_OF_DISPENSARY, (dispensary_id,))]
+        removed = self._delete_rows(connection, delta, rows)
+        delta.deleted += removed
+        return removed
+
+    def _delete_body(
+        self,
+        connection: sqlite3.Connection,
+        delta: _Delta,
+        dispensary_id: str,
+        fetched_at_ms: int,
+    ) -> bool:
+        rows = [_Row(*row) for row in connection.execute(_ONE, (dispensary_id, fetched_at_ms))]
+        removed = self._delete_rows(connection, delta, rows)
+        delta.deleted += removed
+        return removed > 0
