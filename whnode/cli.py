@@ -31,9 +31,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from whnode import config as config_module
 from whnode.config import (
     CONFIG_FILE_NAME,
+    ENV_PREFIX,
     Config,
     LogFormat,
     build_config,
@@ -238,23 +238,23 @@ def render_default_toml(assignments: Mapping[str, Mapping[str, Any]]) -> str:
         "# Precedence: command-line flags > WHNODE_<SECTION>_<KEY> environment > this file >",
         "# defaults. Uncomment a line to change a value; `whnode config show` prints the result.",
         "# Reference: docs/configuration.md.",
-        "",
     ]
     for section, values in defaults.items():
         given = assignments.get(section, {})
-        lines.append(f"[{section}]")
+        lines.append(f"\n[{section}]")
         arrays: list[str] = []
         for key, default in values.items():
             dotted = f"{section}.{key}"
             if dotted == "node.data_dir":
                 continue  # this file lives in the data directory
-            text = [f"# {descriptions.get(dotted, '')}"]
+            text = ["", f"# {descriptions.get(dotted, '')}"]
             if key in given:
                 text.append(f"{_toml_key(key)} = {_toml_value(given[key])}")
             elif default is None:
                 text.append(f'# {_toml_key(key)} = ""')
             elif dotted == "upstream.sources":
-                text.extend(f"# {line}" for line in SOURCE_EXAMPLE)
+                text.append("# For example (a table per vendor, after the keys above):")
+                text.extend(f"#   {line}" for line in SOURCE_EXAMPLE)
             else:
                 text.append(f"# {_toml_key(key)} = {_toml_value(default)}")
             if dotted == "upstream.sources":
@@ -262,8 +262,7 @@ def render_default_toml(assignments: Mapping[str, Mapping[str, Any]]) -> str:
             else:
                 lines.extend(text)
         lines.extend(arrays)
-        lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
 
 
 def _plain_assignments(flags: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -413,7 +412,9 @@ def _problem_detail(body: bytes) -> str:
     return ""
 
 
-def _format_value(value: Any) -> str:
+def _format_value(value: Any, key: str = "") -> str:
+    if key.endswith(("port", "_ms", "_id", "time")):
+        return str(value)
     if isinstance(value, float):
         return f"{value:,.3f}".rstrip("0").rstrip(".")
     if isinstance(value, int) and not isinstance(value, bool):
@@ -437,7 +438,7 @@ def _outline(value: Any, indent: int = 0) -> list[str]:
                 lines.extend(_outline(item, indent + 1))
             else:
                 label = str(key).replace("_", " ")
-                lines.append(f"{pad}{label:<{width}}  {_format_value(item)}")
+                lines.append(f"{pad}{label:<{width}}  {_format_value(item, str(key))}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
             lines.append(f"{pad}- [{index}]")
@@ -471,7 +472,7 @@ def _table(rows: Sequence[Mapping[str, Any]]) -> str:
     columns: list[str] = []
     for row in rows:
         columns.extend(key for key in row if key not in columns)
-    cells = [[_format_value(row.get(column, "")) for column in columns] for row in rows]
+    cells = [[_format_value(row.get(column, ""), column) for column in columns] for row in rows]
     widths = [
         max([len(column), *(len(line[i]) for line in cells)]) for i, column in enumerate(columns)
     ]
@@ -655,7 +656,6 @@ def _cmd_bench(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 def _cmd_demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from whnode import demo
 
-    del environ
     return demo.main(
         demo.DemoOptions(
             nodes=args.nodes,
@@ -664,6 +664,7 @@ def _cmd_demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             once=args.once,
             concurrency=args.concurrency,
             python=sys.executable,
+            environ={k: v for k, v in environ.items() if not k.startswith(ENV_PREFIX)},
         )
     )
 
@@ -1100,7 +1101,7 @@ def render_configuration_markdown() -> str:
                 "| Key | Type | Default | Environment | Description |",
                 "|---|---|---|---|---|",
             ]
-        env_name = f"{config_module.ENV_PREFIX}{section.upper()}_{name.upper()}"
+        env_name = f"{ENV_PREFIX}{section.upper()}_{name.upper()}"
         lines.append(
             f"| `{name}` | `{_cell(type_name)}` | `{_cell(default)}` | `{env_name}` "
             f"| {_cell(description)} |"

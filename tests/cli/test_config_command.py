@@ -61,7 +61,13 @@ def test_each_layer_overrides_the_one_below(cli: Cli, tmp_path: Path) -> None:
     assert from_env["node"]["peer_timeout"] == 3.5  # file beats default
 
     from_flags = show(
-        cli, "--data-dir", str(data_dir), "--port", "7003", "--set", "cache.history_per_dispensary=2",
+        cli,
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        "7003",
+        "--set",
+        "cache.history_per_dispensary=2",
         env=env,
     )
     assert from_flags["node"]["port"] == 7003  # flag beats environment
@@ -73,11 +79,16 @@ def test_each_layer_overrides_the_one_below(cli: Cli, tmp_path: Path) -> None:
 def test_shortcut_beats_set_and_seeds_accumulate(cli: Cli, tmp_path: Path) -> None:
     effective = show(
         cli,
-        "--data-dir", str(tmp_path),
-        "--set", "node.port=1111",
-        "--port", "2222",
-        "--seed", "a.example:8468",
-        "--seed", "[::1]:9000",
+        "--data-dir",
+        str(tmp_path),
+        "--set",
+        "node.port=1111",
+        "--port",
+        "2222",
+        "--seed",
+        "a.example:8468",
+        "--seed",
+        "[::1]:9000",
     )
     assert effective["node"]["port"] == 2222
     assert effective["node"]["seeds"] == ["a.example:8468", "[::1]:9000"]
@@ -99,7 +110,8 @@ def test_environment_names_the_data_dir_and_the_file(cli: Cli, tmp_path: Path) -
 def test_environment_lists_and_booleans(cli: Cli, tmp_path: Path) -> None:
     effective = show(
         cli,
-        "--data-dir", str(tmp_path),
+        "--data-dir",
+        str(tmp_path),
         env={"WHNODE_NODE_SEEDS": "a.example:1, b.example:2", "WHNODE_NODE_ROUTING_ONLY": "yes"},
     )
     assert effective["node"]["seeds"] == ["a.example:1", "b.example:2"]
@@ -155,7 +167,13 @@ def test_render_toml_writes_unset_values_as_comments() -> None:
 def test_real_process_applies_the_same_precedence(tmp_path: Path) -> None:
     write_file(tmp_path, FILE)
     outcome = run_process(
-        "config", "show", "--format", "json", "--data-dir", str(tmp_path), "--set",
+        "config",
+        "show",
+        "--format",
+        "json",
+        "--data-dir",
+        str(tmp_path),
+        "--set",
         "node.replication=6",
         env={"WHNODE_NODE_PORT": "7002"},
     )

@@ -9,8 +9,7 @@ from whnode.config import describe_config
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 REGENERATE = (
-    "regenerate with: .venv/bin/python -c "
-    "'from whnode.cli import write_docs; write_docs()'"
+    "regenerate with: .venv/bin/python -c 'from whnode.cli import write_docs; write_docs()'"
 )
 
 
