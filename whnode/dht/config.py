@@ -1,0 +1,114 @@
+"""The DHT configuration: one frozen object, documented field by field."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+from whnode import limits
+from whnode.errors import ConfigError
+
+__all__ = ["DhtConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class DhtConfig:
+    """How a DHT node routes, times out, retries and protects itself."""
+
+    ksize: int = 20
+    """Kademlia bucket size k; also how many contacts one find_node reply carries (capped by
+    ``limits.MAX_CONTACTS_PER_REPLY``) and how many closest nodes a lookup converges on."""
+    alpha: int = 3
+    """Lookup concurrency: find_node requests kept in flight by one lookup."""
+    rpc_timeout: float = 2.0
+    """Seconds to wait for the reply to one RPC (rpcudp's own timer, never ``wait_for``)."""
+    misses_before_eviction: int = 3
+    """Unanswered RPCs in a row after which a contact leaves the routing table."""
+    lookup_deadline: float = 5.0
+    """Overall deadline in seconds for one iterative lookup; the best live nodes found by then
+    are returned."""
+    lookup_width: int | None = None
+    """Owner lookups stop once this many closest known nodes have answered (None: ksize).
+    Smaller is cheaper; ksize is the textbook Kademlia termination."""
+    stall_timeout: float = 0.5
+    """A lookup request unanswered after this many seconds stops counting towards alpha, so
+    that the lookup asks another node meanwhile (the request itself waits rpc_timeout)."""
+    routing_only: bool = False
+    """Seed mode: answer find_node and route, but never be listed as an owner."""
+    owner_cache_seconds: float = 5.0
+    """How long an owner lookup result is reused (0 disables the cache)."""
+    advertise_host: str | None = None
+    """Address reported in ``self_contact`` (default: the bound host)."""
+    bootstrap_attempts: int = 4
+    """Rounds of bootstrap (ping every seed and saved peer, then a self lookup) before
+    ``bootstrap()`` gives up; the maintenance task keeps trying afterwards."""
+    bootstrap_backoff: float = 0.5
+    """First back-off in seconds between bootstrap rounds; doubles each round, with jitter."""
+    bootstrap_backoff_max: float = 10.0
+    """Largest back-off in seconds between bootstrap rounds."""
+    maintenance_interval: float = 10.0
+    """Seconds between maintenance rounds (re-bootstrap when the table is empty, bucket
+    refresh, periodic peer-list save); each round is jittered by up to 25 %."""
+    refresh_interval: float = 3600.0
+    """A bucket not used by any lookup for this many seconds is refreshed by a lookup of a
+    random id in its range."""
+    peers_save_interval: float = 300.0
+    """Seconds between saves of the persisted peer list (it is also saved on stop)."""
+    max_saved_peers: int = 64
+    """Most contacts written to the persisted peer list."""
+    receive_buffer_bytes: int = 4 * 1024 * 1024
+    """SO_RCVBUF requested for the UDP socket (the kernel may cap it at net.core.rmem_max)."""
+    datagrams_per_source_per_second: float = limits.DATAGRAMS_PER_SOURCE_PER_SECOND
+    """Token-bucket refill rate for datagrams from one source address."""
+    datagram_burst_per_source: int = limits.DATAGRAM_BURST_PER_SOURCE
+    """Token-bucket burst for datagrams from one source address."""
+    log_interval: float = 10.0
+    """Window in seconds of the log limiter: each problem category logs at most a few lines
+    per window, then one summary of what was suppressed."""
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"dht.{item.name} must be finite, not {value!r}")
+        positive_ints = {
+            "ksize": self.ksize,
+            "alpha": self.alpha,
+            "misses_before_eviction": self.misses_before_eviction,
+            "bootstrap_attempts": self.bootstrap_attempts,
+            "max_saved_peers": self.max_saved_peers,
+            "receive_buffer_bytes": self.receive_buffer_bytes,
+            "datagram_burst_per_source": self.datagram_burst_per_source,
+        }
+        for name, number in positive_ints.items():
+            if number < 1:
+                raise ConfigError(f"dht.{name} must be at least 1, not {number}")
+        positive_floats = {
+            "rpc_timeout": self.rpc_timeout,
+            "lookup_deadline": self.lookup_deadline,
+            "stall_timeout": self.stall_timeout,
+            "bootstrap_backoff": self.bootstrap_backoff,
+            "bootstrap_backoff_max": self.bootstrap_backoff_max,
+            "maintenance_interval": self.maintenance_interval,
+            "refresh_interval": self.refresh_interval,
+            "peers_save_interval": self.peers_save_interval,
+            "datagrams_per_source_per_second": self.datagrams_per_source_per_second,
+            "log_interval": self.log_interval,
+        }
+        for name, seconds in positive_floats.items():
+            if seconds <= 0:
+                raise ConfigError(f"dht.{name} must be positive, not {seconds}")
+        if self.owner_cache_seconds < 0:
+            raise ConfigError("dht.owner_cache_seconds must not be negative")
+        if self.lookup_width is not None and not 1 <= self.lookup_width <= self.ksize:
+            raise ConfigError(f"dht.lookup_width must lie in 1..ksize ({self.ksize})")
+
+    @property
+    def contacts_per_reply(self) -> int:
+        """Contacts sent in one find_node reply."""
+        return min(self.ksize, limits.MAX_CONTACTS_PER_REPLY)
+
+    @property
+    def owner_lookup_width(self) -> int:
+        """Closest answered nodes at which an owner lookup stops."""
+        return self.ksize if self.lookup_width is None else self.lookup_width

@@ -1,0 +1,78 @@
+"""A node's address in the DHT, and the identity rules that bind ids to keys."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass, field
+from typing import NewType
+
+from whnode.dht.exceptions import DhtUsageError
+
+__all__ = [
+    "NODE_ID_BYTES",
+    "PUBLIC_KEY_BYTES",
+    "Contact",
+    "NodeId",
+    "PublicKey",
+    "node_id_for",
+    "xor_distance",
+]
+
+NODE_ID_BYTES = 20
+"""Length of a node id and of a routing key (SHA-1, 160 bits)."""
+PUBLIC_KEY_BYTES = 32
+"""Length of a raw Ed25519 public key."""
+
+NodeId = NewType("NodeId", bytes)
+PublicKey = NewType("PublicKey", bytes)
+
+
+def node_id_for(public_key: PublicKey) -> NodeId:
+    """The node id bound to a public key: SHA-1 of its 32 raw bytes."""
+    return NodeId(hashlib.sha1(public_key).digest())
+
+
+def xor_distance(first: bytes, second: bytes) -> int:
+    """Kademlia's XOR metric between two 20-byte ids."""
+    return int.from_bytes(first, "big") ^ int.from_bytes(second, "big")
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """Where a node can be reached: its id and its UDP (and HTTP) address.
+
+    ``host`` is an IP literal in canonical form (hostnames are resolved before they become
+    contacts). ``routing_only`` tells whether the node declared itself a routing-only seed;
+    it is not part of equality (the same node seen with a stale flag is the same node).
+    """
+
+    node_id: NodeId
+    host: str
+    port: int
+    routing_only: bool = field(default=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.node_id, bytes) or len(self.node_id) != NODE_ID_BYTES:
+            raise DhtUsageError(f"a node id is {NODE_ID_BYTES} bytes")
+        if not isinstance(self.port, int) or not 0 < self.port < 65536:
+            raise DhtUsageError(f"invalid port {self.port!r}")
+        try:
+            canonical = str(ipaddress.ip_address(self.host))
+        except ValueError as exc:
+            raise DhtUsageError(f"a contact host is an IP address, not {self.host!r}") from exc
+        if canonical != self.host:
+            object.__setattr__(self, "host", canonical)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The (host, port) pair to send datagrams to."""
+        return (self.host, self.port)
+
+    def distance_to(self, key: bytes) -> int:
+        """XOR distance from this node's id to ``key``."""
+        return xor_distance(self.node_id, key)
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.node_id.hex()[:12]}@{host}:{self.port}"

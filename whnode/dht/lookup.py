@@ -1,0 +1,139 @@
+"""Iterative node lookup with a deadline, rolling concurrency and liveness tracking.
+
+kademlia's ``SpiderCrawl`` asks ``alpha`` nodes per round and waits for the whole round (one
+dead node stalls it a full timeout), has no overall deadline, and returns nodes it never
+heard from. This lookup keeps ``alpha`` requests in flight, starts the next one as soon as
+one finishes (or stalls: a request unanswered after ``stall_timeout`` stops counting towards
+``alpha``, so a dead contact does not hold a slot for a whole RPC timeout), stops at the
+deadline, and returns only nodes that answered, sorted by XOR
+distance. It stops when the ``width`` closest known nodes that are ``wanted`` (for owner
+lookups: not routing-only), and every node closer than them, have answered (``width = k``
+with every node wanted is the textbook termination). Unwanted nodes are still asked: they
+route.
+
+Requests still in flight when the lookup ends are handed to the protocol, which owns them:
+they end on rpcudp's own timer (never cancelled mid-flight, KADEMLIA.md 5) and their answers
+still refresh the routing table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from whnode.dht.contact import Contact
+from whnode.dht.protocol import WhnodeProtocol
+
+__all__ = ["LookupResult", "iterative_lookup"]
+
+
+@dataclass(frozen=True, slots=True)
+class LookupResult:
+    """What one lookup found."""
+
+    answered: list[Contact]
+    """Nodes that answered during the lookup, closest to the target first."""
+    rpcs: int
+    """find_node requests sent."""
+    converged: bool
+    """False when the deadline ended the lookup before it converged."""
+
+
+async def iterative_lookup(
+    protocol: WhnodeProtocol,
+    target: bytes,
+    *,
+    width: int,
+    alpha: int,
+    deadline: float,
+    stall_timeout: float,
+    start: list[Contact] | None = None,
+    wanted: Callable[[Contact], bool] | None = None,
+) -> LookupResult:
+    """Find the nodes closest to ``target`` that answer, within ``deadline`` seconds.
+
+    ``start`` adds contacts to the routing table's closest ones (bootstrap uses it).
+    """
+    loop = asyncio.get_running_loop()
+    ends_at = loop.time() + deadline
+    protocol.touch_bucket(target)
+    known: dict[bytes, Contact] = {}
+    for contact in [*(start or ()), *protocol.closest(target, protocol.config.ksize)]:
+        if protocol.reachable(contact):
+            known.setdefault(contact.node_id, contact)
+    asked: set[bytes] = set()
+    failed: set[bytes] = set()
+    answered: dict[bytes, Contact] = {}
+    in_flight: dict[asyncio.Task[tuple[Contact, list[Contact]] | None], tuple[bytes, float]] = {}
+    rpcs = 0
+    converged = True
+
+    def distance(contact: Contact) -> int:
+        return contact.distance_to(target)
+
+    try:
+        while True:
+            closest = _frontier(
+                sorted(
+                    (contact for node_id, contact in known.items() if node_id not in failed),
+                    key=distance,
+                ),
+                width,
+                wanted,
+                limit=width + protocol.config.ksize,
+            )
+            now = loop.time()
+            active = sum(1 for _, started in in_flight.values() if now - started < stall_timeout)
+            for contact in closest:
+                if active >= alpha:
+                    break
+                if contact.node_id in asked:
+                    continue
+                asked.add(contact.node_id)
+                task = loop.create_task(protocol.request_find_node(contact, target))
+                in_flight[task] = (contact.node_id, now)
+                active += 1
+                rpcs += 1
+            if not in_flight:
+                break
+            remaining = ends_at - now
+            if remaining <= 0:
+                converged = False
+                break
+            # Wake up for the first answer, the next stall, or the deadline.
+            stalls = [started + stall_timeout - now for _, started in in_flight.values()]
+            wake = min([remaining, *(delay for delay in stalls if delay > 0)])
+            done, _ = await asyncio.wait(
+                in_flight, timeout=wake, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                node_id, _ = in_flight.pop(task)
+                result = task.result()
+                if result is None:
+                    failed.add(node_id)
+                    continue
+                responder, found = result
+                answered[node_id] = responder
+                known[node_id] = responder
+                for contact in found:
+                    known.setdefault(contact.node_id, contact)
+    finally:
+        for task in in_flight:
+            protocol.adopt(task)
+    return LookupResult(sorted(answered.values(), key=distance), rpcs, converged)
+
+
+def _frontier(
+    ordered: list[Contact], width: int, wanted: Callable[[Contact], bool] | None, *, limit: int
+) -> list[Contact]:
+    """The prefix of ``ordered`` holding ``width`` wanted contacts (at most ``limit`` long)."""
+    if wanted is None:
+        return ordered[:width]
+    found = 0
+    for index, contact in enumerate(ordered[:limit]):
+        if wanted(contact):
+            found += 1
+            if found == width:
+                return ordered[: index + 1]
+    return ordered[:limit]

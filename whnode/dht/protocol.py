@@ -1,0 +1,602 @@
+"""The hardened Kademlia protocol: kademlia's routing table, whnode's wire rules.
+
+``WhnodeProtocol`` subclasses ``kademlia.protocol.KademliaProtocol`` (and so rpcudp's
+``RPCProtocol``) and keeps the routing table (``KBucket``, ``RoutingTable``), but replaces
+every path a datagram takes. KADEMLIA.md items fixed here:
+
+1, 2  no value store: ``store`` is answered False, ``find_value`` does not exist.
+3, 8  every request and reply is decoded by ``whnode.dht.wire`` (shapes, exact 20-byte ids,
+      at most 20 contacts, routable hosts and ports) and ids must equal SHA-1(public key).
+4, 5  rpcudp's own timer (``_wait_timeout`` = config.rpc_timeout) ends every request; nothing
+      wraps a request in ``wait_for``; a cancelled request cleans its ``_outstanding`` entry,
+      and a late reply never touches a finished future. A contact is evicted after
+      ``misses_before_eviction`` misses in a row, not one.
+7     datagrams are handled synchronously in ``datagram_received`` (no task per datagram);
+      every error is caught, counted and logged through a ``LogLimiter``.
+9     no value hand-off: a contact entering the table is reported to ``on_table_add``.
+10    ``closest()`` sorts the whole table by XOR distance.
+11    a reply counts only if it comes from the address the request went to; every source
+      address is rate-limited; datagrams over limits.MAX_DATAGRAM_BYTES are dropped.
+13    ``error_received`` is counted and logged.
+6     SO_RCVBUF is enlarged in ``connection_made``.
+
+Remotely callable: rpcudp dispatches any ``rpc_<name>`` attribute; this class answers only
+``ping``, ``find_node`` and ``store`` (the inherited ``rpc_find_value`` and ``rpc_stun`` are
+shadowed with None), and datagrams are dispatched through an explicit table anyway. rpcudp's
+``__getattr__`` (any unknown attribute becomes a remote call) is disabled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import ipaddress
+import logging
+import os
+import socket
+from collections.abc import Callable, Coroutine, Iterator
+from functools import partial
+from typing import Any, NoReturn, cast
+
+from kademlia.node import Node
+from kademlia.protocol import KademliaProtocol
+from kademlia.routing import RoutingTable
+
+from whnode import limits
+from whnode.dht.config import DhtConfig
+from whnode.dht.contact import Contact, NodeId
+from whnode.dht.exceptions import DhtUsageError, IdentityMismatch, InvalidMessage
+from whnode.dht.ratelimit import LogLimiter, SourceRateLimiter
+from whnode.dht.statistics import DhtCounters
+from whnode.dht.wire import (
+    MSG_ID_BYTES,
+    Frame,
+    FrameKind,
+    Hello,
+    RpcName,
+    decode_find_node_args,
+    decode_find_node_reply,
+    decode_frame,
+    decode_ping_args,
+    decode_ping_reply,
+    decode_request,
+    encode_contact,
+    encode_frame,
+    encode_request,
+)
+
+__all__ = ["RoutingNode", "WhnodeProtocol"]
+
+LOG = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+Reply = tuple[bool, object]
+
+IDENTITY_REASONS = frozenset({"node_id", "identity"})
+
+
+class RoutingNode(Node):  # type: ignore[misc]
+    """A routing-table entry: kademlia's ``Node`` carrying the whnode ``Contact``."""
+
+    def __init__(self, contact: Contact) -> None:
+        super().__init__(contact.node_id, contact.host, contact.port)
+        self.contact = contact
+
+
+class _RoutingTable(RoutingTable):  # type: ignore[misc]
+    """kademlia's table, asking the protocol (not ``ensure_future``) to check a full bucket's
+    least recently seen contact, so that the check is an owned, de-duplicated task."""
+
+    def add_contact(self, node: RoutingNode) -> None:
+        index = self.get_bucket_for(node)
+        bucket = self.buckets[index]
+        if bucket.add_node(node):
+            return
+        if bucket.has_in_range(self.node) or bucket.depth() % 5 != 0:
+            self.split_bucket(index)
+            self.add_contact(node)
+        else:
+            self.protocol.check_head(bucket.head())
+
+
+class _NoStorage:
+    """The value store handed to kademlia: empty, and refusing writes."""
+
+    def __setitem__(self, key: bytes, value: object) -> None:
+        raise DhtUsageError("the DHT stores no values")
+
+    def get(self, key: bytes, default: object = None) -> object:
+        return default
+
+    def __iter__(self) -> Iterator[tuple[bytes, object]]:
+        return iter(())
+
+
+class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
+    """One node's datagram endpoint and routing table."""
+
+    rpc_find_value = None
+    """Removed: whnode keeps no values in the DHT (KADEMLIA.md 1-3)."""
+    rpc_stun = None
+    """Removed: an address oracle nobody needs, and an amplification helper."""
+
+    def __init__(
+        self,
+        hello: Hello,
+        config: DhtConfig,
+        counters: DhtCounters,
+        *,
+        on_table_add: Callable[[Contact], None],
+    ) -> None:
+        super().__init__(Node(hello.node_id), _NoStorage(), config.ksize)
+        self._wait_timeout = config.rpc_timeout
+        self._outstanding: dict[bytes, tuple[asyncio.Future[Reply], asyncio.TimerHandle]] = {}
+        self.router = _RoutingTable(self, config.ksize, self.source_node)
+        self.hello = hello
+        self.config = config
+        self.counters = counters
+        self._on_table_add = on_table_add
+        self._destinations: dict[bytes, Address] = {}
+        self._misses: dict[bytes, int] = {}
+        self._head_checks: set[bytes] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._limiter = SourceRateLimiter(
+            config.datagrams_per_source_per_second,
+            config.datagram_burst_per_source,
+            limits.MAX_TRACKED_SOURCES,
+        )
+        self._log = LogLimiter(LOG, config.log_interval)
+        self._handlers: dict[str, Callable[..., object]] = {
+            RpcName.PING: self.rpc_ping,
+            RpcName.FIND_NODE: self.rpc_find_node,
+            RpcName.STORE: self.rpc_store,
+        }
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.transport: asyncio.DatagramTransport | None = None
+        self._family = socket.AF_INET
+        self._closed = False
+        self.receive_buffer_bytes = 0
+        """SO_RCVBUF granted by the kernel."""
+
+    def __getattr__(self, name: str) -> NoReturn:
+        # rpcudp turns any unknown attribute into a remote call; here a typo stays a typo.
+        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
+
+    # ------------------------------------------------------------------ asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's UDPTransport is not an asyncio.DatagramTransport subclass, hence the cast.
+        self.transport = cast(asyncio.DatagramTransport, transport)
+        self._loop = asyncio.get_running_loop()
+        sock = transport.get_extra_info("socket")
+        if sock is None:
+            return
+        self._family = sock.family
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.config.receive_buffer_bytes)
+            self.receive_buffer_bytes = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        except OSError as exc:
+            LOG.warning("cannot set SO_RCVBUF to %d: %s", self.config.receive_buffer_bytes, exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close()
+
+    def error_received(self, exc: Exception) -> None:
+        self.counters.send_errors += 1
+        self._log.log(self._now(), "send_error", logging.WARNING, "UDP socket error: %s", exc)
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self.counters.datagrams_received += 1
+        now = self._now()
+        try:
+            self._receive(data, addr, now)
+        except Exception as exc:  # a bug: count it, log it (rate-limited), keep serving
+            self.counters.handler_errors += 1
+            self._log.log(
+                now,
+                "handler",
+                logging.ERROR,
+                "error handling a datagram from %s",
+                addr,
+                exc_info=exc,
+            )
+
+    # ------------------------------------------------------------------ receiving
+    def _receive(self, data: bytes, addr: tuple[Any, ...], now: float) -> None:
+        if len(data) > limits.MAX_DATAGRAM_BYTES:
+            self.counters.oversize_datagrams += 1
+            self._log.log(
+                now, "oversize", logging.INFO, "%d-byte datagram from %s dropped", len(data), addr
+            )
+            return
+        source = self._source_address(addr)
+        if not self._limiter.allow(source, now):
+            self.counters.rate_limited_drops += 1
+            self._log.log(now, "rate_limited", logging.INFO, "rate limiting %s", source)
+            return
+        try:
+            frame = decode_frame(data)
+        except InvalidMessage as exc:
+            self._refuse(now, source, exc, reply=False)
+            return
+        if frame.kind is FrameKind.REQUEST:
+            self._answer(frame, source, now)
+        else:
+            self._match_reply(frame, source, now)
+
+    def _answer(self, frame: Frame, source: Address, now: float) -> None:
+        try:
+            request = decode_request(frame.body)
+        except InvalidMessage as exc:
+            self._refuse(now, source, exc, reply=False)
+            return
+        handler = self._handlers.get(request.name)
+        if handler is None:
+            self.counters.unknown_rpcs += 1
+            self._log.log(
+                now, "unknown_rpc", logging.INFO, "unknown rpc %.40r from %s", request.name, source
+            )
+            return
+        try:
+            body = handler(source, *request.args)
+        except InvalidMessage as exc:
+            self._refuse(now, source, exc, reply=False)
+            return
+        self.counters.rpcs_received += 1
+        datagram = encode_frame(FrameKind.REPLY, frame.msg_id, body)
+        if len(datagram) > limits.MAX_DATAGRAM_BYTES:  # cannot happen with the caps in limits
+            self.counters.send_errors += 1
+            self._log.log(
+                now, "oversize_reply", logging.ERROR, "%d-byte reply not sent", len(datagram)
+            )
+            return
+        self._send(datagram, source)
+
+    def _match_reply(self, frame: Frame, source: Address, now: float) -> None:
+        entry = self._outstanding.get(frame.msg_id)
+        if entry is None:
+            self.counters.unexpected_replies += 1
+            return
+        if self._destinations.get(frame.msg_id) != source:
+            self.counters.wrong_source_replies += 1
+            self._log.log(
+                now,
+                "wrong_source",
+                logging.WARNING,
+                "reply from %s to a request sent to %s ignored",
+                source,
+                self._destinations.get(frame.msg_id),
+            )
+            return
+        del self._outstanding[frame.msg_id]
+        del self._destinations[frame.msg_id]
+        future, timer = entry
+        timer.cancel()
+        self.counters.replies_received += 1
+        if not future.done():
+            future.set_result((True, frame.body))
+
+    def _refuse(self, now: float, source: Address, exc: InvalidMessage, *, reply: bool) -> None:
+        if exc.reason in IDENTITY_REASONS:
+            self.counters.rejected_ids += 1
+            category = "rejected_id"
+        elif reply:
+            self.counters.invalid_replies += 1
+            category = "invalid_reply"
+        else:
+            self.counters.malformed_datagrams += 1
+            category = "malformed"
+        self._log.log(now, category, logging.INFO, "%s from %s: %s", category, source, exc)
+
+    # ------------------------------------------------------------------ remote procedures
+    def rpc_ping(self, sender: Address, *args: object) -> object:
+        hello = self._not_us(decode_ping_args(args))
+        self._welcome(hello.contact(*sender))
+        return self.hello.encode()
+
+    def rpc_find_node(self, sender: Address, *args: object) -> object:
+        hello, target = decode_find_node_args(args)
+        self._not_us(hello)
+        self._welcome(hello.contact(*sender))
+        closest = self.closest(target, self.config.contacts_per_reply, exclude=hello.node_id)
+        if not _is_loopback(sender[0]):
+            closest = [contact for contact in closest if not _is_loopback(contact.host)]
+        return [*self.hello.encode(), [encode_contact(contact) for contact in closest]]
+
+    def _not_us(self, hello: Hello) -> Hello:
+        if hello.node_id == self.hello.node_id:
+            raise IdentityMismatch("a request claiming this node's own id")
+        return hello
+
+    def rpc_store(self, sender: Address, *args: object) -> object:
+        """The open store is disabled (KADEMLIA.md 1): every store is refused."""
+        self.counters.store_refused += 1
+        return False
+
+    # ------------------------------------------------------------------ requests
+    async def ping_address(self, address: Address) -> Contact | None:
+        """Ping an address whose node id is unknown (a seed); the verified contact or None."""
+        ok, body = await self._request(address, RpcName.PING, self.hello.encode())
+        if not ok:
+            return None
+        try:
+            hello = decode_ping_reply(body)
+        except InvalidMessage as exc:
+            self._refuse(self._now(), address, exc, reply=True)
+            return None
+        if hello.node_id == self.hello.node_id:
+            return None
+        contact = hello.contact(*address)
+        self._welcome(contact)
+        return contact
+
+    async def request_ping(self, contact: Contact) -> bool:
+        """Ping a known contact; a miss (or another id answering) counts towards eviction."""
+        ok, body = await self._request(contact.address, RpcName.PING, self.hello.encode())
+        if ok:
+            try:
+                hello = decode_ping_reply(body)
+            except InvalidMessage as exc:
+                self._refuse(self._now(), contact.address, exc, reply=True)
+            else:
+                if hello.node_id == contact.node_id:
+                    self._welcome(hello.contact(*contact.address))
+                    return True
+                self.counters.rejected_ids += 1
+        self.record_miss(contact.node_id)
+        return False
+
+    async def request_find_node(
+        self, contact: Contact, target: bytes
+    ) -> tuple[Contact, list[Contact]] | None:
+        """Ask ``contact`` for its closest contacts to ``target``.
+
+        Returns the responder (with the routing-only flag from its own hello) and the
+        reachable contacts it listed, or None when it did not answer, answered garbage, or
+        answered with another id than ``contact``'s. Never raises for a peer's misbehaviour.
+        """
+        args = [*self.hello.encode(), target]
+        ok, body = await self._request(contact.address, RpcName.FIND_NODE, args)
+        if ok:
+            try:
+                hello, found = decode_find_node_reply(
+                    body, allow_loopback=_is_loopback(contact.host)
+                )
+            except InvalidMessage as exc:
+                self._refuse(self._now(), contact.address, exc, reply=True)
+            else:
+                if hello.node_id == contact.node_id:
+                    responder = hello.contact(*contact.address)
+                    self._welcome(responder)
+                    return responder, [item for item in found if self.reachable(item)]
+                self.counters.rejected_ids += 1
+        self.record_miss(contact.node_id)
+        return None
+
+    async def _request(self, address: Address, name: RpcName, args: list[object]) -> Reply:
+        """Send one request and wait for rpcudp's reply or timeout (never ``wait_for``)."""
+        loop = self._loop
+        if loop is None or self.transport is None or self._closed:
+            return (False, None)
+        msg_id = os.urandom(MSG_ID_BYTES)
+        datagram = encode_request(msg_id, name, args)
+        if len(datagram) > limits.MAX_DATAGRAM_BYTES:
+            raise DhtUsageError(f"{name} request of {len(datagram)} bytes")
+        future: asyncio.Future[Reply] = loop.create_future()
+        timer = loop.call_later(self._wait_timeout, self._timeout, msg_id)
+        self._outstanding[msg_id] = (future, timer)
+        self._destinations[msg_id] = address
+        future.add_done_callback(partial(self._forget, msg_id))
+        self.counters.rpcs_sent += 1
+        self._send(datagram, address)
+        return await future
+
+    def _forget(self, msg_id: bytes, future: asyncio.Future[Reply]) -> None:
+        # A cancelled caller must not leave its entry behind (KADEMLIA.md 5).
+        if future.cancelled():
+            entry = self._outstanding.pop(msg_id, None)
+            self._destinations.pop(msg_id, None)
+            if entry is not None:
+                entry[1].cancel()
+
+    def _timeout(self, msg_id: bytes) -> None:
+        entry = self._outstanding.pop(msg_id, None)
+        self._destinations.pop(msg_id, None)
+        if entry is None:
+            return
+        self.counters.rpc_timeouts += 1
+        if not entry[0].done():
+            entry[0].set_result((False, None))
+
+    def _send(self, datagram: bytes, address: Address) -> None:
+        if self.transport is None or self._closed:
+            return
+        self.counters.datagrams_sent += 1
+        self.transport.sendto(datagram, self._socket_address(address))
+
+    # ------------------------------------------------------------------ routing table
+    def _welcome(self, contact: Contact) -> None:
+        """Add or refresh a contact that just talked to us directly (no value hand-off)."""
+        if contact.node_id == self.hello.node_id:
+            return
+        node = RoutingNode(contact)
+        bucket = self.router.buckets[self.router.get_bucket_for(node)]
+        known = bucket.nodes.get(node.id) or bucket.replacement_nodes.get(node.id)
+        if known is not None and (known.ip, known.port) != (node.ip, node.port):
+            # The first address of an id is kept until it fails: a newcomer claiming a
+            # known id (anyone can send someone else's public key) cannot take it over.
+            self.counters.address_conflicts += 1
+            return
+        self._misses.pop(node.id, None)
+        was_member = node.id in bucket.nodes
+        self.router.add_contact(node)
+        if not was_member and not self.router.is_new_node(node):
+            self._on_table_add(contact)
+
+    def welcome_if_new(self, node: RoutingNode) -> None:
+        """kademlia's hook, without its store hand-off (KADEMLIA.md 9)."""
+        self._welcome(node.contact)
+
+    def record_miss(self, node_id: bytes) -> None:
+        """Count an unanswered request; evict after config.misses_before_eviction in a row."""
+        bucket = self.router.buckets[self.router.get_bucket_for(Node(node_id))]
+        node = bucket.nodes.get(node_id) or bucket.replacement_nodes.get(node_id)
+        if node is None:
+            return
+        misses = self._misses.get(node_id, 0) + 1
+        if misses < self.config.misses_before_eviction:
+            self._misses[node_id] = misses
+            return
+        self._misses.pop(node_id, None)
+        before = set(bucket.nodes)
+        self.router.remove_contact(node)
+        self.counters.evictions += 1
+        for promoted in set(bucket.nodes) - before:
+            self._on_table_add(bucket.nodes[promoted].contact)
+
+    def check_head(self, node: RoutingNode) -> None:
+        """A full bucket met a newcomer: ping its least recently seen contact (once)."""
+        if self._closed or node.id in self._head_checks:
+            return
+        self._head_checks.add(node.id)
+        self.spawn(self._check_head(node))
+
+    async def _check_head(self, node: RoutingNode) -> None:
+        try:
+            await self.request_ping(node.contact)
+        finally:
+            self._head_checks.discard(node.id)
+
+    def closest(self, target: bytes, count: int, *, exclude: bytes | None = None) -> list[Contact]:
+        """The ``count`` table contacts closest to ``target``, sorted (KADEMLIA.md 10)."""
+        key = int.from_bytes(target, "big")
+        nodes = [
+            node
+            for bucket in self.router.buckets
+            for node in bucket.nodes.values()
+            if node.id != exclude
+        ]
+        nearest = heapq.nsmallest(count, nodes, key=lambda node: node.long_id ^ key)
+        return [node.contact for node in nearest]
+
+    def touch_bucket(self, target: bytes) -> None:
+        """Mark the bucket covering ``target`` as used (it needs no refresh)."""
+        self.router.buckets[self.router.get_bucket_for(Node(target))].touch_last_updated()
+
+    def stale_bucket_ids(self, now: float) -> list[NodeId]:
+        """A random id in each bucket unused for config.refresh_interval seconds."""
+        ids = []
+        for bucket in self.router.buckets:
+            if now - bucket.last_updated >= self.config.refresh_interval:
+                low, high = bucket.range
+                value = low + int.from_bytes(os.urandom(21), "big") % (high - low + 1)
+                ids.append(NodeId(min(value, 2**160 - 1).to_bytes(20, "big")))
+        return ids
+
+    def contacts(self) -> list[Contact]:
+        return [node.contact for bucket in self.router.buckets for node in bucket.nodes.values()]
+
+    def table_size(self) -> int:
+        return sum(len(bucket) for bucket in self.router.buckets)
+
+    def outstanding(self) -> int:
+        return len(self._outstanding)
+
+    def tracked_sources(self) -> int:
+        return len(self._limiter)
+
+    @property
+    def family(self) -> int:
+        """The socket's address family (AF_INET or AF_INET6)."""
+        return int(self._family)
+
+    def reachable(self, contact: Contact) -> bool:
+        """Whether this socket can send to ``contact`` (and it is not this node)."""
+        if contact.node_id == self.hello.node_id:
+            return False
+        return self._family == socket.AF_INET6 or ":" not in contact.host
+
+    # ------------------------------------------------------------------ kademlia's call_*
+    async def call_ping(self, node_to_ask: RoutingNode) -> bool:
+        return await self.request_ping(node_to_ask.contact)
+
+    async def call_find_node(self, node_to_ask: object, node_to_find: object) -> NoReturn:
+        raise DhtUsageError("use request_find_node (validated) instead")
+
+    async def call_find_value(self, node_to_ask: object, node_to_find: object) -> NoReturn:
+        raise DhtUsageError("the DHT stores no values")
+
+    async def call_store(self, node_to_ask: object, key: object, value: object) -> NoReturn:
+        raise DhtUsageError("the DHT stores no values")
+
+    def handle_call_response(self, result: Reply, node: RoutingNode) -> Reply:
+        if result[0]:
+            self._welcome(node.contact)
+        else:
+            self.record_miss(node.id)
+        return result
+
+    # ------------------------------------------------------------------ lifetime
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run a coroutine owned by this protocol (cancelled by ``aclose``)."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.adopt(task)
+        return task
+
+    def adopt(self, task: asyncio.Task[Any]) -> None:
+        """Take ownership of a task (e.g. a lookup request still in flight at the deadline)."""
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self.counters.handler_errors += 1
+            self._log.log(self._now(), "task", logging.ERROR, "DHT task failed", exc_info=exc)
+
+    def close(self) -> None:
+        """Fail every outstanding request and stop accepting work (transport left open)."""
+        self._closed = True
+        for future, timer in self._outstanding.values():
+            timer.cancel()
+            if not future.done():
+                future.set_result((False, None))
+        self._outstanding.clear()
+        self._destinations.clear()
+
+    async def aclose(self) -> None:
+        self.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # ------------------------------------------------------------------ helpers
+    def _now(self) -> float:
+        return self._loop.time() if self._loop is not None else 0.0
+
+    def _source_address(self, addr: tuple[Any, ...]) -> Address:
+        host = str(addr[0])
+        if self._family == socket.AF_INET6:
+            try:
+                ip = ipaddress.ip_address(host)
+            except ValueError:
+                return (host, int(addr[1]))
+            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+                ip = ip.ipv4_mapped
+            host = str(ip)
+        return (host, int(addr[1]))
+
+    def _socket_address(self, address: Address) -> Address:
+        if self._family == socket.AF_INET6 and ":" not in address[0]:
+            return (f"::ffff:{address[0]}", address[1])
+        return address
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
