@@ -21,6 +21,10 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 WRITER = """
 import asyncio, hashlib, random, sys
 from whnode.store import DurableStore, StoredRecord, Synchronous
+import whnode.store.durable
+
+# checkpoint often, so that kills also land during background checkpoints
+whnode.store.durable.CHECKPOINT_AFTER_BYTES = 512 * 1024
 
 async def main(path, synchronous, seed, start):
     rng = random.Random(seed)
@@ -35,7 +39,9 @@ async def main(path, synchronous, seed, start):
         data = rng.randbytes(rng.randrange(20_000, 60_000))
         record = StoredRecord(dispensary, t, hashlib.sha256(data[:64]).digest(), data)
         assert await store.put(record)
-        sys.stdout.write(f"ack {dispensary} {t} {hashlib.sha256(data).hexdigest()}\\n")
+        checkpoints = store.statistics().checkpoints
+        digest = hashlib.sha256(data).hexdigest()
+        sys.stdout.write(f"ack {dispensary} {t} {digest} {checkpoints}\\n")
         sys.stdout.flush()
 
 asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
@@ -44,9 +50,12 @@ asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
 
 async def write_until_killed(
     path: Path, synchronous: Synchronous, seed: int, start: int
-) -> dict[tuple[str, int], str]:
-    """Run the writer, SIGKILL it after a random number of acks; return every ack it printed."""
-    kill_after = random.Random(seed).randrange(30, 150)
+) -> tuple[dict[tuple[str, int], str], int]:
+    """Run the writer, SIGKILL it after a random number of acks.
+
+    Return every ack it printed and the background checkpoints it had made by then.
+    """
+    kill_after = random.Random(seed).randrange(50, 250)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -61,13 +70,16 @@ async def write_until_killed(
     )
     assert process.stdout is not None
     acked: dict[tuple[str, int], str] = {}
+    checkpoints = 0
 
     def take(line: bytes) -> None:
+        nonlocal checkpoints
         if not line.endswith(b"\n"):
             return  # cut by the kill: not a complete acknowledgement
-        word, dispensary, t, digest = line.decode().split()
+        word, dispensary, t, digest, made = line.decode().split()
         assert word == "ack"
         acked[(dispensary, int(t))] = digest
+        checkpoints = int(made)
 
     try:
         while len(acked) < kill_after:
@@ -79,7 +91,7 @@ async def write_until_killed(
     for line in (await process.stdout.read()).splitlines(keepends=True):
         take(line)
     assert await process.wait() == -signal.SIGKILL
-    return acked
+    return acked, checkpoints
 
 
 @pytest.mark.slow
@@ -89,10 +101,13 @@ async def test_every_acknowledged_write_survives_sigkill(
 ) -> None:
     path = tmp_path / "store.sqlite3"
     acked: dict[tuple[str, int], str] = {}
+    checkpoints = 0
     for round_number in range(3):
-        acked |= await write_until_killed(
+        written, made = await write_until_killed(
             path, synchronous, seed=round_number, start=1_000_000 * (round_number + 1)
         )
+        acked |= written
+        checkpoints += made
         # killed, not closed: the WAL is still there and opening must recover from it
         assert path.with_name(path.name + "-wal").stat().st_size > 0
         with sqlite3.connect(path) as connection:
@@ -108,3 +123,5 @@ async def test_every_acknowledged_write_survives_sigkill(
                 assert record.fetched_at_ms == t
                 assert hashlib.sha256(record.data).hexdigest() == digest
             assert_totals_match(store)
+    assert len(acked) >= 150
+    assert checkpoints > 0, "the kills should also have met background checkpoints"

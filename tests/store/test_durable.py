@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from whnode.store import (
     StoreUnavailable,
     StoreUsageError,
 )
-from whnode.store.durable import EXPIRE_BATCH, NEWEST_PAGE
+from whnode.store.durable import CHECKPOINT_AFTER_BYTES, EXPIRE_BATCH, NEWEST_PAGE
 
 
 def sql_totals(path: Path) -> tuple[int, int, int]:
@@ -248,3 +249,22 @@ async def test_damaged_pages_surface_as_store_corrupt(tmp_path: Path) -> None:
             await s.history("shop-a", 100)
         finally:
             await s.close()
+
+
+async def test_background_checkpoints_run_as_records_are_written(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    size = 50_000
+    count = CHECKPOINT_AFTER_BYTES * 2 // size + 2
+    async with await DurableStore.open(path, history_per_dispensary=1_000, max_bytes=1 << 40) as s:
+        for t in range(count):
+            await s.put(make_record(f"shop-{t % 50}", t, size=size))
+        for _ in range(100):  # the checkpoint thread reports asynchronously
+            if s.statistics().checkpoints >= 1:
+                break
+            await asyncio.sleep(0.02)
+        assert s.statistics().checkpoints >= 1
+        assert s.statistics().errors == 0
+    # closed cleanly: the last connection folded the WAL into the database and removed it
+    assert not path.with_name(path.name + "-wal").exists()
+    async with await DurableStore.open(path, history_per_dispensary=1_000, max_bytes=1 << 40) as s:
+        assert s.statistics().records == count

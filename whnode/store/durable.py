@@ -1,11 +1,14 @@
 """The durable store: snapshots per dispensary in one SQLite file in WAL mode.
 
-Threads. Every SQLite call runs off the event loop. Writes run on one dedicated thread
-(a ``ThreadPoolExecutor(max_workers=1)``) that owns the only write connection, so writes are
-serialized in submission order and never meet "database is locked" inside the process.
-Reads run on a small pool of reader threads (``readers``), each with its own read-only
-connection: in WAL mode readers never block the writer nor each other, and each read is one
-SQL statement, hence one consistent snapshot of the database.
+Threads. Every SQLite call runs off the event loop. Writes run on one dedicated thread that
+owns the only write connection, so writes are serialized in submission order and never meet
+"database is locked" inside the process. Reads run on a few reader threads (``readers``),
+each with its own read-only connection: in WAL mode readers never block the writer nor each
+other, and each read is one SQL statement, hence one consistent snapshot of the database.
+A third thread runs WAL checkpoints (``PRAGMA wal_checkpoint(PASSIVE)``, on its own
+connection) every CHECKPOINT_AFTER_BYTES written, so that copying the WAL into the database
+and its fsync never stall a put. The threads are ``whnode.store.threads.WorkerThreads`` (an
+executor that hands results back to the loop in batches).
 
 Durability. ``put`` returns after its transaction has committed. With ``synchronous=NORMAL``
 (the default) a commit is in the WAL file (in the OS page cache) before ``put`` returns: a
@@ -24,10 +27,10 @@ Schema and policy: see ``_SCHEMA`` and docs/store.md.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -41,6 +44,7 @@ from whnode.store.exceptions import (
     StoreUnavailable,
     StoreUsageError,
 )
+from whnode.store.threads import WorkerThreads
 from whnode.store.types import StoredRecord, StoreStatistics, Synchronous
 
 __all__ = [
@@ -51,6 +55,8 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+
+LOG = logging.getLogger(__name__)
 
 SCHEMA_VERSION: Final = 1
 """``PRAGMA user_version`` of the schema below; any other non-zero version is refused."""
@@ -64,6 +70,11 @@ CACHE_KIB: Final = 8 * 1024
 """Page cache of each connection, in KiB (metadata and indexes; blobs come from the OS)."""
 JOURNAL_SIZE_LIMIT_BYTES: Final = 64 * 1024 * 1024
 """Size the WAL file is truncated back to after a checkpoint."""
+CHECKPOINT_AFTER_BYTES: Final = 16 * 1024 * 1024
+"""Record bytes committed between two background WAL checkpoints."""
+WRITER_AUTOCHECKPOINT_PAGES: Final = 16 * 1024
+"""Backstop: the writer checkpoints itself when the WAL reaches this many pages (64 MiB at
+4 KiB), which bounds the WAL under a sustained burst of writes."""
 EVICTION_BATCH: Final = 64
 """Candidates read per query when the quota evicts."""
 EXPIRE_BATCH: Final = 512
@@ -254,10 +265,13 @@ class DurableStore:
         self._history = history_per_dispensary
         self._max_bytes = max_bytes
         self._synchronous = synchronous
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whnode-store-write")
-        self._readers = ThreadPoolExecutor(
-            max_workers=readers, thread_name_prefix="whnode-store-read"
-        )
+        self._writer = WorkerThreads("whnode-store-write", 1)
+        self._readers = WorkerThreads("whnode-store-read", readers)
+        self._checkpointer = WorkerThreads("whnode-store-checkpoint", 1)
+        self._checkpoint_connection: sqlite3.Connection | None = None
+        self._uncheckpointed_bytes = 0
+        """Record bytes committed since the last background checkpoint was queued."""
+        self._checkpoints = 0
         self._write_connection: sqlite3.Connection | None = None
         self._local = threading.local()
         self._read_connections: list[sqlite3.Connection] = []
@@ -298,12 +312,16 @@ class DurableStore:
             synchronous=synchronous,
             readers=readers,
         )
+        loop = asyncio.get_running_loop()
+        store._writer.start(loop)
+        store._readers.start(loop)
+        store._checkpointer.start(loop)
         try:
             await store._call_writer("open", store._open_blocking)
         except BaseException:
             store._closed = True
-            store._writer.submit(store._close_blocking)
-            store._writer.shutdown(wait=False)
+            await store._writer.call(store._close_blocking)
+            store._writer.stop()
             raise
         return store
 
@@ -313,9 +331,9 @@ class DurableStore:
             return
         self._closed = True
         try:
-            await asyncio.wrap_future(self._writer.submit(self._close_blocking))
+            await self._writer.call(self._close_blocking)
         finally:
-            self._writer.shutdown(wait=False)
+            self._writer.stop()
 
     async def __aenter__(self) -> Self:
         return self
@@ -451,6 +469,7 @@ class DurableStore:
                 evictions=self._evictions,
                 expired=self._expired,
                 deleted=self._deleted,
+                checkpoints=self._checkpoints,
                 errors=self._errors,
             )
 
@@ -459,7 +478,7 @@ class DurableStore:
         if self._closed and operation != "open":
             raise StoreClosed(f"{operation} on a closed store ({self._path})")
         try:
-            return await asyncio.wrap_future(self._writer.submit(function))
+            return await self._writer.call(function)
         except sqlite3.Error as exc:
             self._count_error()
             raise _translate(exc, operation) from exc
@@ -481,7 +500,7 @@ class DurableStore:
         if self._closed:
             raise StoreClosed(f"{operation} on a closed store ({self._path})")
         try:
-            result = await asyncio.wrap_future(self._readers.submit(function, sql, parameters))
+            result = await self._readers.call(function, sql, parameters)
         except sqlite3.Error as exc:
             self._count_error()
             raise _translate(exc, operation) from exc
@@ -521,6 +540,7 @@ class DurableStore:
             raise StoreUnavailable(f"journal_mode is {mode}, not wal", operation="open")
         connection.execute(f"PRAGMA synchronous = {self._synchronous.value.upper()}")
         connection.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT_BYTES}")
+        connection.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}")
         connection.execute("BEGIN IMMEDIATE")
         try:
             self._check_or_create_schema(connection)
@@ -564,7 +584,13 @@ class DurableStore:
 
     def _close_blocking(self) -> None:
         """On the writer thread, after every queued write: drain readers, close connections."""
-        self._readers.shutdown(wait=True)
+        self._readers.stop()
+        self._checkpointer.stop()
+        self._readers.join()
+        self._checkpointer.join()
+        if self._checkpoint_connection is not None:
+            self._checkpoint_connection.close()
+            self._checkpoint_connection = None
         with self._lock:
             connections = list(self._read_connections)
             self._read_connections.clear()
@@ -598,7 +624,26 @@ class DurableStore:
         self._apply(delta)
         return result
 
+    def _checkpoint_blocking(self) -> None:
+        """On the checkpoint thread: copy committed WAL frames into the database file."""
+        try:
+            if self._checkpoint_connection is None:
+                self._checkpoint_connection = _connect(self._path, read_only=False)
+            self._checkpoint_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:
+            LOG.warning("background checkpoint of %s failed: %s", self._path, exc)
+            with self._lock:
+                self._errors += 1
+            return
+        with self._lock:
+            self._checkpoints += 1
+
     def _apply(self, delta: _Delta) -> None:
+        if delta.bytes > 0:
+            self._uncheckpointed_bytes += delta.bytes
+            if self._uncheckpointed_bytes >= CHECKPOINT_AFTER_BYTES:
+                self._uncheckpointed_bytes = 0
+                self._checkpointer.submit_nowait(self._checkpoint_blocking)
         with self._lock:
             self._bytes += delta.bytes
             self._records += delta.records

@@ -126,5 +126,7 @@ class StoreStatistics:
     """Snapshots dropped since open by ``expire``."""
     deleted: int
     """Snapshots dropped since open by ``discard`` and ``delete``."""
+    checkpoints: int
+    """Background WAL checkpoints completed since open."""
     errors: int
-    """Operations that raised StoreError since open."""
+    """Operations that raised StoreError (and failed background checkpoints) since open."""
