@@ -45,7 +45,7 @@ from whnode.upstream.pool import ParsedMenu
 from whnode.config import Config
 from whnode.errors import WhnodeError
 from whnode.peer.client import PeerAddress, PeerClient
-from whnode.peer.exceptions import PeerError, PeerRefused
+from whnode.peer.exceptions import PeerError, PeerRefused, PeerUnreachable
 from whnode.peer.routes import FillResult, PeerProblem
 from whnode.peer.wire import ErrorKind
 from whnode.record.exceptions import RecordError
@@ -68,6 +68,8 @@ TRACKED_DISPENSARIES = 100_000
 """Most dispensaries whose freshness, popularity and negative entries are remembered."""
 RECENT_FILLS = 50
 """Fills kept for the status page."""
+LIFETIME_CACHE_MS = 10_000
+"""How long a dispensary's change history read from the store is reused."""
 
 
 class Contact(PeerAddress, Protocol):
@@ -84,6 +86,8 @@ class OwnerDirectory(Protocol):
     async def find_owners(self, key: bytes, count: int) -> Sequence[Contact]: ...
 
     def contacts(self) -> Sequence[Contact]: ...
+
+    def note_unreachable(self, contact: Contact) -> None: ...
 
 
 class UpstreamFetcher(Protocol):
@@ -180,6 +184,9 @@ class MenuService:
         self._fresh_until: _BoundedDict[str, int] = _BoundedDict(TRACKED_DISPENSARIES)
         self._popularity: _BoundedDict[str, tuple[int, int]] = _BoundedDict(TRACKED_DISPENSARIES)
         self._negative: _BoundedDict[str, _Negative] = _BoundedDict(TRACKED_DISPENSARIES)
+        self._change_times: _BoundedDict[str, tuple[int, tuple[int, ...]]] = _BoundedDict(
+            TRACKED_DISPENSARIES
+        )
         self._rng = random.Random()
         self._background: set[asyncio.Task[object]] = set()
         self._requests = 0
@@ -276,9 +283,22 @@ class MenuService:
             self._negative[dispensary_id] = _Negative(until, error)
 
     async def _lifetime(self, dispensary_id: str, now_ms: int) -> float:
-        """Heuristic lifetime from the change history held in the local store."""
-        change_times = await self._store.change_times(dispensary_id)
-        return heuristic_lifetime(change_times, now_ms, self._fresh)
+        """Heuristic lifetime from the change history held in the local store.
+
+        The change times are read from SQLite at most once per LIFETIME_CACHE_MS per
+        dispensary, and again whenever a new snapshot is stored.
+        """
+        cached = self._change_times.get(dispensary_id)
+        if cached is None or now_ms - cached[0] > LIFETIME_CACHE_MS:
+            times = await self._store.change_times(dispensary_id, include_first=True)
+            cached = (now_ms, tuple(times))
+            self._change_times[dispensary_id] = cached
+        return heuristic_lifetime(cached[1], now_ms, self._fresh)
+
+    async def _store_put(self, record: SignedRecord) -> bool:
+        created = await self._store.put(self._to_stored(record))
+        self._change_times.pop(record.dispensary_id, None)
+        return created
 
     def _answer(self, record: SignedRecord, path: AnswerPath, fresh_until: int) -> MenuAnswer:
         stale = path is AnswerPath.STALE
@@ -372,6 +392,10 @@ class MenuService:
                 if error is not None:
                     self._learn_negative(dispensary_id, error, now_ms)
                     raise error from exc
+                last_error = exc
+                continue
+            except PeerUnreachable as exc:
+                self._owners.note_unreachable(contact)
                 last_error = exc
                 continue
             except (PeerError, RecordError) as exc:
@@ -527,7 +551,7 @@ class MenuService:
             content_hash=parsed.content_hash,
             signing_key=self._key,
         )
-        await self._store.put(self._to_stored(record))
+        await self._store_put(record)
         self._remember(record)
         changed = previous is None or previous.content_hash != bytes(record.content_hash)
         lifetime = await self._lifetime(dispensary_id, record.fetched_at_ms)
@@ -573,7 +597,7 @@ class MenuService:
         freshness = classify(
             newest.fetched_at_ms, now_ms, lifetime, self._fresh, allow_revalidate=False
         )
-        await self._store.put(self._to_stored(newest))
+        await self._store_put(newest)
         self._remember(newest)
         if freshness.age is not RecordAge.FRESH:
             return None
@@ -653,7 +677,7 @@ class MenuService:
 
     async def peer_put(self, dispensary_id: str, data: bytes) -> bool:
         record = self._accept(data, dispensary_id, self.now_ms())
-        created = await self._store.put(self._to_stored(record))
+        created = await self._store_put(record)
         hot = self._hot.newest(dispensary_id)
         if hot is not None and hot.fetched_at_ms < record.fetched_at_ms:
             self._remember(record)
