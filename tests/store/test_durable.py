@@ -13,6 +13,7 @@ from whnode.store import (
     DurableStore,
     StoreClosed,
     StoreCorrupt,
+    StoreFull,
     StoreUnavailable,
     StoreUsageError,
 )
@@ -268,3 +269,35 @@ async def test_background_checkpoints_run_as_records_are_written(tmp_path: Path)
     assert not path.with_name(path.name + "-wal").exists()
     async with await DurableStore.open(path, history_per_dispensary=1_000, max_bytes=1 << 40) as s:
         assert s.statistics().records == count
+
+
+async def test_a_full_disk_is_store_full_and_changes_nothing(tmp_path: Path) -> None:
+    async with await DurableStore.open(
+        tmp_path / "s.sqlite3", history_per_dispensary=10, max_bytes=1 << 30
+    ) as s:
+        await s.put(make_record("shop-a", 1, size=1_000))
+        before = s.statistics()
+        # SQLite reports SQLITE_FULL once the file may not grow: the same path as a full disk
+        s._connection().execute("PRAGMA max_page_count = 1")
+        with pytest.raises(StoreFull):
+            await s.put(make_record("shop-a", 2, size=200_000))
+        after = s.statistics()
+        assert (after.bytes, after.records, after.puts) == (before.bytes, before.records, 1)
+        assert after.errors == 1
+        newest = await s.newest("shop-a")
+        assert newest is not None
+        assert newest.fetched_at_ms == 1
+        s._connection().execute("PRAGMA max_page_count = 1073741823")
+        assert await s.put(make_record("shop-a", 2, size=200_000))
+        assert_totals_match(s)
+
+
+async def test_a_row_breaking_the_record_rules_is_store_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    async with await DurableStore.open(path, history_per_dispensary=10, max_bytes=1 << 30) as s:
+        await s.put(make_record("shop-a", 1))
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE snapshots SET content_hash = x'00'")
+    async with await DurableStore.open(path, history_per_dispensary=10, max_bytes=1 << 30) as s:
+        with pytest.raises(StoreCorrupt):
+            await s.newest("shop-a")

@@ -37,6 +37,7 @@ from types import TracebackType
 from typing import Any, Final, NamedTuple, Self, TypeVar
 
 from whnode.store.exceptions import (
+    InvalidStoredRecord,
     StoreClosed,
     StoreCorrupt,
     StoreError,
@@ -218,9 +219,13 @@ def _translate(exc: sqlite3.Error, operation: str) -> StoreError:
 
 
 def _record(row: tuple[str, int, bytes, bytes]) -> StoredRecord:
-    return StoredRecord(
-        dispensary_id=row[0], fetched_at_ms=row[1], content_hash=row[2], data=row[3]
-    )
+    """A row read back; a row that breaks StoredRecord's rules means a damaged file."""
+    try:
+        return StoredRecord(
+            dispensary_id=row[0], fetched_at_ms=row[1], content_hash=row[2], data=row[3]
+        )
+    except InvalidStoredRecord as exc:
+        raise StoreCorrupt(f"unreadable row: {exc}", operation="read") from exc
 
 
 def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
