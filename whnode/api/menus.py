@@ -1,0 +1,207 @@
+"""Handlers of ``/v1/menus/{dispensary}`` and its ``history`` and ``stats`` sub-resources.
+
+Thin: check the request (path, query, Accept), ask the service, and answer with the rendered
+representation and its validators. The service verified every record it returns.
+
+Representations of a menu: JSON (default; rendered from the record and cached), the canonical
+CBOR of the menu (``Accept: application/cbor``) and the signed record itself
+(``Accept: application/cose``: COSE_Sign1 bytes that clients verify on their own).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Final
+
+import cbor2
+from aiohttp import web
+
+from whnode.api.context import ApiContext, MenuReader
+from whnode.api.exceptions import InvalidParameter, NodeNotReady
+from whnode.api.params import (
+    MediaType,
+    negotiate,
+    parse_at,
+    parse_limit,
+    parse_max_age,
+    single_values,
+)
+from whnode.api.render import RenderCache, RenderFormat, dumps, history_entry
+from whnode.record.model import parse_dispensary_id
+from whnode.record.signed import SignedRecord
+from whnode.service.exceptions import MenuNotFound
+from whnode.service.types import MenuAnswer
+
+__all__ = [
+    "CBOR",
+    "COSE",
+    "JSON",
+    "MenuHandlers",
+    "entity_tag",
+]
+
+JSON: Final = MediaType("application/json", "application/json")
+CBOR: Final = MediaType("application/cbor", "application/cbor")
+COSE: Final = MediaType("application/cose", 'application/cose; cose-type="cose-sign1"')
+MENU_TYPES: Final = (JSON, CBOR, COSE)
+HISTORY_TYPES: Final = (JSON, CBOR)
+STATS_TYPES: Final = (JSON,)
+
+DEFAULT_HISTORY_LIMIT: Final = 20
+"""Snapshots listed by ``/history`` when no ``limit`` is given."""
+MAX_HISTORY_RESPONSE_BYTES: Final = 64 * 1024 * 1024
+"""Most record bytes sent in one CBOR history answer; older snapshots beyond are left out."""
+
+HEADER_PATH: Final = "X-Whnode-Path"
+HEADER_PUBLISHER: Final = "X-Whnode-Publisher"
+HEADER_CONTENT_HASH: Final = "X-Whnode-Content-Hash"
+HEADER_FETCHED_AT: Final = "X-Whnode-Fetched-At"
+HEADER_FRESH_UNTIL: Final = "X-Whnode-Fresh-Until"
+HEADER_STALE: Final = "X-Whnode-Stale"
+EXPOSED_HEADERS: Final = (
+    "ETag",
+    "Last-Modified",
+    "Retry-After",
+    HEADER_PATH,
+    HEADER_PUBLISHER,
+    HEADER_CONTENT_HASH,
+    HEADER_FETCHED_AT,
+    HEADER_FRESH_UNTIL,
+    HEADER_STALE,
+)
+"""Headers a browser script may read cross-origin (Access-Control-Expose-Headers)."""
+
+_FORMAT_OF: Final = {JSON.name: "json", CBOR.name: "cbor", COSE.name: "cose"}
+
+
+def entity_tag(record: SignedRecord, variant: str) -> str:
+    """Strong ETag of one representation of a record: content hash, fetch time and variant."""
+    return f'"{bytes(record.content_hash).hex()[:24]}-{record.fetched_at_ms}-{variant}"'
+
+
+def _tags(header: str) -> list[str]:
+    """Entity tags of an If-None-Match header, weak prefixes removed (weak comparison)."""
+    tags: list[str] = []
+    for part in header.split(","):
+        tag = part.strip()
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        if tag:
+            tags.append(tag)
+    return tags
+
+
+def not_modified(request: web.Request, etag: str, fetched_at_ms: int) -> bool:
+    """True when the request's validators match (RFC 9110 section 13.2.2 order)."""
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None:
+        tags = _tags(if_none_match)
+        return "*" in tags or etag in tags
+    since = request.if_modified_since
+    return since is not None and fetched_at_ms // 1000 <= since.timestamp()
+
+
+def _http_date(millis: int) -> str:
+    return email.utils.formatdate(millis / 1000, usegmt=True)
+
+
+class MenuHandlers:
+    """The menu endpoints over one ApiContext and one render cache."""
+
+    def __init__(self, context: ApiContext, renders: RenderCache) -> None:
+        self._context = context
+        self._renders = renders
+
+    def _service(self) -> MenuReader:
+        try:
+            return self._context.service
+        except AttributeError:
+            raise NodeNotReady("the node has not started") from None
+
+    async def menu(self, request: web.Request) -> web.StreamResponse:
+        """GET /v1/menus/{dispensary}"""
+        dispensary_id = parse_dispensary_id(request.match_info["dispensary"])
+        query = single_values(request.query, ("max_age", "at"))
+        max_age = parse_max_age(query["max_age"]) if "max_age" in query else None
+        at_ms = parse_at(query["at"]) if "at" in query else None
+        if max_age is not None and at_ms is not None:
+            raise InvalidParameter("at", "cannot be combined with max_age")
+        representation = negotiate(request.headers.get("Accept"), MENU_TYPES)
+        answer = await self._service().get_menu(dispensary_id, max_age=max_age, at_ms=at_ms)
+        variant = _FORMAT_OF[representation.name]
+        headers = self._headers(answer, variant)
+        if not_modified(request, headers["ETag"], answer.record.fetched_at_ms):
+            return web.Response(status=304, headers=headers)
+        if representation is COSE:
+            body = answer.record.encoded
+        else:
+            body = await self._renders.get(
+                answer.record, RenderFormat.JSON if representation is JSON else RenderFormat.CBOR
+            )
+        headers["Content-Type"] = representation.content_type
+        return web.Response(body=body, headers=headers)
+
+    async def stats(self, request: web.Request) -> web.StreamResponse:
+        """GET /v1/menus/{dispensary}/stats"""
+        dispensary_id = parse_dispensary_id(request.match_info["dispensary"])
+        query = single_values(request.query, ("max_age", "at"))
+        max_age = parse_max_age(query["max_age"]) if "max_age" in query else None
+        at_ms = parse_at(query["at"]) if "at" in query else None
+        if max_age is not None and at_ms is not None:
+            raise InvalidParameter("at", "cannot be combined with max_age")
+        negotiate(request.headers.get("Accept"), STATS_TYPES)
+        answer = await self._service().get_menu(dispensary_id, max_age=max_age, at_ms=at_ms)
+        headers = self._headers(answer, "stats")
+        if not_modified(request, headers["ETag"], answer.record.fetched_at_ms):
+            return web.Response(status=304, headers=headers)
+        body = await self._renders.get(answer.record, RenderFormat.STATS)
+        headers["Content-Type"] = JSON.content_type
+        return web.Response(body=body, headers=headers)
+
+    async def history(self, request: web.Request) -> web.StreamResponse:
+        """GET /v1/menus/{dispensary}/history"""
+        dispensary_id = parse_dispensary_id(request.match_info["dispensary"])
+        query = single_values(request.query, ("limit",))
+        limit = parse_limit(query.get("limit"), default=DEFAULT_HISTORY_LIMIT)
+        representation = negotiate(request.headers.get("Accept"), HISTORY_TYPES)
+        records = await self._service().history(dispensary_id, limit)
+        if not records:
+            raise MenuNotFound(
+                f"no snapshot of {dispensary_id} is held", dispensary_id=dispensary_id
+            )
+        records = sorted(records, key=lambda record: record.fetched_at_ms, reverse=True)[:limit]
+        headers = {"Cache-Control": "no-cache", "Vary": "Accept"}
+        if representation is CBOR:
+            kept: list[bytes] = []
+            total = 0
+            for record in records:
+                total += len(record.encoded)
+                if kept and total > MAX_HISTORY_RESPONSE_BYTES:
+                    break
+                kept.append(record.encoded)
+            headers["Content-Type"] = CBOR.content_type
+            return web.Response(body=cbor2.dumps(kept), headers=headers)
+        document = {
+            "dispensary_id": dispensary_id,
+            "snapshots": [history_entry(record) for record in records],
+        }
+        headers["Content-Type"] = JSON.content_type
+        return web.Response(body=dumps(document), headers=headers)
+
+    def _headers(self, answer: MenuAnswer, variant: str) -> dict[str, str]:
+        record = answer.record
+        now_ms = int(time.time() * 1000)
+        max_age = 0 if answer.stale else max(0, (answer.fresh_until_ms - now_ms) // 1000)
+        return {
+            "ETag": entity_tag(record, variant),
+            "Last-Modified": _http_date(record.fetched_at_ms),
+            "Cache-Control": f"max-age={max_age}",
+            "Vary": "Accept",
+            HEADER_PATH: answer.path.value,
+            HEADER_PUBLISHER: bytes(record.publisher).hex(),
+            HEADER_CONTENT_HASH: bytes(record.content_hash).hex(),
+            HEADER_FETCHED_AT: str(record.fetched_at_ms),
+            HEADER_FRESH_UNTIL: str(answer.fresh_until_ms),
+            HEADER_STALE: "1" if answer.stale else "0",
+        }

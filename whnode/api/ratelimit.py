@@ -1,0 +1,83 @@
+"""Per-client token buckets for the public API.
+
+A client is its IP address, except that IPv6 clients are grouped by /64 (one subscriber
+usually holds a whole /64, so per-address buckets would be trivially evaded). The table of
+buckets is bounded (least recently seen clients are forgotten first), so a flood of source
+addresses costs bounded memory. ``check`` is sync and O(1); time is a parameter.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from whnode import limits
+
+__all__ = ["ClientRateLimiter", "RateLimiterStatistics", "client_key"]
+
+
+def client_key(remote: str | None) -> str:
+    """The rate-limit key of a remote address: IPv4 address, IPv6 /64, or the raw text."""
+    if not remote:
+        return "local"
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote[:64]
+    if isinstance(address, ipaddress.IPv6Address):
+        mapped = address.ipv4_mapped
+        if mapped is not None:
+            return str(mapped)
+        return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))
+    return str(address)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimiterStatistics:
+    """A frozen snapshot of the limiter's counters."""
+
+    admitted: int
+    refused: int
+    clients: int
+    """Clients currently tracked."""
+
+
+class ClientRateLimiter:
+    """One token bucket per client key: ``rate`` tokens per second up to ``burst``."""
+
+    def __init__(
+        self, *, rate: float, burst: float, max_clients: int = limits.MAX_TRACKED_SOURCES
+    ) -> None:
+        if rate <= 0 or burst < 1 or max_clients < 1:
+            raise ValueError("rate must be > 0, burst >= 1 and max_clients >= 1")
+        self._rate = rate
+        self._burst = float(burst)
+        self._max_clients = max_clients
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._admitted = 0
+        self._refused = 0
+
+    def check(self, key: str, now: float) -> float:
+        """Take one token for ``key``: 0.0 when admitted, else seconds until one is available.
+
+        ``now`` is a monotonic time in seconds.
+        """
+        tokens, last = self._buckets.pop(key, (self._burst, now))
+        tokens = min(self._burst, tokens + max(0.0, now - last) * self._rate)
+        wait = 0.0
+        if tokens >= 1.0:
+            tokens -= 1.0
+            self._admitted += 1
+        else:
+            wait = (1.0 - tokens) / self._rate
+            self._refused += 1
+        self._buckets[key] = (tokens, now)
+        if len(self._buckets) > self._max_clients:
+            self._buckets.popitem(last=False)
+        return wait
+
+    def statistics(self) -> RateLimiterStatistics:
+        return RateLimiterStatistics(
+            admitted=self._admitted, refused=self._refused, clients=len(self._buckets)
+        )
