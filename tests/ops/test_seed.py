@@ -1,0 +1,369 @@
+"""The seed program on loopback: real UDP and TCP sockets, real DHT nodes, real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from whnode.dht import DhtConfig, DhtNode, PublicKey
+from whnode.errors import ConfigError
+from whnode.seed import PEERS_FILE_NAME, SeedConfig, SeedServer, build_parser, main
+from whnode.seeds import Seed
+
+LOOPBACK = "127.0.0.1"
+FLOODER = "127.0.0.2"
+"""Another loopback address (Linux routes all of 127/8 to lo): a second source IP."""
+BYSTANDER = "127.0.0.3"
+
+
+def seed_config(data_dir: Path, **changes: object) -> SeedConfig:
+    values: dict[str, object] = {"data_dir": data_dir, "port": 0, "host": LOOPBACK}
+    values.update(changes)
+    return SeedConfig(**values)  # type: ignore[arg-type]
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def dht_nodes(count: int, host: str = LOOPBACK) -> AsyncIterator[list[DhtNode]]:
+    nodes = [DhtNode(PublicKey(os.urandom(32)), DhtConfig(rpc_timeout=1.0)) for _ in range(count)]
+    try:
+        for node in nodes:
+            await node.listen(host, 0)
+        yield nodes
+    finally:
+        await asyncio.gather(*(node.stop() for node in nodes))
+
+
+async def http_get(url: str) -> tuple[int, str, dict[str, str]]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.text(), dict(response.headers)
+
+
+def metric(text: str, name: str, labels: str = "") -> float:
+    """The value of one sample in Prometheus text (fails the test when it is missing)."""
+    pattern = "^" + re.escape(name + (f"{{{labels}}}" if labels else "")) + r" (\S+)$"
+    match = re.search(pattern, text, re.MULTILINE)
+    assert match is not None, f"{name}{labels} missing from /metrics"
+    return float(match.group(1))
+
+
+async def test_twelve_nodes_bootstrap_from_one_seed(tmp_path: Path) -> None:
+    async with SeedServer(seed_config(tmp_path / "seed")) as seed, dht_nodes(12) as nodes:
+        assert seed.port > 0
+        sizes = await asyncio.gather(*(node.bootstrap([(LOOPBACK, seed.port)]) for node in nodes))
+        assert all(size >= 1 for size in sizes)
+        # every node knows the seed as a routing-only contact, and learned other nodes from it
+        for node in nodes:
+            seeds = [c for c in node.contacts() if c.node_id == seed.node_id]
+            assert len(seeds) == 1
+            assert seeds[0].routing_only
+        assert sum(len(node.contacts()) for node in nodes) > 4 * len(nodes)
+        await wait_for(lambda: len(seed.contacts()) == len(nodes))
+        assert {c.node_id for c in seed.contacts()} == {node.node_id for node in nodes}
+        # a seed routes but never owns: owner lookups on the nodes leave it out
+        owners = await nodes[0].find_owners(os.urandom(20), 20)
+        assert seed.node_id not in {owner.node_id for owner in owners}
+        assert len(owners) == len(nodes)
+
+        status, body, headers = await http_get(f"{seed.http_url}/healthz")
+        assert status == 200
+        document = json.loads(body)
+        assert document["status"] == "ok"
+        assert document["peers"] == len(nodes)
+        assert document["node_id"] == seed.node_id.hex()
+        assert headers["Cache-Control"] == "no-store"
+
+        status, text, headers = await http_get(f"{seed.http_url}/metrics")
+        assert status == 200
+        assert headers["Content-Type"].startswith("text/plain; version=")
+        assert metric(text, "whnode_dht_table_size") == len(nodes)
+        assert metric(text, "whnode_dht_rpcs_received_total") >= 2 * len(nodes)
+        assert metric(text, "whnode_seed_contacts", 'kind="node"') == len(nodes)
+        assert metric(text, "whnode_seed_contacts", 'kind="seed"') == 0
+        assert metric(text, "whnode_seed_healthy") == 1
+        assert metric(text, "whnode_dht_rate_limited_drops_total") == 0
+        assert f'node_id="{seed.node_id.hex()}"' in text
+        assert "# TYPE whnode_dht_rpcs_received_total counter" in text
+        assert "# TYPE whnode_dht_table_size gauge" in text
+        assert metric(text, "whnode_seed_http_requests_total", 'path="/healthz",status="200"') == 1
+
+
+async def test_health_rule_grace_then_peers_then_socket(tmp_path: Path) -> None:
+    seed = SeedServer(seed_config(tmp_path, health_grace=0.4))
+    assert not seed.health().healthy  # not started: no socket
+    await seed.start()
+    try:
+        status, body, _ = await http_get(f"{seed.http_url}/healthz")
+        assert status == 200
+        assert "grace" in json.loads(body)["reason"]
+        await asyncio.sleep(0.5)
+        status, body, _ = await http_get(f"{seed.http_url}/healthz")
+        assert status == 503
+        assert json.loads(body) | {"uptime_seconds": 0} == {
+            "status": "unhealthy",
+            "reason": "no peer within 0.4 s of start",
+            "role": "seed",
+            "node_id": seed.node_id.hex(),
+            "peers": 0,
+            "uptime_seconds": 0,
+        }
+        _, text, _ = await http_get(f"{seed.http_url}/metrics")
+        assert metric(text, "whnode_seed_healthy") == 0
+        async with dht_nodes(1) as nodes:
+            assert await nodes[0].bootstrap([(LOOPBACK, seed.port)]) == 1
+            await wait_for(lambda: seed.health().healthy)
+            status, body, _ = await http_get(f"{seed.http_url}/healthz")
+            assert (status, json.loads(body)["reason"]) == (200, "1 peer")
+    finally:
+        await seed.stop()
+    health = seed.health()
+    assert not health.healthy
+    assert health.reason == "UDP socket not listening"
+
+
+async def test_peer_table_is_saved_on_stop_and_reloaded_on_restart(tmp_path: Path) -> None:
+    data_dir = tmp_path / "seed"
+    async with dht_nodes(10) as nodes:
+        async with SeedServer(seed_config(data_dir)) as first:
+            await asyncio.gather(*(node.bootstrap([(LOOPBACK, first.port)]) for node in nodes))
+            await wait_for(lambda: len(first.contacts()) == len(nodes))
+            seed_id = first.node_id
+        saved = json.loads((data_dir / PEERS_FILE_NAME).read_text(encoding="utf-8"))
+        assert saved["node_id"] == seed_id.hex()
+        assert {peer["node_id"] for peer in saved["peers"]} == {n.node_id.hex() for n in nodes}
+        assert (data_dir.stat().st_mode & 0o077) == 0
+
+        # a new process life: same identity, and the saved peers are pinged back into the table
+        # without any node contacting the new seed (it listens on another port)
+        async with SeedServer(seed_config(data_dir)) as second:
+            assert second.node_id == seed_id
+            await wait_for(lambda: len(second.contacts()) == len(nodes))
+            assert {c.node_id for c in second.contacts()} == {n.node_id for n in nodes}
+            status, body, _ = await http_get(f"{second.http_url}/healthz")
+            assert status == 200
+            assert json.loads(body)["peers"] == len(nodes)
+
+
+async def test_datagram_flood_from_one_ip_is_dropped_and_counted(tmp_path: Path) -> None:
+    config = seed_config(
+        tmp_path, host="0.0.0.0", datagrams_per_source_per_second=5.0, datagram_burst_per_source=10
+    )
+    async with SeedServer(config) as seed:
+        flood = 300
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.bind((FLOODER, 0))
+            started = time.monotonic()
+            for _ in range(flood):
+                sender.sendto(b"\x00" * 40, (LOOPBACK, seed.port))
+            await wait_for(lambda: seed.dht.statistics().datagrams_received >= flood)
+            elapsed = time.monotonic() - started
+        allowed = 10 + 5.0 * elapsed + 1
+        _, text, _ = await http_get(f"http://{LOOPBACK}:{seed.port}/metrics")
+        assert metric(text, "whnode_dht_rate_limited_drops_total") >= flood - allowed
+        assert metric(text, "whnode_dht_malformed_datagrams_total") <= allowed
+        # another address is not affected: a node there joins at once
+        async with dht_nodes(1, host=BYSTANDER) as nodes:
+            assert await nodes[0].bootstrap([(LOOPBACK, seed.port)]) == 1
+        _, text, _ = await http_get(f"http://{LOOPBACK}:{seed.port}/metrics")
+        assert metric(text, "whnode_dht_tracked_sources") >= 2
+        assert metric(text, "whnode_dht_rpcs_received_total") >= 2
+
+
+async def test_http_is_rate_limited_per_client_ip(tmp_path: Path) -> None:
+    async with SeedServer(
+        seed_config(tmp_path, http_burst=5, http_requests_per_second=1.0)
+    ) as seed:
+        statuses = []
+        async with aiohttp.ClientSession() as session:
+            for _ in range(12):
+                async with session.get(f"{seed.http_url}/healthz") as response:
+                    statuses.append(response.status)
+                    if response.status == 429:
+                        assert response.headers["Retry-After"] == "1"
+        assert statuses[:5] == [200] * 5
+        assert statuses.count(429) >= 5
+        text = (await seed_metrics(seed)).decode()
+        assert metric(text, "whnode_seed_http_rate_limited_total") == statuses.count(429)
+        assert metric(
+            text, "whnode_seed_http_requests_total", 'path="/healthz",status="429"'
+        ) == statuses.count(429)
+
+
+async def seed_metrics(seed: SeedServer) -> bytes:
+    """/metrics without HTTP (this client is rate-limited in the test above)."""
+    from prometheus_client import generate_latest
+
+    return generate_latest(seed.registry)
+
+
+async def test_http_surface_is_small(tmp_path: Path) -> None:
+    async with SeedServer(seed_config(tmp_path)) as seed, aiohttp.ClientSession() as session:
+        async with session.get(f"{seed.http_url}/v1/menus/x") as response:
+            assert response.status == 404
+        async with session.post(f"{seed.http_url}/healthz", data=b"x" * 10_000) as response:
+            assert response.status in (405, 413)
+        async with session.head(f"{seed.http_url}/healthz") as response:
+            assert response.status == 200
+        text = (await seed_metrics(seed)).decode()
+        assert metric(text, "whnode_seed_http_requests_total", 'path="other",status="404"') == 1
+
+
+async def test_seeds_join_each_other_and_pins_are_checked(tmp_path: Path) -> None:
+    async with SeedServer(seed_config(tmp_path / "a")) as first:
+        right = Seed(LOOPBACK, first.port, first.node_id)
+        wrong = Seed(LOOPBACK, first.port, bytes(20))  # type: ignore[arg-type]
+        async with SeedServer(seed_config(tmp_path / "b", peers=(right,))) as second:
+            await wait_for(lambda: len(second.contacts()) == 1 and len(first.contacts()) == 1)
+            assert first.contacts()[0].node_id == second.node_id
+            assert first.contacts()[0].routing_only
+            await asyncio.sleep(0.1)
+            assert second.pin_mismatches() == {}
+            text = (await seed_metrics(second)).decode()
+            assert metric(text, "whnode_seed_contacts", 'kind="seed"') == 1
+        async with SeedServer(seed_config(tmp_path / "c", peers=(wrong,))) as third:
+            await wait_for(lambda: bool(third.pin_mismatches()), timeout=5)
+            assert third.pin_mismatches() == {(LOOPBACK, first.port): first.node_id}
+            text = (await seed_metrics(third)).decode()
+            assert metric(text, "whnode_seed_pin_mismatches") == 1
+
+
+async def test_a_stats_line_is_logged_every_interval(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="whnode.seed")
+    async with SeedServer(seed_config(tmp_path, stats_interval=0.2)) as seed, dht_nodes(3) as nodes:
+        await asyncio.gather(*(node.bootstrap([(LOOPBACK, seed.port)]) for node in nodes))
+        await wait_for(lambda: len(seed.contacts()) == 3)
+        await wait_for(
+            lambda: any(getattr(r, "seed_stats", {}).get("peers") == 3 for r in caplog.records)
+        )
+    lines = [record for record in caplog.records if record.getMessage().startswith("seed stats:")]
+    assert len(lines) >= 1
+    fields = next(r.seed_stats for r in lines if r.seed_stats["peers"] == 3)  # type: ignore[attr-defined]
+    assert set(fields) >= {"peers", "rpcs_received", "rpcs_sent", "drops"}
+    assert "3 peers" in next(r.getMessage() for r in lines if r.seed_stats["peers"] == 3)  # type: ignore[attr-defined]
+    assert any(
+        record.getMessage().startswith("seed ") and "seeds line:" in record.getMessage()
+        for record in caplog.records
+    )
+
+
+def test_seed_config_validates() -> None:
+    with pytest.raises(ConfigError):
+        SeedConfig(port=70000)
+    with pytest.raises(ConfigError):
+        SeedConfig(stats_interval=0)
+    with pytest.raises(ConfigError):
+        SeedConfig(health_grace=float("nan"))
+    with pytest.raises(ConfigError):
+        SeedConfig(datagram_burst_per_source=0)
+    with pytest.raises(ConfigError):
+        SeedConfig(peers=("a.example:1",))  # type: ignore[arg-type]
+    config = SeedConfig()
+    dht = config.dht_config()
+    assert dht.routing_only
+    assert dht.datagrams_per_source_per_second == config.datagrams_per_source_per_second
+
+
+def test_main_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--port", "x"]) == 2
+    assert main(["--peer", "no-port", "--data-dir", str(tmp_path)]) == 2
+    assert "--peer #1:1: " in capsys.readouterr().err
+    assert main(["--seeds-file", str(tmp_path / "missing.txt")]) == 2
+    assert "cannot read the seeds file" in capsys.readouterr().err
+    assert main(["--stats-interval", "0"]) == 2
+    assert main(["--log-level", "LOUD", "--data-dir", str(tmp_path)]) == 2
+    assert main(["--help"]) == 0
+    assert "routing-only" in capsys.readouterr().out
+
+
+def test_main_reports_a_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind((LOOPBACK, 0))
+        port = taken.getsockname()[1]
+        code = main(["--port", str(port), "--host", LOOPBACK, "--data-dir", str(tmp_path)])
+    assert code == 1
+    assert f"cannot listen on UDP {LOOPBACK}:{port}" in capsys.readouterr().err
+
+
+def test_parser_matches_the_config_defaults() -> None:
+    args = build_parser().parse_args([])
+    assert args.port == SeedConfig().port
+    assert args.host == SeedConfig().host
+    assert args.data_dir == SeedConfig().data_dir
+    assert args.stats_interval == SeedConfig().stats_interval
+
+
+async def read_line_matching(stream: asyncio.StreamReader, pattern: str, timeout: float) -> str:
+    async with asyncio.timeout(timeout):
+        while True:
+            line = (await stream.readline()).decode()
+            if not line:
+                raise AssertionError(f"the seed exited before logging {pattern!r}")
+            if re.search(pattern, line):
+                return line
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+async def test_whnode_seed_process_stops_cleanly_on_signal_and_saves_peers(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
+    data_dir = tmp_path / "seed"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("WHNODE_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "whnode",
+        "seed",
+        "--host",
+        LOOPBACK,
+        "--port",
+        "0",
+        "--data-dir",
+        str(data_dir),
+        "--stats-interval",
+        "0.3",
+        "--log-format",
+        "json",
+        stderr=subprocess.PIPE,
+        env=environment,
+    )
+    assert process.stderr is not None
+    try:
+        line = await read_line_matching(process.stderr, "serving UDP\\+TCP", timeout=20)
+        document = json.loads(line)
+        port = int(re.search(r":(\d+) \(routing only\)", document["message"]).group(1))  # type: ignore[union-attr]
+        async with dht_nodes(3) as nodes:
+            await asyncio.gather(*(node.bootstrap([(LOOPBACK, port)]) for node in nodes))
+            stats = json.loads(await read_line_matching(process.stderr, '"peers": 3', timeout=10))
+            assert stats["seed_stats"]["peers"] == 3
+            process.send_signal(stop_signal)
+            rest = (await asyncio.wait_for(process.stderr.read(), timeout=15)).decode()
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert "saving the peer table and stopping" in rest
+    assert "Traceback" not in rest
+    saved = json.loads((data_dir / PEERS_FILE_NAME).read_text(encoding="utf-8"))
+    assert {peer["node_id"] for peer in saved["peers"]} == {n.node_id.hex() for n in nodes}
