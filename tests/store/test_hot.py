@@ -76,3 +76,12 @@ def test_statistics_is_a_frozen_snapshot() -> None:
 def test_a_budget_must_be_a_positive_int(budget: int) -> None:
     with pytest.raises(StoreUsageError):
         HotCache(budget)
+
+
+def test_by_default_only_the_newest_is_kept_and_the_cache_never_goes_back() -> None:
+    cache = HotCache(10_000)
+    assert cache.put(make_record("a", 10))
+    assert not cache.put(make_record("a", 5))
+    assert cache.put(make_record("a", 20))
+    assert [r.fetched_at_ms for r in cache.history("a", 10)] == [20]
+    assert cache.statistics().entries == 1

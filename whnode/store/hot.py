@@ -1,7 +1,9 @@
 """The hot cache: verified records in memory, LRU over dispensaries under a byte budget.
 
 Synchronous and free of I/O: every method runs in microseconds on the event loop thread. The
-cache holds, per dispensary, the newest few records it was given (``history_per_dispensary``).
+cache holds, per dispensary, the newest records it was given (``history_per_dispensary``,
+by default only the newest one: a put older than it is refused, so the cache never goes
+back in time).
 When the byte budget is exceeded, whole dispensaries are evicted least recently used first; a
 dispensary that alone exceeds the budget loses its oldest records first.
 
@@ -23,8 +25,10 @@ from whnode.store.types import HotCacheStatistics, StoredRecord
 
 __all__ = ["HOT_HISTORY_PER_DISPENSARY", "HotCache"]
 
-HOT_HISTORY_PER_DISPENSARY: Final = 4
-"""Default number of records the hot cache keeps per dispensary (the newest first)."""
+HOT_HISTORY_PER_DISPENSARY: Final = 1
+"""Default number of records the hot cache keeps per dispensary: only the newest, since the
+service reads only ``newest`` from it; the budget then holds as many dispensaries as it can.
+Raise it to answer ``at`` from memory."""
 
 _NO_FLOOR: Final = -1
 
