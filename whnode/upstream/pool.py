@@ -1,0 +1,525 @@
+"""The process pool that turns raw upstream pages into encoded menus.
+
+Parsing, normalizing, computing statistics, canonical encoding and compressing are CPU work:
+they run in worker processes (``parse_menu_job``), so that the event loop only does I/O. The
+main process sends raw page bytes and gets back a ``ParsedMenu`` (compressed payload, content
+hash, counts), ready to be signed.
+
+Design decisions:
+
+- Start method ``forkserver`` (``spawn`` also allowed; ``fork`` refused). The node process runs
+  an event loop and threads (aiohttp, the SQLite thread, the executor's own manager thread);
+  forking it would copy locks held by other threads into the child. The fork server is a clean,
+  single-threaded process that imports the parsing modules once (``FORKSERVER_PRELOAD``), so a
+  new worker starts in milliseconds instead of re-importing everything as ``spawn`` does.
+- Back-pressure: at most ``queue_depth`` jobs are admitted at once (an ``asyncio.Semaphore``);
+  further callers wait in ``run``/``parse``. ``statistics().waiting`` counts them.
+- Recycling: ``ProcessPoolExecutor(max_tasks_per_child=...)`` can deadlock on Python 3.11 to
+  3.13 (CPython gh-115634: a worker that exits at its limit may never be replaced while jobs
+  wait). Workers are recycled by rotating the whole executor instead: after ``workers *
+  max_tasks_per_child`` jobs, new jobs go to a fresh executor and the old one is shut down as
+  soon as its own jobs are done.
+- A worker that dies (killed, segfault, ``os._exit``) breaks its whole executor
+  (``BrokenProcessPool``) and fails every job in it, guilty or not. The executor is replaced at
+  once and every job that was in it becomes a *suspect*: suspects are run again one at a time
+  in a separate single-worker executor, where a death can only be the fault of the one job
+  inside. A suspect that succeeds returns normally; one that kills its worker again fails with
+  ``UpstreamParseError`` saying so. Innocent jobs never fail because of another job, and the
+  pool keeps serving throughout.
+- Worker-side exceptions must survive pickling to come back; those that would not are
+  replaced by ``UpstreamParseError`` in the worker (an unpicklable result would break the pool).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import importlib
+import logging
+import multiprocessing
+import os
+import pickle
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any, Final, Protocol, TypeVar, cast
+
+from whnode import limits
+from whnode.errors import UsageError
+from whnode.record.exceptions import RecordError
+from whnode.record.model import Menu, MenuStatistics, Vendor
+from whnode.upstream.exceptions import UpstreamError, UpstreamParseError
+from whnode.upstream.statistics import compute_statistics
+
+__all__ = [
+    "FORKSERVER_PRELOAD",
+    "ParsePool",
+    "ParsePoolStatistics",
+    "ParsedMenu",
+    "package_menu",
+    "parse_menu_job",
+]
+
+LOG = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+START_METHODS: Final = ("forkserver", "spawn")
+"""Start methods accepted for worker processes (``fork`` is refused: see the docstring)."""
+FORKSERVER_PRELOAD: Final = (
+    "whnode.upstream.pool",
+    "whnode.upstream.adapters",
+    "whnode.record.codec",
+)
+"""Modules the fork server imports once so that workers start ready."""
+MAX_ERROR_CHARS: Final = 300
+"""Longest foreign error text carried into an UpstreamParseError."""
+
+
+# --------------------------------------------------------------------------- worker side
+@dataclass(frozen=True, slots=True)
+class ParsedMenu:
+    """A parsed menu, encoded and ready to be signed."""
+
+    dispensary_id: str
+    vendor: Vendor
+    menu_name: str
+    fetched_at_ms: int
+    """When the pages were fetched (ms since the epoch); the record's fetch time."""
+    product_count: int
+    content_hash: bytes
+    """SHA-256 of the menu without fetch time and statistics (``codec.content_hash``)."""
+    payload: bytes
+    """The lz4-compressed canonical CBOR of the menu, statistics included (``encode_menu``)."""
+    statistics: MenuStatistics
+
+
+class _Adapter(Protocol):
+    def parse_pages(self, dispensary_id: str, pages: list[bytes], fetched_at_ms: int) -> Menu: ...
+
+
+class _Codec(Protocol):
+    def encode_menu(self, menu: Menu) -> bytes: ...
+
+    def content_hash(self, menu: Menu) -> bytes: ...
+
+
+def _codec() -> _Codec:
+    return cast(_Codec, importlib.import_module("whnode.record.codec"))
+
+
+def _adapter_for(vendor: Vendor, dispensary_id: str) -> _Adapter:
+    registry = cast(
+        Mapping[Vendor, _Adapter], importlib.import_module("whnode.upstream.adapters").ADAPTERS
+    )
+    adapter = registry.get(vendor)
+    if adapter is None:
+        raise UpstreamParseError(
+            f"no adapter parses {vendor} menus", source=str(vendor), dispensary_id=dispensary_id
+        )
+    return adapter
+
+
+def _foreign(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+
+
+def package_menu(menu: Menu) -> ParsedMenu:
+    """Attach statistics, encode and hash ``menu``: the CPU work after parsing."""
+    source, dispensary_id = str(menu.vendor), str(menu.dispensary_id)
+    if not menu.products:
+        raise UpstreamParseError(
+            "the pages hold no products (an empty answer is not taken for an empty store)",
+            source=source,
+            dispensary_id=dispensary_id,
+        )
+    menu = dataclasses.replace(menu, statistics=compute_statistics(menu))
+    assert menu.statistics is not None
+    codec = _codec()
+    try:
+        payload = codec.encode_menu(menu)
+        digest = codec.content_hash(menu)
+    except RecordError as exc:
+        raise UpstreamParseError(
+            f"the menu cannot be encoded: {_foreign(exc)}",
+            source=source,
+            dispensary_id=dispensary_id,
+        ) from exc
+    return ParsedMenu(
+        dispensary_id=dispensary_id,
+        vendor=menu.vendor,
+        menu_name=menu.name,
+        fetched_at_ms=menu.fetched_at_ms,
+        product_count=len(menu.products),
+        content_hash=digest,
+        payload=payload,
+        statistics=menu.statistics,
+    )
+
+
+def parse_menu_job(
+    vendor: str, dispensary_id: str, pages: Sequence[bytes], fetched_at_ms: int
+) -> ParsedMenu:
+    """Parse one menu's raw pages (runs in a worker process; also callable inline).
+
+    Uses ``whnode.upstream.adapters.ADAPTERS[vendor].parse_pages``; any failure of the adapter
+    on the pages becomes ``UpstreamParseError`` naming the source and the dispensary.
+    """
+    try:
+        known = Vendor(vendor)
+    except ValueError:
+        raise UpstreamParseError(
+            f"unknown vendor {vendor[:40]!r}", source=vendor[:40], dispensary_id=dispensary_id
+        ) from None
+    adapter = _adapter_for(known, dispensary_id)
+    try:
+        menu = adapter.parse_pages(dispensary_id, list(pages), fetched_at_ms)
+    except UpstreamError:
+        raise
+    except Exception as exc:  # the parse boundary: untrusted input, any failure is the input's
+        raise UpstreamParseError(
+            f"cannot parse the pages: {_foreign(exc)}", source=vendor, dispensary_id=dispensary_id
+        ) from exc
+    return package_menu(menu)
+
+
+def _run_guarded(fn: Callable[..., T], args: tuple[Any, ...], source: str, dispensary_id: str) -> T:
+    """Run a job in the worker; make sure whatever it raises can travel back."""
+    try:
+        return fn(*args)
+    except Exception as exc:
+        try:
+            pickle.loads(pickle.dumps(exc))
+        except Exception:
+            raise UpstreamParseError(
+                f"job failed: {_foreign(exc)}", source=source, dispensary_id=dispensary_id
+            ) from None
+        raise
+
+
+def _worker_pid() -> int:
+    time.sleep(0.01)  # long enough that every priming job lands on a worker of its own
+    return os.getpid()
+
+
+# --------------------------------------------------------------------------- main side
+@dataclass(frozen=True, slots=True)
+class ParsePoolStatistics:
+    """A snapshot of the pool's counters."""
+
+    workers: int
+    queue_depth: int
+    in_flight: int
+    """Jobs admitted and not finished."""
+    waiting: int
+    """Callers waiting for admission (back-pressure)."""
+    completed: int
+    failed: int
+    """Jobs that raised (parse errors included)."""
+    rebuilds: int
+    """Executors replaced because a worker died."""
+    rotations: int
+    """Executors replaced to recycle workers."""
+    isolated_retries: int
+    """Suspect jobs run again alone after a worker death."""
+    worker_killers: int
+    """Jobs refused because they killed a worker twice."""
+
+
+class _Generation:
+    """One executor and what went into it."""
+
+    __slots__ = ("executor", "in_flight", "primed", "retired", "submitted")
+
+    def __init__(self, executor: concurrent.futures.ProcessPoolExecutor) -> None:
+        self.executor = executor
+        self.submitted = 0
+        self.in_flight = 0
+        self.primed = False
+        self.retired = False
+
+
+def default_workers() -> int:
+    """One worker per core this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _prime(executor: concurrent.futures.ProcessPoolExecutor, workers: int) -> None:
+    """Start every worker now (runs in a thread: starting processes blocks)."""
+    futures = [executor.submit(_worker_pid) for _ in range(workers)]
+    concurrent.futures.wait(futures)
+
+
+def _shutdown(executors: list[concurrent.futures.ProcessPoolExecutor]) -> None:
+    for executor in executors:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+class ParsePool:
+    """Worker processes for parsing, with back-pressure and recovery from dead workers.
+
+    ``workers=None`` means one per core; ``max_tasks_per_child=None`` never recycles. Use as
+    ``async with ParsePool() as pool`` or call ``await close()``. ``warm_up()`` starts the
+    workers ahead of the first job.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        max_tasks_per_child: int | None = 200,
+        queue_depth: int = limits.MAX_PARSE_QUEUE,
+        *,
+        start_method: str = "forkserver",
+    ) -> None:
+        if workers is not None and workers < 1:
+            raise UsageError("parse pool workers must be >= 1")
+        if max_tasks_per_child is not None and max_tasks_per_child < 1:
+            raise UsageError("parse pool max_tasks_per_child must be >= 1")
+        if queue_depth < 1:
+            raise UsageError("parse pool queue_depth must be >= 1")
+        if start_method not in START_METHODS:
+            raise UsageError(f"parse pool start method must be one of {START_METHODS}")
+        self.workers = workers or default_workers()
+        self.max_tasks_per_child = max_tasks_per_child
+        self.queue_depth = queue_depth
+        self.start_method = start_method
+        self._context = multiprocessing.get_context(start_method)
+        if start_method == "forkserver":
+            self._context.set_forkserver_preload(list(FORKSERVER_PRELOAD))
+        self._slots = asyncio.Semaphore(queue_depth)
+        self._prime_lock = asyncio.Lock()
+        self._isolation_slots = asyncio.Semaphore(self.workers)
+        self._current = self._new_generation()
+        self._retired: set[_Generation] = set()
+        self._isolation: set[concurrent.futures.ProcessPoolExecutor] = set()
+        self._spare: list[concurrent.futures.ProcessPoolExecutor] = []
+        self._closed = False
+        self._waiting = 0
+        self._in_flight = 0
+        self._completed = 0
+        self._failed = 0
+        self._rebuilds = 0
+        self._rotations = 0
+        self._isolated = 0
+        self._killers = 0
+
+    async def __aenter__(self) -> ParsePool:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+        return self._closed
+
+    def statistics(self) -> ParsePoolStatistics:
+        return ParsePoolStatistics(
+            workers=self.workers,
+            queue_depth=self.queue_depth,
+            in_flight=self._in_flight,
+            waiting=self._waiting,
+            completed=self._completed,
+            failed=self._failed,
+            rebuilds=self._rebuilds,
+            rotations=self._rotations,
+            isolated_retries=self._isolated,
+            worker_killers=self._killers,
+        )
+
+    async def warm_up(self) -> None:
+        """Start all workers of the current executor now rather than at the first job."""
+        await self._primed(self._current)
+
+    async def parse(
+        self, vendor: Vendor | str, dispensary_id: str, pages: Sequence[bytes], fetched_at_ms: int
+    ) -> ParsedMenu:
+        """Parse one menu's pages in a worker (``parse_menu_job``)."""
+        source = str(vendor)
+        if not pages:
+            raise UpstreamParseError(
+                "no pages to parse", source=source, dispensary_id=dispensary_id
+            )
+        if len(pages) > limits.MAX_UPSTREAM_PAGES:
+            raise UpstreamParseError(
+                f"{len(pages)} pages, more than the {limits.MAX_UPSTREAM_PAGES} allowed",
+                source=source,
+                dispensary_id=dispensary_id,
+            )
+        return await self.run(
+            parse_menu_job,
+            source,
+            dispensary_id,
+            list(pages),
+            fetched_at_ms,
+            source=source,
+            dispensary_id=dispensary_id,
+        )
+
+    async def run(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        source: str = "pool",
+        dispensary_id: str = "-",
+    ) -> T:
+        """Run ``fn(*args)`` in a worker and return its result.
+
+        ``fn`` must be a module-level function importable by the worker; ``source`` and
+        ``dispensary_id`` name the job in errors. Waits for admission when ``queue_depth``
+        jobs are already in. A job that kills its worker twice raises ``UpstreamParseError``.
+        """
+        if self._closed:
+            raise UsageError("the parse pool is closed")
+        self._waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
+        self._in_flight += 1
+        try:
+            result = await self._run_admitted(fn, args, source, dispensary_id)
+        except Exception:
+            self._failed += 1
+            raise
+        finally:
+            self._in_flight -= 1
+            self._slots.release()
+        self._completed += 1
+        return result
+
+    async def close(self) -> None:
+        """Stop every worker; jobs still running are waited for, queued ones cancelled."""
+        if self._closed:
+            return
+        self._closed = True
+        executors = [self._current.executor] + [g.executor for g in self._retired]
+        executors.extend(self._isolation)
+        self._retired.clear()
+        self._isolation.clear()
+        self._spare.clear()
+        await asyncio.to_thread(_shutdown, executors)
+
+    # ------------------------------------------------------------------ internals
+    def _new_generation(self) -> _Generation:
+        return _Generation(
+            concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=self._context
+            )
+        )
+
+    def _retire(self, generation: _Generation, *, cancel: bool) -> None:
+        generation.retired = True
+        if generation.in_flight:
+            self._retired.add(generation)
+        generation.executor.shutdown(wait=False, cancel_futures=cancel)
+
+    def _generation_for_submit(self) -> _Generation:
+        generation = self._current
+        limit = self.max_tasks_per_child
+        if limit is not None and generation.submitted >= self.workers * limit:
+            self._rotations += 1
+            self._current = self._new_generation()
+            self._retire(generation, cancel=False)
+            generation = self._current
+        generation.submitted += 1
+        return generation
+
+    def _replace_broken(self, generation: _Generation) -> None:
+        if generation is not self._current or self._closed:
+            return
+        self._rebuilds += 1
+        LOG.warning("a parse worker process died; the pool is rebuilt")
+        self._current = self._new_generation()
+        self._retire(generation, cancel=True)
+
+    async def _primed(self, generation: _Generation) -> None:
+        if generation.primed:
+            return
+        async with self._prime_lock:
+            if not generation.primed:
+                try:
+                    await asyncio.to_thread(_prime, generation.executor, self.workers)
+                except (BrokenProcessPool, RuntimeError):
+                    pass  # the submit that follows meets the same state and handles it
+                generation.primed = True
+
+    async def _run_admitted(
+        self, fn: Callable[..., T], args: tuple[Any, ...], source: str, dispensary_id: str
+    ) -> T:
+        while True:
+            if self._closed:
+                raise UsageError("the parse pool is closed")
+            generation = self._generation_for_submit()
+            await self._primed(generation)
+            try:
+                future = generation.executor.submit(_run_guarded, fn, args, source, dispensary_id)
+            except BrokenProcessPool:
+                self._replace_broken(generation)
+                continue  # it never ran: simply submit again
+            except RuntimeError:  # shut down meanwhile (rotated, or the pool closed)
+                continue
+            generation.in_flight += 1
+            try:
+                return await asyncio.wrap_future(future)
+            except BrokenProcessPool:
+                self._replace_broken(generation)
+                break
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if self.closed() and future.cancelled() and not (task and task.cancelling()):
+                    raise UsageError("the parse pool was closed before this job ran") from None
+                raise
+            finally:
+                generation.in_flight -= 1
+                if generation.retired and not generation.in_flight:
+                    self._retired.discard(generation)
+        return await self._run_isolated(fn, args, source, dispensary_id)
+
+    async def _run_isolated(
+        self, fn: Callable[..., T], args: tuple[Any, ...], source: str, dispensary_id: str
+    ) -> T:
+        """Run a suspect alone in a single-worker executor: if the worker dies now, the job
+        is the cause. Up to ``workers`` suspects run at once, each in its own executor."""
+        async with self._isolation_slots:
+            if self._closed:
+                raise UsageError("the parse pool is closed")
+            self._isolated += 1
+            if self._spare:
+                executor = self._spare.pop()
+            else:
+                executor = concurrent.futures.ProcessPoolExecutor(
+                    max_workers=1, mp_context=self._context
+                )
+                self._isolation.add(executor)
+            reusable = False
+            try:
+                future = await asyncio.to_thread(
+                    executor.submit, _run_guarded, fn, args, source, dispensary_id
+                )
+                try:
+                    result = await asyncio.wrap_future(future)
+                except BrokenProcessPool as exc:
+                    self._killers += 1
+                    LOG.warning("%s %s: a parse job killed its worker twice", source, dispensary_id)
+                    raise UpstreamParseError(
+                        "the parse worker process died while running this job, and again when "
+                        "the job ran alone: the input is refused",
+                        source=source,
+                        dispensary_id=dispensary_id,
+                    ) from exc
+                except Exception:
+                    reusable = True
+                    raise
+                reusable = True
+                return result
+            finally:
+                if reusable and not self._closed:
+                    self._spare.append(executor)
+                else:  # broken, or a cancelled job may still be running in it
+                    self._isolation.discard(executor)
+                    executor.shutdown(wait=False, cancel_futures=True)
