@@ -23,8 +23,6 @@ import os
 import sys
 import time
 import traceback
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
@@ -45,7 +43,6 @@ from whnode.errors import RemoteError, UsageError, WhnodeError
 
 __all__ = [
     "ExitCode",
-    "NotFoundError",
     "build_parser",
     "exit_code_for",
     "main",
@@ -64,7 +61,7 @@ BENCHES = {
 }
 
 HTTP_TIMEOUT = 10.0
-"""Seconds the status/peers commands wait for a node's answer."""
+"""Seconds the status and peers commands wait for a node's answer."""
 
 HELP_WIDTH = 100
 """Column width of generated help text (docs are generated at this width too)."""
@@ -87,32 +84,16 @@ class ExitCode(enum.IntEnum):
     """Interrupted by Ctrl-C (SIGINT) outside the daemon's normal stop."""
 
 
-class NotFoundError(RemoteError):
-    """A node answered that the thing asked for does not exist (HTTP 404)."""
-
-
-def _not_found_types() -> tuple[type[BaseException], ...]:
-    """Exception classes that mean "not found", from the layers that are installed."""
-    found: list[type[BaseException]] = [NotFoundError]
-    for module_name, names in (
-        ("whnode.service.exceptions", ("MenuNotFound",)),
-        ("whnode.upstream.exceptions", ("UnknownDispensary",)),
-    ):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        found.extend(getattr(module, name) for name in names if hasattr(module, name))
-    return tuple(found)
-
-
 def exit_code_for(exc: BaseException) -> ExitCode:
     """The exit code documented for an exception that ends a command."""
     if isinstance(exc, KeyboardInterrupt):
         return ExitCode.INTERRUPTED
     if isinstance(exc, UsageError):
         return ExitCode.USAGE_ERROR
-    if isinstance(exc, _not_found_types()):
+    from whnode.service.exceptions import MenuNotFound
+    from whnode.upstream.exceptions import UnknownDispensary
+
+    if isinstance(exc, MenuNotFound | UnknownDispensary):
         return ExitCode.NOT_FOUND
     if isinstance(exc, RemoteError):
         return ExitCode.REMOTE_ERROR
@@ -378,38 +359,15 @@ def _node_url(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
     return f"http://{host}:{node.port}"
 
 
-def _http_get_json(url: str) -> Any:
-    """GET a JSON document from a node; errors become the documented exit codes."""
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
-            body = response.read()
-    except urllib.error.HTTPError as exc:
-        detail = _problem_detail(exc.read())
-        if exc.code == 404:
-            raise NotFoundError(f"{url}: not found{detail}") from exc
-        if 400 <= exc.code < 500:
-            raise UsageError(f"{url}: HTTP {exc.code}{detail}") from exc
-        raise RemoteError(f"{url}: HTTP {exc.code}{detail}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise RemoteError(f"cannot reach {url}: {reason}") from exc
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise RemoteError(f"{url}: the answer is not JSON") from exc
+def _node_info(url: str) -> dict[str, Any]:
+    """``GET /v1/node`` of the node at ``url`` (through whnode.Client)."""
+    from whnode.client import Client
 
+    async def fetch() -> dict[str, Any]:
+        async with Client(url, timeout=HTTP_TIMEOUT) as client:
+            return await client.node_info()
 
-def _problem_detail(body: bytes) -> str:
-    try:
-        problem = json.loads(body)
-    except ValueError:
-        return ""
-    if isinstance(problem, dict):
-        text = problem.get("detail") or problem.get("title")
-        if text:
-            return f": {text}"
-    return ""
+    return asyncio.run(fetch())
 
 
 def _format_value(value: Any, key: str = "") -> str:
@@ -453,12 +411,10 @@ STATUS_FIRST = ("node_id", "id", "http_url", "url", "port", "uptime", "uptime_se
 
 def _cmd_status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     base = _node_url(args, environ)
-    info = _http_get_json(f"{base}/v1/node")
+    info = _node_info(base)
     if args.json:
         _print_json(info)
         return ExitCode.OK
-    if not isinstance(info, dict):
-        raise RemoteError(f"{base}/v1/node: expected a JSON object")
     ordered = {key: info[key] for key in STATUS_FIRST if key in info}
     peers = info.get("peers")
     if isinstance(peers, list):
@@ -483,8 +439,8 @@ def _table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def _cmd_peers(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     base = _node_url(args, environ)
-    info = _http_get_json(f"{base}/v1/node")
-    peers = info.get("peers") if isinstance(info, dict) else None
+    info = _node_info(base)
+    peers = info.get("peers")
     if not isinstance(peers, list):
         raise RemoteError(f"{base}/v1/node: the answer has no peers list")
     if args.json:
@@ -510,38 +466,9 @@ class MenuResult:
     stale: bool = False
 
 
-def plain(value: Any) -> Any:
-    """Dataclasses, enums, bytes and tuples as JSON-able plain data."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    return value
-
-
 def _iso(ms: int) -> str:
     moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _menu_document(result: MenuResult) -> dict[str, Any]:
-    record = result.record
-    return {
-        "dispensary_id": record.dispensary_id,
-        "fetched_at": _iso(record.fetched_at_ms),
-        "fetched_at_ms": record.fetched_at_ms,
-        "publisher": bytes(record.publisher).hex(),
-        "content_hash": bytes(record.content_hash).hex(),
-        "path": result.path,
-        "stale": result.stale,
-        "menu": plain(result.menu),
-    }
 
 
 def _menu_summary(result: MenuResult, now_ms: int) -> str:
@@ -549,7 +476,7 @@ def _menu_summary(result: MenuResult, now_ms: int) -> str:
     age = max(0, now_ms - record.fetched_at_ms) // 1000
     by_category: dict[str, int] = {}
     for product in menu.products:
-        key = str(plain(product.category))
+        key = str(product.category.value)
         by_category[key] = by_category.get(key, 0) + 1
     categories = ", ".join(
         f"{name} {count}" for name, count in sorted(by_category.items(), key=lambda x: -x[1])
@@ -577,7 +504,9 @@ def write_menu(result: MenuResult, output_format: str, *, now_ms: int) -> None:
     elif output_format == "summary":
         sys.stdout.write(_menu_summary(result, now_ms))
     else:
-        _print_json(_menu_document(result))
+        from whnode.api.render import menu_document
+
+        _print_json(menu_document(result.menu, result.record))
 
 
 def _cmd_get(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -613,7 +542,7 @@ def _get_embedded(
     return MenuResult(
         menu=open_record(answer.record),
         record=answer.record,
-        path=str(plain(answer.path)),
+        path=answer.path.value,
         stale=bool(answer.stale),
     )
 
@@ -621,7 +550,14 @@ def _get_embedded(
 def _get_remote(
     url: str, dispensary_id: str, max_age: float | None, at_ms: int | None
 ) -> MenuResult:
-    raise NotImplementedError
+    from whnode.client import Client
+
+    async def fetch() -> MenuResult:
+        async with Client(url) as client:
+            verified = await client.get_menu(dispensary_id, max_age=max_age, at=at_ms)
+        return MenuResult(menu=verified.menu, record=verified.record, path=verified.path)
+
+    return asyncio.run(fetch())
 
 
 PASSTHROUGH = {"seed": "whnode.seed", "sandbox": "whnode.sandbox.cli"}
@@ -819,10 +755,11 @@ def build_parser(*, width: int | None = None) -> argparse.ArgumentParser:
     where.add_argument(
         "--embedded", action="store_true", help="start a node in this process for the request"
     )
-    get.add_argument(
+    when = get.add_mutually_exclusive_group()
+    when.add_argument(
         "--max-age", type=_positive_float, metavar="SECONDS", help="accept snapshots this old"
     )
-    get.add_argument(
+    when.add_argument(
         "--at", type=parse_time_ms, metavar="TIME", help="the snapshot current at TIME"
     )
     get.add_argument(

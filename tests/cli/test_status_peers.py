@@ -33,7 +33,11 @@ async def node_url() -> AsyncIterator[str]:
         return web.json_response(NODE_INFO)
 
     async def broken(request: web.Request) -> web.Response:
-        return web.json_response({"title": "boom", "detail": "store closed"}, status=503)
+        return web.json_response(
+            {"title": "boom", "detail": "store closed"},
+            status=503,
+            content_type="application/problem+json",
+        )
 
     app = web.Application()
     app.router.add_get("/v1/node", node)
@@ -78,10 +82,10 @@ async def test_peers_table(cli: Cli, node_url: str) -> None:
 async def test_node_errors_map_to_exit_codes(cli: Cli, node_url: str) -> None:
     failed = await asyncio.to_thread(cli, "status", "--node", node_url + "/broken")
     assert failed.code == 4
-    assert failed.err == f"whnode: error: {node_url}/broken/v1/node: HTTP 503: store closed\n"
+    assert failed.err == f"whnode: error: {node_url}/broken: store closed\n"
     missing = await asyncio.to_thread(cli, "peers", "--node", node_url + "/nothing")
-    assert missing.code == 3
-    assert "not found" in missing.err
+    assert missing.code == 4
+    assert missing.err == f"whnode: error: {node_url}/nothing: unexpected status 404\n"
 
 
 async def test_unreachable_node_is_a_remote_error(cli: Cli) -> None:
@@ -91,7 +95,7 @@ async def test_unreachable_node_is_a_remote_error(cli: Cli) -> None:
     await server.wait_closed()
     outcome = await asyncio.to_thread(cli, "status", "--node", f"http://127.0.0.1:{closed_port}")
     assert outcome.code == 4
-    assert outcome.err.startswith(f"whnode: error: cannot reach http://127.0.0.1:{closed_port}")
+    assert outcome.err.startswith(f"whnode: error: http://127.0.0.1:{closed_port}: ")
     assert "Traceback" not in outcome.err
 
 
