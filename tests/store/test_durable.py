@@ -17,7 +17,8 @@ from whnode.store import (
     StoreUnavailable,
     StoreUsageError,
 )
-from whnode.store.durable import CHECKPOINT_AFTER_BYTES, EXPIRE_BATCH, NEWEST_PAGE
+from whnode.store.durable import CHECKPOINT_AFTER_BYTES, NEWEST_PAGE
+from whnode.store.policy import EXPIRE_BATCH
 
 
 def sql_totals(path: Path) -> tuple[int, int, int]:

@@ -21,7 +21,8 @@ Accounting. The byte total (sum of ``nbytes``), record and dispensary counts are
 open and then kept as running totals, updated on the writer thread after each commit, so that
 ``statistics()`` does no I/O and ``put`` never sums the table.
 
-Schema and policy: see ``_SCHEMA`` and docs/store.md.
+The schema and its statements are in ``whnode.store.schema``; every rule about what is kept
+(history cap, quota eviction order, expiry) in ``whnode.store.policy``; docs/store.md.
 """
 
 from __future__ import annotations
@@ -30,12 +31,12 @@ import asyncio
 import logging
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, NamedTuple, Self, TypeVar
+from typing import Any, Concatenate, Final, ParamSpec, Self, TypeVar
 
+from whnode.store import policy, schema
 from whnode.store.exceptions import (
     InvalidStoredRecord,
     StoreClosed,
@@ -48,21 +49,13 @@ from whnode.store.exceptions import (
 from whnode.store.threads import WorkerThreads
 from whnode.store.types import StoredRecord, StoreStatistics, Synchronous
 
-__all__ = [
-    "APPLICATION_ID",
-    "DEFAULT_READERS",
-    "SCHEMA_VERSION",
-    "DurableStore",
-]
+__all__ = ["DEFAULT_READERS", "DurableStore"]
 
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 LOG = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
-"""``PRAGMA user_version`` of the schema below; any other non-zero version is refused."""
-APPLICATION_ID: Final = 0x77686E64
-"""``PRAGMA application_id`` marking a whnode store ("whnd"); a foreign file is refused."""
 DEFAULT_READERS: Final = 2
 """Reader threads (each with its own connection) by default."""
 BUSY_TIMEOUT_MS: Final = 5_000
@@ -76,132 +69,11 @@ CHECKPOINT_AFTER_BYTES: Final = 16 * 1024 * 1024
 WRITER_AUTOCHECKPOINT_PAGES: Final = 16 * 1024
 """Backstop: the writer checkpoints itself when the WAL reaches this many pages (64 MiB at
 4 KiB), which bounds the WAL under a sustained burst of writes."""
-EVICTION_BATCH: Final = 64
-"""Candidates read per query when the quota evicts."""
-EXPIRE_BATCH: Final = 512
-"""Snapshots deleted per transaction by ``expire`` (other writes run between batches)."""
 NEWEST_PAGE: Final = 128
 """Records read per query by ``iter_newest``."""
 
-_SCHEMA: Final = """
-CREATE TABLE snapshots (
-    id            INTEGER PRIMARY KEY,
-    dispensary_id TEXT    NOT NULL,
-    fetched_at_ms INTEGER NOT NULL,
-    content_hash  BLOB    NOT NULL,
-    nbytes        INTEGER NOT NULL,
-    is_newest     INTEGER NOT NULL,
-    UNIQUE (dispensary_id, fetched_at_ms)
-);
-CREATE INDEX snapshots_by_age ON snapshots (is_newest, fetched_at_ms);
-CREATE TABLE blobs (
-    id   INTEGER PRIMARY KEY,
-    data BLOB NOT NULL
-);
-"""
-"""``snapshots`` is small per row, so scans, counts and eviction never touch record bytes;
-``blobs`` (same id) holds them. ``is_newest`` is 1 on exactly one row per dispensary."""
-
-_NEWEST: Final = """
-SELECT s.dispensary_id, s.fetched_at_ms, s.content_hash, b.data
-FROM snapshots AS s JOIN blobs AS b ON b.id = s.id
-WHERE s.dispensary_id = ? ORDER BY s.fetched_at_ms DESC LIMIT 1
-"""
-_AT: Final = """
-SELECT s.dispensary_id, s.fetched_at_ms, s.content_hash, b.data
-FROM snapshots AS s JOIN blobs AS b ON b.id = s.id
-WHERE s.dispensary_id = ? AND s.fetched_at_ms <= ? ORDER BY s.fetched_at_ms DESC LIMIT 1
-"""
-_HISTORY: Final = """
-SELECT s.dispensary_id, s.fetched_at_ms, s.content_hash, b.data
-FROM snapshots AS s JOIN blobs AS b ON b.id = s.id
-WHERE s.dispensary_id = ? ORDER BY s.fetched_at_ms DESC LIMIT ?
-"""
-_NEWEST_PAGE: Final = """
-SELECT s.dispensary_id, s.fetched_at_ms, s.content_hash, b.data
-FROM snapshots AS s JOIN blobs AS b ON b.id = s.id
-WHERE +s.is_newest = 1 AND s.dispensary_id > ? ORDER BY s.dispensary_id LIMIT ?
-"""
-"""The unary ``+`` keeps the planner on the (dispensary_id, fetched_at_ms) index: a range
-scan that stops after one page, instead of sorting every newest row (and its bytes)."""
-_HASHES: Final = """
-SELECT fetched_at_ms, content_hash FROM snapshots WHERE dispensary_id = ? ORDER BY fetched_at_ms
-"""
-_DISPENSARIES: Final = "SELECT dispensary_id FROM snapshots WHERE is_newest = 1"
-_CURRENT: Final = """
-SELECT id, fetched_at_ms FROM snapshots WHERE dispensary_id = ? ORDER BY fetched_at_ms DESC LIMIT 1
-"""
-_INSERT: Final = """
-INSERT OR IGNORE INTO snapshots (dispensary_id, fetched_at_ms, content_hash, nbytes, is_newest)
-VALUES (?, ?, ?, ?, ?)
-"""
-_INSERT_BLOB: Final = "INSERT INTO blobs (id, data) VALUES (?, ?)"
-_DEMOTE: Final = "UPDATE snapshots SET is_newest = 0 WHERE id = ?"
-_PROMOTE: Final = """
-UPDATE snapshots SET is_newest = 1 WHERE id =
-    (SELECT id FROM snapshots WHERE dispensary_id = ? ORDER BY fetched_at_ms DESC LIMIT 1)
-"""
-_BEYOND_CAP: Final = """
-SELECT id, dispensary_id, nbytes, is_newest FROM snapshots
-WHERE dispensary_id = ? ORDER BY fetched_at_ms DESC LIMIT -1 OFFSET ?
-"""
-_ALL_BEYOND_CAP: Final = """
-SELECT id, dispensary_id, nbytes, is_newest FROM (
-    SELECT id, dispensary_id, nbytes, is_newest,
-           ROW_NUMBER() OVER (PARTITION BY dispensary_id ORDER BY fetched_at_ms DESC) AS position
-    FROM snapshots)
-WHERE position > ?
-"""
-_OLDEST: Final = """
-SELECT id, dispensary_id, nbytes, is_newest FROM snapshots
-WHERE is_newest = ? ORDER BY fetched_at_ms, id LIMIT ?
-"""
-_EXPIRED: Final = """
-SELECT id, dispensary_id, nbytes, is_newest FROM snapshots
-WHERE is_newest = ? AND fetched_at_ms < ? LIMIT ?
-"""
-_OF_DISPENSARY: Final = """
-SELECT id, dispensary_id, nbytes, is_newest FROM snapshots WHERE dispensary_id = ?
-"""
-_ONE: Final = """
-SELECT id, dispensary_id, nbytes, is_newest FROM snapshots
-WHERE dispensary_id = ? AND fetched_at_ms = ?
-"""
-
 _CORRUPT_CODES: Final = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
 _FULL_CODES: Final = frozenset({13})  # SQLITE_FULL
-
-
-class _Row(NamedTuple):
-    """A snapshot's bookkeeping columns (no record bytes)."""
-
-    id: int
-    dispensary_id: str
-    nbytes: int
-    is_newest: int
-
-
-@dataclass(slots=True)
-class _Delta:
-    """Counter changes made by one transaction, applied only once it has committed."""
-
-    bytes: int = 0
-    records: int = 0
-    dispensaries: int = 0
-    puts: int = 0
-    refused: int = 0
-    trimmed: int = 0
-    evictions: int = 0
-    expired: int = 0
-    deleted: int = 0
-
-
-class _Rollback(Exception):
-    """Raised inside a transaction body to roll back and return ``value``."""
-
-    def __init__(self, value: object) -> None:
-        super().__init__()
-        self.value = value
 
 
 def _translate(exc: sqlite3.Error, operation: str) -> StoreError:
@@ -365,50 +237,53 @@ class DurableStore:
         evict it at once. Committed when this returns (see the module docstring); a put
         cancelled while running may or may not have committed.
         """
-        return await self._call_writer("put", lambda: self._transaction(self._put_body, record))
+        return await self._call_writer(
+            "put", lambda: self._transaction(policy.put, record, self._limits())
+        )
 
     async def expire(self, older_than_ms: int) -> int:
         """Delete every snapshot fetched before ``older_than_ms``; return how many.
 
-        Runs in batches of EXPIRE_BATCH, each its own transaction, so puts interleave.
+        Runs in batches of ``policy.EXPIRE_BATCH``, each its own transaction, so that puts
+        run in between.
         """
         removed = 0
         while True:
             batch = await self._call_writer(
-                "expire", lambda: self._transaction(self._expire_body, older_than_ms)
+                "expire", lambda: self._transaction(policy.expire_batch, older_than_ms)
             )
             removed += batch
-            if batch < EXPIRE_BATCH:
+            if batch < policy.EXPIRE_BATCH:
                 return removed
 
     async def discard(self, dispensary_id: str) -> int:
         """Delete every snapshot of a dispensary; return how many."""
         return await self._call_writer(
-            "discard", lambda: self._transaction(self._discard_body, dispensary_id)
+            "discard", lambda: self._transaction(policy.discard, dispensary_id)
         )
 
     async def delete(self, dispensary_id: str, fetched_at_ms: int) -> bool:
         """Delete one snapshot (e.g. one found invalid on the way out); True if it existed."""
         return await self._call_writer(
-            "delete", lambda: self._transaction(self._delete_body, dispensary_id, fetched_at_ms)
+            "delete", lambda: self._transaction(policy.delete_one, dispensary_id, fetched_at_ms)
         )
 
     # ------------------------------------------------------------------ reads
     async def newest(self, dispensary_id: str) -> StoredRecord | None:
         """The newest snapshot of the dispensary, or None."""
-        row = await self._fetch_one("newest", _NEWEST, (dispensary_id,))
+        row = await self._fetch_one("newest", schema.NEWEST, (dispensary_id,))
         return None if row is None else _record(row)
 
     async def at(self, dispensary_id: str, t_ms: int) -> StoredRecord | None:
         """The snapshot current at ``t_ms``: the newest with fetched_at <= t_ms, or None."""
-        row = await self._fetch_one("at", _AT, (dispensary_id, t_ms))
+        row = await self._fetch_one("at", schema.AT, (dispensary_id, t_ms))
         return None if row is None else _record(row)
 
     async def history(self, dispensary_id: str, limit: int) -> list[StoredRecord]:
         """Up to ``limit`` snapshots of the dispensary, newest first."""
         if limit <= 0:
             return []
-        rows = await self._fetch_all("history", _HISTORY, (dispensary_id, limit))
+        rows = await self._fetch_all("history", schema.HISTORY, (dispensary_id, limit))
         return [_record(row) for row in rows]
 
     async def change_times(self, dispensary_id: str, *, include_first: bool = False) -> list[int]:
@@ -417,7 +292,7 @@ class DurableStore:
         Oldest first. The oldest snapshot held has no previous one: it is included only with
         ``include_first`` (its content has been current at least since then).
         """
-        rows = await self._fetch_all("change_times", _HASHES, (dispensary_id,))
+        rows = await self._fetch_all("change_times", schema.HASHES, (dispensary_id,))
         times: list[int] = []
         previous: bytes | None = None
         for fetched_at_ms, content_hash in rows:
@@ -430,7 +305,7 @@ class DurableStore:
 
     async def dispensaries(self) -> list[str]:
         """Every dispensary with at least one snapshot, sorted."""
-        rows = await self._fetch_all("dispensaries", _DISPENSARIES, ())
+        rows = await self._fetch_all("dispensaries", schema.DISPENSARIES, ())
         return sorted(row[0] for row in rows)
 
     async def iter_newest(self, *, page: int = NEWEST_PAGE) -> AsyncIterator[StoredRecord]:
@@ -441,7 +316,7 @@ class DurableStore:
         """
         after = ""
         while True:
-            rows = await self._fetch_all("all_newest", _NEWEST_PAGE, (after, page))
+            rows = await self._fetch_all("all_newest", schema.NEWEST_PAGE, (after, page))
             for row in rows:
                 yield _record(row)
             if len(rows) < page:
@@ -454,7 +329,7 @@ class DurableStore:
 
     async def check_integrity(self) -> list[str]:
         """Run ``PRAGMA integrity_check``; return the problems found (empty when sound)."""
-        rows = await self._fetch_all("integrity_check", "PRAGMA integrity_check", ())
+        rows = await self._fetch_all("integrity_check", schema.INTEGRITY_CHECK, ())
         problems = [str(row[0]) for row in rows]
         return [] if problems == ["ok"] else problems
 
@@ -538,6 +413,14 @@ class DurableStore:
         assert self._write_connection is not None, "used before open"
         return self._write_connection
 
+    def _limits(self) -> policy.Limits:
+        """On the writer thread (the only one changing ``_bytes``)."""
+        return policy.Limits(
+            history_per_dispensary=self._history,
+            max_bytes=self._max_bytes,
+            held_bytes=self._bytes,
+        )
+
     def _open_blocking(self) -> None:
         connection = self._write_connection = _connect(self._path, read_only=False)
         mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -548,44 +431,16 @@ class DurableStore:
         connection.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}")
         connection.execute("BEGIN IMMEDIATE")
         try:
-            self._check_or_create_schema(connection)
-            count, total = connection.execute(
-                "SELECT COUNT(*), COALESCE(SUM(nbytes), 0) FROM snapshots"
-            ).fetchone()
-            (dispensaries,) = connection.execute(
-                "SELECT COUNT(*) FROM snapshots WHERE is_newest = 1"
-            ).fetchone()
+            schema.check_or_create(connection, self._path)
+            records, total, dispensaries = schema.read_totals(connection)
+            connection.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
-        connection.execute("COMMIT")
         with self._lock:
-            self._records, self._bytes, self._dispensaries = count, total, dispensaries
-        self._transaction(self._enforce_caps_body)
-
-    def _check_or_create_schema(self, connection: sqlite3.Connection) -> None:
-        (application_id,) = connection.execute("PRAGMA application_id").fetchone()
-        (version,) = connection.execute("PRAGMA user_version").fetchone()
-        (tables,) = connection.execute("SELECT COUNT(*) FROM sqlite_schema").fetchone()
-        if application_id == 0 and version == 0 and tables == 0:
-            # executescript() would COMMIT first: run the statements inside this transaction.
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    connection.execute(statement)
-            connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            return
-        if application_id != APPLICATION_ID:
-            raise StoreCorrupt(
-                f"{self._path} is not a whnode store (application_id {application_id:#x})",
-                operation="open",
-            )
-        if version != SCHEMA_VERSION:
-            raise StoreCorrupt(
-                f"{self._path} has schema version {version}; this code knows {SCHEMA_VERSION}",
-                operation="open",
-            )
+            self._records, self._bytes, self._dispensaries = records, total, dispensaries
+        self._transaction(lambda c, d: policy.enforce_caps(c, d, self._limits()))
 
     def _close_blocking(self) -> None:
         """On the writer thread, after every queued write: drain readers, close connections."""
@@ -605,45 +460,35 @@ class DurableStore:
             self._write_connection.close()
             self._write_connection = None
 
-    def _transaction(self, body: Callable[..., _T], *arguments: object) -> _T:
-        """Run ``body(connection, delta, *arguments)`` in BEGIN IMMEDIATE ... COMMIT.
+    def _transaction(
+        self,
+        body: Callable[Concatenate[sqlite3.Connection, policy.Delta, _P], _T],
+        *arguments: _P.args,
+        **keywords: _P.kwargs,
+    ) -> _T:
+        """Run ``body(connection, delta, ...)`` in BEGIN IMMEDIATE ... COMMIT (or ROLLBACK).
 
-        The counters change only after COMMIT succeeded. ``_Rollback(value)`` rolls back
-        and returns ``value`` (its delta still counts puts refused).
+        The running totals change only once COMMIT has succeeded; a body that sets
+        ``delta.rollback`` is rolled back and only its ``refused`` count is kept.
         """
         connection = self._connection()
-        delta = _Delta()
+        delta = policy.Delta()
         connection.execute("BEGIN IMMEDIATE")
         try:
-            result = body(connection, delta, *arguments)
-            connection.execute("COMMIT")
-        except _Rollback as rollback:
-            connection.execute("ROLLBACK")
-            with self._lock:
-                self._refused += delta.refused
-            return rollback.value  # type: ignore[return-value]
+            result = body(connection, delta, *arguments, **keywords)
+            connection.execute("ROLLBACK" if delta.rollback else "COMMIT")
         except BaseException:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
-        self._apply(delta)
+        if delta.rollback:
+            with self._lock:
+                self._refused += delta.refused
+        else:
+            self._apply(delta)
         return result
 
-    def _checkpoint_blocking(self) -> None:
-        """On the checkpoint thread: copy committed WAL frames into the database file."""
-        try:
-            if self._checkpoint_connection is None:
-                self._checkpoint_connection = _connect(self._path, read_only=False)
-            self._checkpoint_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        except sqlite3.Error as exc:
-            LOG.warning("background checkpoint of %s failed: %s", self._path, exc)
-            with self._lock:
-                self._errors += 1
-            return
-        with self._lock:
-            self._checkpoints += 1
-
-    def _apply(self, delta: _Delta) -> None:
+    def _apply(self, delta: policy.Delta) -> None:
         if delta.bytes > 0:
             self._uncheckpointed_bytes += delta.bytes
             if self._uncheckpointed_bytes >= CHECKPOINT_AFTER_BYTES:
@@ -660,123 +505,17 @@ class DurableStore:
             self._expired += delta.expired
             self._deleted += delta.deleted
 
-    def _put_body(
-        self, connection: sqlite3.Connection, delta: _Delta, record: StoredRecord
-    ) -> bool:
-        dispensary = record.dispensary_id
-        if record.nbytes > self._max_bytes:
-            delta.refused += 1
-            raise _Rollback(False)
-        current = connection.execute(_CURRENT, (dispensary,)).fetchone()
-        is_newest = current is None or record.fetched_at_ms > current[1]
-        cursor = connection.execute(
-            _INSERT,
-            (dispensary, record.fetched_at_ms, record.content_hash, record.nbytes, int(is_newest)),
-        )
-        if cursor.rowcount != 1:
-            delta.refused += 1
-            raise _Rollback(False)
-        new_id = cursor.lastrowid
-        connection.execute(_INSERT_BLOB, (new_id, record.data))
-        if current is None:
-            delta.dispensaries += 1
-        elif is_newest:
-            connection.execute(_DEMOTE, (current[0],))
-        delta.bytes += record.nbytes
-        delta.records += 1
-        beyond = [
-            _Row(*row) for row in connection.execute(_BEYOND_CAP, (dispensary, self._history))
-        ]
-        if any(row.id == new_id for row in beyond):
-            delta.refused += 1
-            raise _Rollback(False)
-        self._delete_rows(connection, delta, beyond)
-        delta.trimmed += len(beyond)
-        if not self._evict(connection, delta, protect=new_id):
-            delta.refused += 1
-            raise _Rollback(False)
-        delta.puts += 1
-        return True
-
-    def _evict(self, connection: sqlite3.Connection, delta: _Delta, *, protect: int | None) -> bool:
-        """Delete oldest history first, then oldest newest-only dispensaries, to fit the quota.
-
-        False (the caller rolls back) when the quota would evict ``protect`` itself.
-        """
-        over = self._bytes + delta.bytes - self._max_bytes
-        while over > 0:
-            rows = [_Row(*row) for row in connection.execute(_OLDEST, (0, EVICTION_BATCH))]
-            if not rows:
-                rows = [_Row(*row) for row in connection.execute(_OLDEST, (1, EVICTION_BATCH))]
-            if not rows:
-                return True
-            chosen: list[_Row] = []
-            for row in rows:
-                if row.id == protect:
-                    return False
-                chosen.append(row)
-                over -= row.nbytes
-                if over <= 0:
-                    break
-            self._delete_rows(connection, delta, chosen)
-            delta.evictions += len(chosen)
-        return True
-
-    def _delete_rows(
-        self, connection: sqlite3.Connection, delta: _Delta, rows: Iterable[_Row]
-    ) -> int:
-        """Delete snapshots and their bytes; promote the next newest where a newest went."""
-        rows = list(rows)
-        if not rows:
-            return 0
-        ids = [(row.id,) for row in rows]
-        connection.executemany("DELETE FROM snapshots WHERE id = ?", ids)
-        connection.executemany("DELETE FROM blobs WHERE id = ?", ids)
-        delta.bytes -= sum(row.nbytes for row in rows)
-        delta.records -= len(rows)
-        for dispensary in {row.dispensary_id for row in rows if row.is_newest}:
-            if connection.execute(_PROMOTE, (dispensary,)).rowcount == 0:
-                delta.dispensaries -= 1
-        return len(rows)
-
-    def _enforce_caps_body(self, connection: sqlite3.Connection, delta: _Delta) -> None:
-        beyond = [_Row(*row) for row in connection.execute(_ALL_BEYOND_CAP, (self._history,))]
-        delta.trimmed += self._delete_rows(connection, delta, beyond)
-        self._evict(connection, delta, protect=None)
-
-    def _expire_body(
-        self, connection: sqlite3.Connection, delta: _Delta, older_than_ms: int
-    ) -> int:
-        rows = [
-            _Row(*row) for row in connection.execute(_EXPIRED, (0, older_than_ms, EXPIRE_BATCH))
-        ]
-        if len(rows) < EXPIRE_BATCH:
-            rows += [
-                _Row(*row)
-                for row in connection.execute(
-                    _EXPIRED, (1, older_than_ms, EXPIRE_BATCH - len(rows))
-                )
-            ]
-        removed = self._delete_rows(connection, delta, rows)
-        delta.expired += removed
-        return removed
-
-    def _discard_body(
-        self, connection: sqlite3.Connection, delta: _Delta, dispensary_id: str
-    ) -> int:
-        rows = [_Row(*row) for row in connection.execute(_OF_DISPENSARY, (dispensary_id,))]
-        removed = self._delete_rows(connection, delta, rows)
-        delta.deleted += removed
-        return removed
-
-    def _delete_body(
-        self,
-        connection: sqlite3.Connection,
-        delta: _Delta,
-        dispensary_id: str,
-        fetched_at_ms: int,
-    ) -> bool:
-        rows = [_Row(*row) for row in connection.execute(_ONE, (dispensary_id, fetched_at_ms))]
-        removed = self._delete_rows(connection, delta, rows)
-        delta.deleted += removed
-        return removed > 0
+    # ------------------------------------------------------------------ checkpoint thread
+    def _checkpoint_blocking(self) -> None:
+        """Copy committed WAL frames into the database file (never blocks the writer)."""
+        try:
+            if self._checkpoint_connection is None:
+                self._checkpoint_connection = _connect(self._path, read_only=False)
+            self._checkpoint_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:
+            LOG.warning("background checkpoint of %s failed: %s", self._path, exc)
+            with self._lock:
+                self._errors += 1
+            return
+        with self._lock:
+            self._checkpoints += 1
