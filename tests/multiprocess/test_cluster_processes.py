@@ -1,0 +1,168 @@
+"""A seed and three nodes as real processes started through the CLI.
+
+What only real processes show: the CLI entry points, SIGTERM draining one node while clients
+keep asking every node, the exit code, and a restart on the same data directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+import whnode
+from whnode.demo import Child, LocalNetwork
+
+pytestmark = pytest.mark.slow
+
+SIGTERM_EXIT_DEADLINE = 10.0
+
+
+@dataclass(frozen=True)
+class Sent:
+    node: str
+    dispensary_id: str
+    started: float
+    status: int
+    error: str = ""
+
+
+async def whnode_cli(*argv: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "whnode",
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if not k.startswith("WHNODE_")},
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def get_menu(network: LocalNetwork, node: Child, dispensary_id: str) -> tuple[int, str]:
+    async with network.session.get(f"{node.url}/v1/menus/{dispensary_id}") as response:
+        body = await response.read()
+        if response.status == 200:
+            assert json.loads(body)["dispensary_id"] == dispensary_id
+        return response.status, response.headers.get("X-Whnode-Path", "")
+
+
+async def load_loop(
+    network: LocalNetwork, dispensaries: list[str], stop: asyncio.Event, sent: list[Sent], lane: int
+) -> None:
+    """Ask every node in turn, until ``stop``; record every outcome."""
+    index = lane
+    timeout = aiohttp.ClientTimeout(total=15)
+    while not stop.is_set():
+        for node in list(network.nodes):
+            dispensary_id = dispensaries[index % len(dispensaries)]
+            index += 1
+            started = time.monotonic()
+            try:
+                async with network.session.get(
+                    f"{node.url}/v1/menus/{dispensary_id}", timeout=timeout
+                ) as response:
+                    await response.read()
+                    sent.append(Sent(node.name, dispensary_id, started, response.status))
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                sent.append(Sent(node.name, dispensary_id, started, 0, type(exc).__name__))
+        await asyncio.sleep(0.01)
+
+
+async def test_seed_and_three_nodes_serve_drain_and_rejoin(tmp_path: Path) -> None:
+    async with LocalNetwork(tmp_path, environ=os.environ) as network:
+        await network.start(3)
+        assert await network.wait_meshed(timeout=15), "nodes did not find each other"
+        first, second, third = network.nodes
+        dispensaries = network.dispensaries[:8]
+
+        # menus through the HTTP API: each dispensary is fetched upstream once, network-wide
+        paths = [await get_menu(network, first, d) for d in dispensaries]
+        assert all(status == 200 for status, _ in paths), paths
+        assert {path for _, path in paths} <= {"fill", "owner"}
+        again = [await get_menu(network, node, d) for node in (second, third) for d in dispensaries]
+        assert all(status == 200 for status, _ in again), again
+        assert all(path != "fill" for _, path in again), again
+        stats = await network.sandbox_stats()
+        assert stats["menu_fetches"] == len(dispensaries), stats
+
+        # menus through whnode.Client, which verifies each record's signature itself
+        async with whnode.Client([third.url, first.url]) as client:
+            verified = await client.get_menu(dispensaries[0], max_age=3600)
+        assert verified.menu.dispensary_id == dispensaries[0]
+        assert verified.node == third.url
+        assert verified.path in {"hot", "store", "owner"}
+        assert verified.menu.products
+
+        # the CLI commands against a running node
+        code, out, err = await whnode_cli(
+            "get", dispensaries[1], "--node", second.url, "--format", "summary"
+        )
+        assert code == 0, err
+        assert out.startswith(dispensaries[1])
+        code, out, err = await whnode_cli("status", "--node", first.url)
+        assert code == 0, err
+        assert "node id" in out
+        code, out, err = await whnode_cli("peers", "--node", first.url, "--json")
+        assert code == 0, err
+        assert {peer["port"] for peer in json.loads(out)} >= {second.port, third.port}
+        code, _, err = await whnode_cli("get", "jane:999999999", "--node", first.url)
+        assert code == 3, err
+
+        # SIGHUP rereads whnode.toml without stopping the node
+        assert first.process is not None
+        first.process.send_signal(signal.SIGHUP)
+        await asyncio.sleep(0.5)
+        assert first.running
+        assert (await get_menu(network, first, dispensaries[2]))[0] == 200
+        assert "SIGHUP" in first.log_path.read_text(encoding="utf-8")
+
+        # SIGTERM to one node while clients keep asking every node
+        stop = asyncio.Event()
+        sent: list[Sent] = []
+        loops = [
+            asyncio.create_task(load_loop(network, network.dispensaries[:12], stop, sent, lane))
+            for lane in range(4)
+        ]
+        await asyncio.sleep(1.0)
+        assert second.process is not None
+        signalled = time.monotonic()
+        second.process.send_signal(signal.SIGTERM)
+        code_after_sigterm = await asyncio.wait_for(
+            second.process.wait(), SIGTERM_EXIT_DEADLINE + 1
+        )
+        exited_after = time.monotonic() - signalled
+        await asyncio.sleep(1.5)  # the others keep answering without it
+        stop.set()
+        await asyncio.gather(*loops)
+
+        assert code_after_sigterm == 0, second.log_tail()
+        assert exited_after < SIGTERM_EXIT_DEADLINE
+        failed = [item for item in sent if item.status != 200]
+        assert all(item.node == second.name for item in failed), failed
+        after = [item for item in sent if item.started > signalled + exited_after]
+        assert any(item.node == first.name and item.status == 200 for item in after)
+        assert any(item.node == third.name and item.status == 200 for item in after)
+        assert sum(item.status == 200 for item in sent) > 50
+
+        # restarted on the same data directory (same identity and port), it rejoins
+        await network.restart(second)
+        deadline = time.monotonic() + 10
+        peers: list[object] = []
+        while time.monotonic() < deadline and not peers:
+            peers = (await network.node_info(second))["peers"]
+            await asyncio.sleep(0.2)
+        assert peers, "the restarted node has no peers"
+        assert (await get_menu(network, second, dispensaries[3]))[0] == 200
+        assert (await get_menu(network, second, network.dispensaries[20]))[0] == 200
