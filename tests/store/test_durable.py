@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -302,3 +303,32 @@ async def test_a_row_breaking_the_record_rules_is_store_corrupt(tmp_path: Path) 
     async with await DurableStore.open(path, history_per_dispensary=10, max_bytes=1 << 30) as s:
         with pytest.raises(StoreCorrupt):
             await s.newest("shop-a")
+
+
+async def test_no_thread_outlives_close_or_a_failed_open(tmp_path: Path) -> None:
+    existing = set(threading.enumerate())  # other tests' leftovers are not this test's business
+
+    def store_threads() -> list[threading.Thread]:
+        return [
+            t
+            for t in threading.enumerate()
+            if t.name.startswith("whnode-store-") and t not in existing
+        ]
+
+    async def settled() -> list[threading.Thread]:
+        for _ in range(100):
+            if not store_threads():
+                break
+            await asyncio.sleep(0.01)
+        return store_threads()
+
+    s = await DurableStore.open(tmp_path / "s.sqlite3", history_per_dispensary=2, max_bytes=10**6)
+    await s.put(make_record("shop-a", 1))
+    await s.newest("shop-a")
+    assert len(store_threads()) == 4  # writer, two readers, checkpointer
+    await s.close()
+    assert await settled() == []
+    (tmp_path / "bad.sqlite3").write_bytes(b"not a database" * 500)
+    with pytest.raises(StoreCorrupt):
+        await DurableStore.open(tmp_path / "bad.sqlite3", history_per_dispensary=2, max_bytes=1)
+    assert await settled() == []

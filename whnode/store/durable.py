@@ -197,8 +197,12 @@ class DurableStore:
             await store._call_writer("open", store._open_blocking)
         except BaseException:
             store._closed = True
-            await store._writer.call(store._close_blocking)
-            store._writer.stop()
+            try:
+                await store._writer.call(store._close_blocking)
+            except Exception as exc:  # keep the error that made open fail
+                LOG.debug("closing %s after a failed open: %s", store._path, exc)
+            finally:
+                store._writer.stop()
             raise
         return store
 
