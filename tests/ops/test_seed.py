@@ -43,11 +43,13 @@ async def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None
 
 
 @asynccontextmanager
-async def dht_nodes(count: int, host: str = LOOPBACK) -> AsyncIterator[list[DhtNode]]:
+async def dht_nodes(count: int, host: str | None = None) -> AsyncIterator[list[DhtNode]]:
+    """``count`` DHT nodes, each on its own loopback address unless ``host`` is given (so a
+    per-IP limit at the seed meets them as distinct sources, like nodes on the internet)."""
     nodes = [DhtNode(PublicKey(os.urandom(32)), DhtConfig(rpc_timeout=1.0)) for _ in range(count)]
     try:
-        for node in nodes:
-            await node.listen(host, 0)
+        for index, node in enumerate(nodes):
+            await node.listen(host or f"127.0.1.{index + 1}", 0)
         yield nodes
     finally:
         await asyncio.gather(*(node.stop() for node in nodes))

@@ -9,7 +9,8 @@ accepts means the same thing to Docker Compose as to the test:
   (``- item``, ``- key: value`` starting a mapping), indented with spaces only;
 - scalars: double-quoted (JSON escapes only), single-quoted (``''`` escapes a quote), and plain
   scalars resolved with the YAML 1.2 core schema (null, true/false, decimal integers, decimal
-  floats, otherwise strings);
+  floats, otherwise strings); a plain scalar may start with ``-``, ``?`` or ``:`` only when
+  a non-space follows (``-c``, ``-3``);
 - ``#`` comments on their own line or after a space.
 
 Refused: flow collections (``[...]``, ``{...}``), anchors, aliases, tags, block scalars
@@ -101,7 +102,7 @@ def _scalar(text: str, number: int) -> Any:
         if len(text) < 2 or not text.endswith("'") or re.search(r"(?<!')'(?!')", inner):
             raise YamlSubsetError(f"line {number}: bad single-quoted scalar")
         return inner.replace("''", "'")
-    if text[0] in _INDICATORS:
+    if text[0] in _INDICATORS and not (text[0] in "-?:" and text[1:2] not in ("", " ")):
         raise YamlSubsetError(f"line {number}: quote the scalar {text!r}")
     if ": " in text or text.endswith(":") or " #" in text:
         raise YamlSubsetError(f"line {number}: quote the scalar {text!r}")
