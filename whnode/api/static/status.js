@@ -62,11 +62,11 @@
     setValue("hit-rate-sub", fmtInt(hot.hits) + " hits / " + fmtInt(hot.misses) + " misses");
     var saved = num(service.upstream_calls_saved), calls = num(service.upstream_calls);
     setValue("calls-saved", fmtInt(saved), saved);
-    setValue("calls-sub", fmtInt(calls) + " upstream calls made here");
+    setValue("calls-sub", "upstream calls made here: " + fmtInt(calls));
     setValue("store-size", fmtBytes(store.bytes), num(store.bytes));
     setValue("store-sub", fmtInt(store.records) + " snapshots of " + fmtInt(store.dispensaries) + " dispensaries");
     setValue("hot-size", fmtBytes(hot.bytes), num(hot.bytes));
-    setValue("hot-sub", fmtInt(hot.entries) + " records, budget " + fmtBytes(hot.max_bytes));
+    setValue("hot-sub", "records: " + fmtInt(hot.entries) + ", budget " + fmtBytes(hot.max_bytes));
     renderPaths(obj(service.answers_by_path));
     var fills = Array.isArray(service.recent_fills) ? service.recent_fills.slice(0, 12) : [];
     fillBody("fills", fills.map(function (fill) {
