@@ -111,7 +111,8 @@ async def test_get_menu_verifies_and_decodes(honest: ApiServer, record: SignedRe
     assert verified.record.encoded == record.encoded
     assert verified.node == honest.url
     assert verified.path == "hot"
-    assert verified.fresh_until_ms is not None and verified.fresh_until_ms > now_ms()
+    assert verified.fresh_until_ms is not None
+    assert verified.fresh_until_ms > now_ms()
     assert client.statistics().requests == 1
     service = honest.context.service
     assert service.calls[-1] == (
@@ -203,16 +204,18 @@ async def test_records_that_do_not_answer_the_question_are_refused(
 
 async def test_not_found_is_final_and_not_retried_elsewhere(honest: ApiServer) -> None:
     second_service = ServiceDouble()
-    async with ApiServer(ContextDouble(second_service)) as second:
-        async with Client([honest.url, second.url]) as client:
-            with pytest.raises(MenuNotFound) as caught:
-                await client.get_menu("jane:nowhere")
-            assert caught.value.dispensary_id == "jane:nowhere"
-            honest.context.service.error = UnknownDispensary(
-                "no source", source="jane", dispensary_id="jane:nowhere"
-            )
-            with pytest.raises(UnknownDispensary):
-                await client.get_menu("jane:nowhere")
+    async with (
+        ApiServer(ContextDouble(second_service)) as second,
+        Client([honest.url, second.url]) as client,
+    ):
+        with pytest.raises(MenuNotFound) as caught:
+            await client.get_menu("jane:nowhere")
+        assert caught.value.dispensary_id == "jane:nowhere"
+        honest.context.service.error = UnknownDispensary(
+            "no source", source="jane", dispensary_id="jane:nowhere"
+        )
+        with pytest.raises(UnknownDispensary):
+            await client.get_menu("jane:nowhere")
     assert second_service.calls == []
 
 
