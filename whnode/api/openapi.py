@@ -257,8 +257,8 @@ _AT: Final = {
     "ISO-8601 date-time with a UTC offset or `Z`. Excludes `max_age`.",
     "schema": {
         "oneOf": [
-            {"type": "string", "pattern": "^[0-9]{1,16}$"},
-            {"type": "string", "format": "date-time"},
+            {"type": "string", "pattern": "^[0-9]{1,16}$", "title": "epoch ms"},
+            {"type": "string", "format": "date-time", "title": "ISO-8601"},
         ]
     },
 }
@@ -497,6 +497,8 @@ def _type_text(schema: _Doc) -> str:
     if "enum" in schema:
         return "one of " + ", ".join(f"`{value}`" for value in schema["enum"])
     kind = str(schema.get("type", "any"))
+    if "title" in schema:
+        return f"{kind} ({schema['title']})"
     if kind == "array":
         return "array of " + _type_text(schema.get("items", {}))
     if "format" in schema:
