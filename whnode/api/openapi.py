@@ -52,6 +52,10 @@ def _num(description: str, **extra: Any) -> _Doc:
     return {"type": "number", "description": description, **extra}
 
 
+def _open_object(description: str) -> _Doc:
+    return {"type": "object", "additionalProperties": True, "description": description}
+
+
 def _schemas() -> dict[str, _Doc]:
     hex64 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
     return {
@@ -199,14 +203,25 @@ def _schemas() -> dict[str, _Doc]:
                 "address": _str("host:port (UDP and TCP)."),
                 "uptime_seconds": _num("Seconds since the node started."),
                 "routing_only": {"type": "boolean", "description": "Seed mode."},
-                "peers": {"type": "array", "items": {"type": "object"}},
-                "hot_cache": {"type": "object", "description": "Hot cache statistics."},
-                "store": {"type": "object", "description": "Store statistics."},
-                "service": {"type": "object", "description": "Service statistics."},
+                "peers": {"type": "array", "items": _ref("Peer")},
+                "hot_cache": _open_object("Hot cache statistics (hits, misses, bytes, ...)."),
+                "store": _open_object("Store statistics (bytes, records, dispensaries, ...)."),
+                "service": _open_object(
+                    "Service statistics: requests, answers_by_path, upstream_calls, "
+                    "upstream_calls_saved, fills_coalesced, recent_fills, ..."
+                ),
             },
             required=["node_id"],
             additionalProperties=True,
             description="What the node is and does (fields may be added).",
+        ),
+        "Peer": _obj(
+            {
+                "node_id": _str("The peer's node id, hex."),
+                "host": _str("Its address."),
+                "port": _int("Its UDP and TCP port."),
+            },
+            description="A contact in the node's routing table.",
         ),
         "NodeHistory": _obj(
             {
