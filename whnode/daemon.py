@@ -97,8 +97,16 @@ async def _first(*awaitables: Awaitable[Any]) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def serve(config: Config, *, reload: Callable[[], Config] | None = None) -> int:
-    """Start a node, serve until a stop signal, drain and stop; return the exit code."""
+async def serve(
+    config: Config,
+    *,
+    reload: Callable[[], Config] | None = None,
+    started: Callable[[Any], None] | None = None,
+) -> int:
+    """Start a node, serve until a stop signal, drain and stop; return the exit code.
+
+    ``started`` is called with the running node once it serves (for embedding and tests).
+    """
     from whnode.node import Node
 
     loop = asyncio.get_running_loop()
@@ -120,12 +128,12 @@ async def serve(config: Config, *, reload: Callable[[], Config] | None = None) -
             raise
         else:
             log.info(
-                "node %s serving %s (UDP+TCP port %d)%s",
-                _hex(node.node_id),
-                node.http_url,
-                node.port,
-                " with uvloop" if loop_factory() is not None else "",
+                "daemon running on the %s event loop: SIGTERM or Ctrl-C drains and stops,"
+                " SIGHUP reloads the upstream sources",
+                "uvloop" if loop_factory() is not None else "asyncio",
             )
+            if started is not None:
+                started(node)
             reloader = asyncio.ensure_future(_reload_loop(node, config, signals, reload))
             await _first(signals.stop.wait(), reloader)
         return await _stop(node, config, signals)
@@ -194,10 +202,6 @@ def _changed_sections(old: Config, new: Config) -> set[str]:
         for field in dataclasses.fields(old)
         if getattr(old, field.name) != getattr(new, field.name)
     }
-
-
-def _hex(value: object) -> str:
-    return value.hex() if isinstance(value, bytes) else str(value)
 
 
 async def fetch_menu(

@@ -270,7 +270,7 @@ class LocalNetwork:
                 argv += ["--dispensaries", str(self.sandbox_dispensaries)]
             return Child("sandbox", argv, self.root / "sandbox.log", f"http://{HOST}:{port}", port)
 
-        self.sandbox = await self._start_with_retries(make, "/_sandbox/stats")
+        self.sandbox = await self._start_with_retries(make, "/healthz")
         self.dispensaries = await self._sandbox_dispensaries()
         return self.sandbox
 
@@ -312,16 +312,22 @@ class LocalNetwork:
             f'host = "{HOST}"',
             f"port = {port}",
             f'seeds = ["{HOST}:{self.seed.port}"]',
+            "# loopback answers in microseconds: fail over quickly",
+            "rpc_timeout = 0.5",
+            "lookup_deadline = 3.0",
             "drain_timeout = 5.0",
             "",
             "[pool]",
             "workers = 1",
             "",
             "[upstream]",
-            "# the sandbox is local: no need for the etiquette real upstreams deserve",
-            "requests_per_second = 500.0",
-            "burst = 500",
-            "concurrency_per_host = 32",
+            "# the sandbox is local and not rate-limited like the real APIs",
+            "requests_per_second = 200.0",
+            "burst = 50",
+            "concurrency_per_host = 8",
+            "request_timeout = 5.0",
+            "breaker_failures = 50",
+            "breaker_cooldown = 1.0",
             f"dispensaries = {json.dumps(self.dispensaries)}",
         ]
         for section, values in self.node_settings.items():

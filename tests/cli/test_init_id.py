@@ -52,10 +52,8 @@ def test_init_refuses_to_overwrite_unless_forced(cli: Cli, tmp_path: Path) -> No
     (tmp_path / "whnode.toml").write_text("[node]\nport = 1234\n", encoding="utf-8")
     again = cli("init", "--data-dir", str(tmp_path), "--port", "9")
     assert again.code == 2
-    assert (
-        again.err
-        == f"whnode: error: {tmp_path / 'whnode.toml'} already exists; use --force to overwrite it\n"
-    )
+    target = tmp_path / "whnode.toml"
+    assert again.err == f"whnode: error: {target} already exists; use --force to overwrite it\n"
     assert "port = 1234" in (tmp_path / "whnode.toml").read_text(encoding="utf-8")
     forced = cli("init", "--data-dir", str(tmp_path), "--port", "9", "--force")
     assert forced.code == 0, forced.err
