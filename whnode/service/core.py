@@ -352,7 +352,8 @@ class MenuService:
         try:
             record = self._accept(stored.data, dispensary_id, now_ms)
         except RecordError:
-            LOG.warning("store holds an unacceptable record of %s; ignored", dispensary_id)
+            LOG.warning("store holds an unacceptable record of %s; deleted", dispensary_id)
+            await self._store.delete(dispensary_id, stored.fetched_at_ms)
             return None
         self._remember(record)
         return self._answer(record, AnswerPath.STORE, self._fresh_until_of(stored, max_age))
@@ -494,7 +495,7 @@ class MenuService:
                 ):
                     self._start_refresh(dispensary_id)
                 self._remember(current)
-                path = AnswerPath.HOT if self._hot.newest(dispensary_id) else AnswerPath.STORE
+                path = AnswerPath.HOT if dispensary_id in self._hot else AnswerPath.STORE
                 return self._answer(current, path, freshness.fresh_until_ms)
             if freshness.age is RecordAge.STALE_WHILE_REVALIDATE:
                 self._start_refresh(dispensary_id)
@@ -631,10 +632,9 @@ class MenuService:
     # ------------------------------------------------------------------ membership
     async def republish(self) -> int:
         """Put every held dispensary's newest record to its current owners; return puts."""
-        stored_all = await self._store.all_newest()
         placed = 0
         now_ms = self.now_ms()
-        for stored in stored_all:
+        async for stored in self._store.iter_newest():
             try:
                 record = self._accept(stored.data, stored.dispensary_id, now_ms)
                 owners = await self._owner_list(stored.dispensary_id)
@@ -655,7 +655,7 @@ class MenuService:
     async def _hand_off(self, newcomer: Contact) -> None:
         known = [*self._owners.contacts(), newcomer]
         replication = self._config.node.replication
-        for stored in await self._store.all_newest():
+        async for stored in self._store.iter_newest():
             key = int.from_bytes(routing_key(stored.dispensary_id), "big")
             ids = {contact.node_id for contact in known} | {self.node_id}
             closest = sorted(ids, key=lambda node_id: int.from_bytes(node_id, "big") ^ key)
@@ -678,8 +678,7 @@ class MenuService:
     async def peer_put(self, dispensary_id: str, data: bytes) -> bool:
         record = self._accept(data, dispensary_id, self.now_ms())
         created = await self._store_put(record)
-        hot = self._hot.newest(dispensary_id)
-        if hot is not None and hot.fetched_at_ms < record.fetched_at_ms:
+        if dispensary_id in self._hot:  # the hot cache refuses records older than its own
             self._remember(record)
         return created
 
