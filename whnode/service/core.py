@@ -26,9 +26,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from whnode.config import Config
+from whnode.errors import WhnodeError
+from whnode.peer.client import PeerAddress, PeerClient
+from whnode.peer.exceptions import PeerError, PeerRefused, PeerUnreachable
+from whnode.peer.routes import FillResult, PeerProblem
+from whnode.peer.wire import ErrorKind
 from whnode.record.acceptance import TrustPolicy, accept_record
+from whnode.record.exceptions import RecordError
 from whnode.record.keys import RoutingKey, SigningKey, routing_key
+from whnode.record.model import parse_dispensary_id
 from whnode.record.signed import SignedRecord, decode_record, sign_record
+from whnode.service.exceptions import MenuNotFound, NoOwnerReachable
+from whnode.service.freshness import (
+    RecordAge,
+    classify,
+    heuristic_lifetime,
+    refresh_ahead_due,
+)
+from whnode.service.singleflight import SingleFlight
+from whnode.service.types import AnswerPath, MenuAnswer, RecentFill, ServiceStatistics
 from whnode.store.durable import DurableStore
 from whnode.store.hot import HotCache
 from whnode.store.types import StoredRecord
@@ -42,24 +59,6 @@ from whnode.upstream.exceptions import (
 )
 from whnode.upstream.pool import ParsedMenu
 
-from whnode.config import Config
-from whnode.errors import WhnodeError
-from whnode.peer.client import PeerAddress, PeerClient
-from whnode.peer.exceptions import PeerError, PeerRefused, PeerUnreachable
-from whnode.peer.routes import FillResult, PeerProblem
-from whnode.peer.wire import ErrorKind
-from whnode.record.exceptions import RecordError
-from whnode.record.model import parse_dispensary_id
-from whnode.service.exceptions import MenuNotFound, NoOwnerReachable
-from whnode.service.freshness import (
-    RecordAge,
-    classify,
-    heuristic_lifetime,
-    refresh_ahead_due,
-)
-from whnode.service.singleflight import SingleFlight
-from whnode.service.types import AnswerPath, MenuAnswer, RecentFill, ServiceStatistics
-
 __all__ = ["MenuService", "OwnerDirectory", "UpstreamFetcher"]
 
 LOG = logging.getLogger(__name__)
@@ -68,6 +67,8 @@ TRACKED_DISPENSARIES = 100_000
 """Most dispensaries whose freshness, popularity and negative entries are remembered."""
 RECENT_FILLS = 50
 """Fills kept for the status page."""
+HAND_OFF_DELAY = 1.0
+"""Seconds newcomers are batched before records are handed to them."""
 LIFETIME_CACHE_MS = 10_000
 """How long a dispensary's change history read from the store is reused."""
 
@@ -195,6 +196,8 @@ class MenuService:
         self._rejections: Counter[str] = Counter()
         self._errors: Counter[str] = Counter()
         self._recent: deque[RecentFill] = deque(maxlen=RECENT_FILLS)
+        self._newcomers: dict[bytes, Contact] = {}
+        self._hand_off_scheduled = False
 
     # ------------------------------------------------------------------ helpers
     def now_ms(self) -> int:
@@ -648,24 +651,39 @@ class MenuService:
         return placed
 
     def on_new_contact(self, contact: Contact) -> None:
-        """A node joined our routing table: hand it the records it now owns."""
-        if not self._config.node.routing_only:
-            self._spawn(self._hand_off(contact), f"hand-off to {contact.host}:{contact.port}")
+        """A node joined our routing table: hand it the records it now owns.
 
-    async def _hand_off(self, newcomer: Contact) -> None:
-        known = [*self._owners.contacts(), newcomer]
+        Newcomers are batched for HAND_OFF_DELAY seconds, so that a burst of joins costs one
+        pass over the held records, not one per newcomer.
+        """
+        if self._config.node.routing_only:
+            return
+        self._newcomers[contact.node_id] = contact
+        if not self._hand_off_scheduled:
+            self._hand_off_scheduled = True
+            self._spawn(self._hand_off(), "hand-off")
+
+    async def _hand_off(self) -> None:
+        await asyncio.sleep(HAND_OFF_DELAY)
+        self._hand_off_scheduled = False
+        newcomers, self._newcomers = self._newcomers, {}
+        known = {contact.node_id for contact in self._owners.contacts()}
+        known |= set(newcomers) | {self.node_id}
         replication = self._config.node.replication
         async for stored in self._store.iter_newest():
             key = int.from_bytes(routing_key(stored.dispensary_id), "big")
-            ids = {contact.node_id for contact in known} | {self.node_id}
-            closest = sorted(ids, key=lambda node_id: int.from_bytes(node_id, "big") ^ key)
-            owners = closest[:replication]
-            if newcomer.node_id in owners and self.node_id in closest[: replication + 1]:
+            closest = sorted(known, key=lambda node_id: int.from_bytes(node_id, "big") ^ key)
+            if self.node_id not in closest[: replication + 1]:
+                continue  # not an owner (nor the one just displaced): not ours to hand off
+            for node_id in closest[:replication]:
+                newcomer = newcomers.get(node_id)
+                if newcomer is None:
+                    continue
                 try:
                     await self._peers.put_record(newcomer, stored.dispensary_id, stored.data)
                 except PeerError:
                     self._errors["hand_off"] += 1
-                    return
+                    newcomers.pop(node_id, None)
 
     # ------------------------------------------------------------------ peer endpoints
     async def peer_get(self, dispensary_id: str, at_ms: int | None) -> bytes | None:
