@@ -264,7 +264,8 @@ class ParsePool:
 
     ``workers=None`` means one per core; ``max_tasks_per_child=None`` never recycles. Use as
     ``async with ParsePool() as pool`` or call ``await close()``. ``warm_up()`` starts the
-    workers ahead of the first job.
+    workers ahead of the first job. ``parse_job`` replaces ``parse_menu_job`` (a module-level
+    function with the same signature, e.g. a test's own parser).
     """
 
     def __init__(
@@ -274,6 +275,7 @@ class ParsePool:
         queue_depth: int = limits.MAX_PARSE_QUEUE,
         *,
         start_method: str = "forkserver",
+        parse_job: Callable[[str, str, list[bytes], int], ParsedMenu] | None = None,
     ) -> None:
         if workers is not None and workers < 1:
             raise UsageError("parse pool workers must be >= 1")
@@ -287,6 +289,7 @@ class ParsePool:
         self.max_tasks_per_child = max_tasks_per_child
         self.queue_depth = queue_depth
         self.start_method = start_method
+        self._parse_job = parse_job or parse_menu_job
         self._context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             self._context.set_forkserver_preload(list(FORKSERVER_PRELOAD))
@@ -351,7 +354,7 @@ class ParsePool:
                 dispensary_id=dispensary_id,
             )
         return await self.run(
-            parse_menu_job,
+            self._parse_job,
             source,
             dispensary_id,
             list(pages),
@@ -419,15 +422,14 @@ class ParsePool:
         generation.executor.shutdown(wait=False, cancel_futures=cancel)
 
     def _generation_for_submit(self) -> _Generation:
+        """The current executor, rotated first if it has run its budget of jobs."""
         generation = self._current
         limit = self.max_tasks_per_child
         if limit is not None and generation.submitted >= self.workers * limit:
             self._rotations += 1
             self._current = self._new_generation()
             self._retire(generation, cancel=False)
-            generation = self._current
-        generation.submitted += 1
-        return generation
+        return self._current
 
     def _replace_broken(self, generation: _Generation) -> None:
         if generation is not self._current or self._closed:
@@ -455,7 +457,11 @@ class ParsePool:
             if self._closed:
                 raise UsageError("the parse pool is closed")
             generation = self._generation_for_submit()
-            await self._primed(generation)
+            if not generation.primed:
+                await self._primed(generation)
+                continue  # things may have changed meanwhile: choose again
+            # No await from choosing the executor to submitting: no one retires it between.
+            generation.submitted += 1
             try:
                 future = generation.executor.submit(_run_guarded, fn, args, source, dispensary_id)
             except BrokenProcessPool:
