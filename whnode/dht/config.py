@@ -18,6 +18,10 @@ class DhtConfig:
     ksize: int = 20
     """Kademlia bucket size k; also how many contacts one find_node reply carries (capped by
     ``limits.MAX_CONTACTS_PER_REPLY``) and how many closest nodes a lookup converges on."""
+    bucket_size: int | None = None
+    """Contacts kept per k-bucket (None: ksize). Seeds may keep more: a seed answers the
+    find_node of every newcomer, and a wider view gives each one its true neighbours even
+    when many join at once."""
     alpha: int = 3
     """Lookup concurrency: find_node requests kept in flight by one lookup."""
     rpc_timeout: float = 2.0
@@ -100,8 +104,15 @@ class DhtConfig:
                 raise ConfigError(f"dht.{name} must be positive, not {seconds}")
         if self.owner_cache_seconds < 0:
             raise ConfigError("dht.owner_cache_seconds must not be negative")
+        if self.bucket_size is not None and self.bucket_size < self.ksize:
+            raise ConfigError(f"dht.bucket_size must be at least ksize ({self.ksize})")
         if self.lookup_width is not None and not 1 <= self.lookup_width <= self.ksize:
             raise ConfigError(f"dht.lookup_width must lie in 1..ksize ({self.ksize})")
+
+    @property
+    def table_bucket_size(self) -> int:
+        """Contacts kept per k-bucket."""
+        return self.ksize if self.bucket_size is None else self.bucket_size
 
     @property
     def contacts_per_reply(self) -> int:

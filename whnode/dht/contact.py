@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import NewType
 
 from whnode.dht.exceptions import DhtUsageError
@@ -15,9 +16,14 @@ __all__ = [
     "Contact",
     "NodeId",
     "PublicKey",
+    "is_loopback",
     "node_id_for",
+    "packed_address",
     "xor_distance",
 ]
+
+ADDRESS_CACHE_ENTRIES = 4096
+"""Parsed IP addresses remembered (parsing is a visible cost per datagram)."""
 
 NODE_ID_BYTES = 20
 """Length of a node id and of a routing key (SHA-1, 160 bits)."""
@@ -57,10 +63,9 @@ class Contact:
             raise DhtUsageError(f"a node id is {NODE_ID_BYTES} bytes")
         if not isinstance(self.port, int) or not 0 < self.port < 65536:
             raise DhtUsageError(f"invalid port {self.port!r}")
-        try:
-            canonical = str(ipaddress.ip_address(self.host))
-        except ValueError as exc:
-            raise DhtUsageError(f"a contact host is an IP address, not {self.host!r}") from exc
+        canonical = _canonical_host(self.host) if isinstance(self.host, str) else None
+        if canonical is None:
+            raise DhtUsageError(f"a contact host is an IP address, not {self.host!r}")
         if canonical != self.host:
             object.__setattr__(self, "host", canonical)
 
@@ -76,3 +81,33 @@ class Contact:
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.node_id.hex()[:12]}@{host}:{self.port}"
+
+
+@lru_cache(maxsize=ADDRESS_CACHE_ENTRIES)
+def _canonical_host(host: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+
+
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    ip = ipaddress.ip_address(host)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+@lru_cache(maxsize=ADDRESS_CACHE_ENTRIES)
+def packed_address(host: str) -> bytes:
+    """The 4 (IPv4, also for IPv4-mapped IPv6) or 16 raw bytes of an IP literal."""
+    return _address(host).packed
+
+
+@lru_cache(maxsize=ADDRESS_CACHE_ENTRIES)
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback IP literal (False for anything else)."""
+    try:
+        return _address(host).is_loopback
+    except ValueError:
+        return False

@@ -2,14 +2,17 @@
 
 kademlia's ``SpiderCrawl`` asks ``alpha`` nodes per round and waits for the whole round (one
 dead node stalls it a full timeout), has no overall deadline, and returns nodes it never
-heard from. This lookup keeps ``alpha`` requests in flight, starts the next one as soon as
-one finishes (or stalls: a request unanswered after ``stall_timeout`` stops counting towards
-``alpha``, so a dead contact does not hold a slot for a whole RPC timeout), stops at the
-deadline, and returns only nodes that answered, sorted by XOR
-distance. It stops when the ``width`` closest known nodes that are ``wanted`` (for owner
-lookups: not routing-only), and every node closer than them, have answered (``width = k``
-with every node wanted is the textbook termination). Unwanted nodes are still asked: they
-route.
+heard from. This lookup:
+
+- keeps ``alpha`` requests in flight and starts the next one as soon as one finishes or
+  stalls (a request unanswered after ``stall_timeout`` stops counting towards ``alpha``, so a
+  dead contact does not hold a slot for a whole RPC timeout); never more than ``2 * alpha``
+  are in flight, so that an overloaded network is not flooded further;
+- stops at its deadline;
+- returns only nodes that answered, sorted by XOR distance;
+- stops when the ``width`` closest known nodes that are ``wanted`` (for owner lookups: not
+  routing-only), and every node closer than them, have answered (``width = k`` with every
+  node wanted is the textbook termination). Unwanted nodes are still asked: they route.
 
 Requests still in flight when the lookup ends are handed to the protocol, which owns them:
 they end on rpcudp's own timer (never cancelled mid-flight, KADEMLIA.md 5) and their answers
@@ -49,17 +52,21 @@ async def iterative_lookup(
     deadline: float,
     stall_timeout: float,
     start: list[Contact] | None = None,
+    first: list[Contact] | None = None,
     wanted: Callable[[Contact], bool] | None = None,
 ) -> LookupResult:
     """Find the nodes closest to ``target`` that answer, within ``deadline`` seconds.
 
-    ``start`` adds contacts to the routing table's closest ones (bootstrap uses it).
+    ``start`` adds contacts to the routing table's closest ones; ``first`` are asked at once,
+    however far they are from the target (bootstrap asks its seeds first: they know the most
+    nodes).
     """
     loop = asyncio.get_running_loop()
     ends_at = loop.time() + deadline
     protocol.touch_bucket(target)
     known: dict[bytes, Contact] = {}
-    for contact in [*(start or ()), *protocol.closest(target, protocol.config.ksize)]:
+    first = [contact for contact in first or () if protocol.reachable(contact)]
+    for contact in [*first, *(start or ()), *protocol.closest(target, protocol.config.ksize)]:
         if protocol.reachable(contact):
             known.setdefault(contact.node_id, contact)
     asked: set[bytes] = set()
@@ -73,6 +80,13 @@ async def iterative_lookup(
         return contact.distance_to(target)
 
     try:
+        now = loop.time()
+        for contact in first:
+            if contact.node_id not in asked:
+                asked.add(contact.node_id)
+                task = loop.create_task(protocol.request_find_node(contact, target))
+                in_flight[task] = (contact.node_id, now)
+                rpcs += 1
         while True:
             closest = _frontier(
                 sorted(
@@ -86,7 +100,7 @@ async def iterative_lookup(
             now = loop.time()
             active = sum(1 for _, started in in_flight.values() if now - started < stall_timeout)
             for contact in closest:
-                if active >= alpha:
+                if active >= alpha or len(in_flight) >= 2 * alpha:
                     break
                 if contact.node_id in asked:
                     continue

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import random
 import socket
 from collections import OrderedDict
@@ -45,6 +46,11 @@ LOG = logging.getLogger(__name__)
 
 MAX_OWNER_CACHE_ENTRIES = 4096
 """Most (key, count) owner lookups cached at once."""
+REFRESH_WIDTH = 5
+"""Bucket refresh lookups after a join stop once this many closest nodes answered: a few
+contacts per distance are enough to make every region reachable."""
+MAX_REFRESH_LEVELS = 40
+"""Deepest distance level refreshed after a join (2**40 nodes is beyond any real network)."""
 
 Address = tuple[str, int]
 
@@ -80,6 +86,8 @@ class DhtNode:
         self._self_contact: Contact | None = None
         self._seeds: list[Address] = []
         self._fallback: list[Contact] = []
+        self._introducers: list[Contact] = []
+        self._level_retry: dict[int, tuple[float, float]] = {}
         self._owner_cache: OrderedDict[tuple[bytes, int], tuple[float, list[Contact]]] = (
             OrderedDict()
         )
@@ -202,17 +210,80 @@ class DhtNode:
         return protocol.table_size()
 
     async def _bootstrap_round(self) -> int:
+        """Ping seeds and saved peers, look up our own id, then refresh the farther buckets.
+
+        The refresh (Kademlia paper, section 2.3) looks up a random id at each distance
+        level, asking the seeds first: without it, nodes that join at the same moment only
+        ever meet their own neighbourhood, and lookups started elsewhere cannot find them.
+        """
         protocol = self._require_protocol()
         self._counters.bootstrap_rounds += 1
         own = self.self_contact.address
-        addresses = await self._resolve(self._seeds)
-        addresses.extend(contact.address for contact in self._fallback)
+        seed_addresses = await self._resolve(self._seeds)
+        addresses = [*seed_addresses, *(contact.address for contact in self._fallback)]
         unique = [address for address in dict.fromkeys(addresses) if address != own]
         answers = await asyncio.gather(*(protocol.ping_address(address) for address in unique))
         responders = [contact for contact in answers if contact is not None]
-        if responders or protocol.table_size():
-            await self._lookup(self.node_id, width=self.config.ksize, start=responders)
+        if not responders and not protocol.table_size():
+            return 0
+        seeds = set(seed_addresses)
+        self._introducers = [c for c in responders if c.address in seeds] or responders
+        found = await self._lookup(
+            self.node_id,
+            width=self.config.ksize,
+            start=responders,
+            first=self._introducers_for(self.node_id),
+        )
+        if found.answered:
+            await self._refresh_levels()
         return protocol.table_size()
+
+    def _introducers_for(self, target: bytes) -> list[Contact]:
+        """The ``alpha`` seeds (or first peers) that answered, closest to ``target`` first."""
+        ordered = sorted(self._introducers, key=lambda contact: contact.distance_to(target))
+        return ordered[: self.config.alpha]
+
+    async def _refresh_levels(self) -> None:
+        """Look up a random id at each distance level, farthest first, asking the seeds first,
+        until two levels in a row turn out empty: about log2(network size) + 2 lookups."""
+        empty_levels = 0
+        for bit in range(MAX_REFRESH_LEVELS):
+            if empty_levels >= 2:
+                break
+            empty_levels = 0 if await self._refresh_level(bit) else empty_levels + 1
+
+    async def _refresh_level(self, bit: int) -> bool:
+        """One lookup in the region sharing exactly ``bit`` leading bits with this node;
+        whether a node of that region answered."""
+        target = _random_id_at(self.node_id, bit)
+        result = await self._lookup(
+            target, width=REFRESH_WIDTH, first=self._introducers_for(target)
+        )
+        return any(_shared_prefix_bits(self.node_id, c.node_id) == bit for c in result.answered)
+
+    async def _repair_levels(self, now: float) -> None:
+        """Refresh the distance levels that have no contact although deeper ones do.
+
+        After a crowded join some lookups time out and a whole region can stay unknown; this
+        finds it again. At most one level is refreshed per round, and an empty level is
+        retried with a doubling delay (a small network may simply have nobody there), so a
+        healthy table costs no lookup at all.
+        """
+        protocol = self._require_protocol()
+        counts = protocol.level_counts()
+        if not counts:
+            return
+        for bit in range(min(max(counts), MAX_REFRESH_LEVELS)):
+            if counts.get(bit):
+                self._level_retry.pop(bit, None)
+                continue
+            due, delay = self._level_retry.get(bit, (0.0, self.config.maintenance_interval))
+            if now < due:
+                continue
+            if not await self._refresh_level(bit):
+                delay = min(delay * 2, self.config.refresh_interval)
+                self._level_retry[bit] = (now + delay, delay)
+            return
 
     async def _resolve(self, seeds: Sequence[Address]) -> list[Address]:
         """IP literals as they are; host names through getaddrinfo (failures logged)."""
@@ -316,6 +387,7 @@ class DhtNode:
         *,
         width: int,
         start: list[Contact] | None = None,
+        first: list[Contact] | None = None,
         wanted: Callable[[Contact], bool] | None = None,
     ) -> LookupResult:
         result = await iterative_lookup(
@@ -326,6 +398,7 @@ class DhtNode:
             deadline=self.config.lookup_deadline,
             stall_timeout=self.config.stall_timeout,
             start=start,
+            first=first,
             wanted=wanted,
         )
         self._counters.lookups += 1
@@ -369,6 +442,7 @@ class DhtNode:
                 else:
                     self._empty_rounds += 1
             return
+        await self._repair_levels(now)
         for target in protocol.stale_bucket_ids(now):
             await self._lookup(target, width=self.config.ksize)
         if now - self._last_save >= self.config.peers_save_interval:
@@ -442,3 +516,17 @@ class DhtNode:
 
 def _owner_capable(contact: Contact) -> bool:
     return not contact.routing_only
+
+
+def _shared_prefix_bits(first: bytes, second: bytes) -> int:
+    return NODE_ID_BYTES * 8 - xor_distance(first, second).bit_length()
+
+
+def _random_id_at(node_id: bytes, bit: int) -> bytes:
+    """A random id sharing ``node_id``'s first ``bit`` bits and differing at the next one."""
+    total = NODE_ID_BYTES * 8
+    own = int.from_bytes(node_id, "big")
+    prefix = (own >> (total - bit)) << (total - bit) if bit else 0
+    flipped = (~own) & (1 << (total - bit - 1))
+    suffix = int.from_bytes(os.urandom(NODE_ID_BYTES), "big") & ((1 << (total - bit - 1)) - 1)
+    return (prefix | flipped | suffix).to_bytes(NODE_ID_BYTES, "big")

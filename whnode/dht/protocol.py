@@ -44,25 +44,25 @@ from kademlia.routing import RoutingTable
 
 from whnode import limits
 from whnode.dht.config import DhtConfig
-from whnode.dht.contact import Contact, NodeId
+from whnode.dht.contact import Contact, NodeId, is_loopback
 from whnode.dht.exceptions import DhtUsageError, IdentityMismatch, InvalidMessage
 from whnode.dht.ratelimit import LogLimiter, SourceRateLimiter
 from whnode.dht.statistics import DhtCounters
 from whnode.dht.wire import (
     MSG_ID_BYTES,
-    Frame,
     FrameKind,
     Hello,
     RpcName,
+    decode_body,
     decode_find_node_args,
     decode_find_node_reply,
-    decode_frame,
+    decode_header,
     decode_ping_args,
     decode_ping_reply,
     decode_request,
-    encode_contact,
     encode_frame,
     encode_request,
+    packed_contact,
 )
 
 __all__ = ["RoutingNode", "WhnodeProtocol"]
@@ -131,7 +131,7 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         super().__init__(Node(hello.node_id), _NoStorage(), config.ksize)
         self._wait_timeout = config.rpc_timeout
         self._outstanding: dict[bytes, tuple[asyncio.Future[Reply], asyncio.TimerHandle]] = {}
-        self.router = _RoutingTable(self, config.ksize, self.source_node)
+        self.router = _RoutingTable(self, config.table_bucket_size, self.source_node)
         self.hello = hello
         self.config = config
         self.counters = counters
@@ -214,18 +214,18 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
             self._log.log(now, "rate_limited", logging.INFO, "rate limiting %s", source)
             return
         try:
-            frame = decode_frame(data)
+            kind, msg_id = decode_header(data)
         except InvalidMessage as exc:
             self._refuse(now, source, exc, reply=False)
             return
-        if frame.kind is FrameKind.REQUEST:
-            self._answer(frame, source, now)
+        if kind is FrameKind.REQUEST:
+            self._answer(data, msg_id, source, now)
         else:
-            self._match_reply(frame, source, now)
+            self._match_reply(data, msg_id, source, now)
 
-    def _answer(self, frame: Frame, source: Address, now: float) -> None:
+    def _answer(self, data: bytes, msg_id: bytes, source: Address, now: float) -> None:
         try:
-            request = decode_request(frame.body)
+            request = decode_request(decode_body(data))
         except InvalidMessage as exc:
             self._refuse(now, source, exc, reply=False)
             return
@@ -242,7 +242,7 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
             self._refuse(now, source, exc, reply=False)
             return
         self.counters.rpcs_received += 1
-        datagram = encode_frame(FrameKind.REPLY, frame.msg_id, body)
+        datagram = encode_frame(FrameKind.REPLY, msg_id, body)
         if len(datagram) > limits.MAX_DATAGRAM_BYTES:  # cannot happen with the caps in limits
             self.counters.send_errors += 1
             self._log.log(
@@ -251,12 +251,13 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
             return
         self._send(datagram, source)
 
-    def _match_reply(self, frame: Frame, source: Address, now: float) -> None:
-        entry = self._outstanding.get(frame.msg_id)
+    def _match_reply(self, data: bytes, msg_id: bytes, source: Address, now: float) -> None:
+        # The id and the source are checked before the body is even decoded.
+        entry = self._outstanding.get(msg_id)
         if entry is None:
             self.counters.unexpected_replies += 1
             return
-        if self._destinations.get(frame.msg_id) != source:
+        if self._destinations.get(msg_id) != source:
             self.counters.wrong_source_replies += 1
             self._log.log(
                 now,
@@ -264,16 +265,20 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
                 logging.WARNING,
                 "reply from %s to a request sent to %s ignored",
                 source,
-                self._destinations.get(frame.msg_id),
+                self._destinations.get(msg_id),
             )
             return
-        del self._outstanding[frame.msg_id]
-        del self._destinations[frame.msg_id]
+        del self._outstanding[msg_id]
+        del self._destinations[msg_id]
         future, timer = entry
         timer.cancel()
         self.counters.replies_received += 1
+        try:
+            body = decode_body(data)
+        except InvalidMessage as exc:
+            body = exc  # the caller's reply decoder refuses it (and counts a miss): fail fast
         if not future.done():
-            future.set_result((True, frame.body))
+            future.set_result((True, body))
 
     def _refuse(self, now: float, source: Address, exc: InvalidMessage, *, reply: bool) -> None:
         if exc.reason in IDENTITY_REASONS:
@@ -298,9 +303,9 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         self._not_us(hello)
         self._welcome(hello.contact(*sender))
         closest = self.closest(target, self.config.contacts_per_reply, exclude=hello.node_id)
-        if not _is_loopback(sender[0]):
-            closest = [contact for contact in closest if not _is_loopback(contact.host)]
-        return [*self.hello.encode(), [encode_contact(contact) for contact in closest]]
+        if not is_loopback(sender[0]):
+            closest = [contact for contact in closest if not is_loopback(contact.host)]
+        return [*self.hello.encode(), [packed_contact(contact) for contact in closest]]
 
     def _not_us(self, hello: Hello) -> Hello:
         if hello.node_id == self.hello.node_id:
@@ -359,7 +364,7 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         if ok:
             try:
                 hello, found = decode_find_node_reply(
-                    body, allow_loopback=_is_loopback(contact.host)
+                    body, allow_loopback=is_loopback(contact.host)
                 )
             except InvalidMessage as exc:
                 self._refuse(self._now(), contact.address, exc, reply=True)
@@ -495,6 +500,16 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
     def contacts(self) -> list[Contact]:
         return [node.contact for bucket in self.router.buckets for node in bucket.nodes.values()]
 
+    def level_counts(self) -> dict[int, int]:
+        """Table contacts per distance level (leading bits shared with this node's id)."""
+        own = int.from_bytes(self.hello.node_id, "big")
+        counts: dict[int, int] = {}
+        for bucket in self.router.buckets:
+            for node in bucket.nodes.values():
+                level = 160 - (node.long_id ^ own).bit_length()
+                counts[level] = counts.get(level, 0) + 1
+        return counts
+
     def table_size(self) -> int:
         return sum(len(bucket) for bucket in self.router.buckets)
 
@@ -593,10 +608,3 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         if self._family == socket.AF_INET6 and ":" not in address[0]:
             return (f"::ffff:{address[0]}", address[1])
         return address
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

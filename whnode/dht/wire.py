@@ -26,19 +26,21 @@ import enum
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import umsgpack  # type: ignore[import-untyped]
+from functools import lru_cache
 
 from whnode import limits
 from whnode.dht.contact import (
+    ADDRESS_CACHE_ENTRIES,
     NODE_ID_BYTES,
     PUBLIC_KEY_BYTES,
     Contact,
     NodeId,
     PublicKey,
     node_id_for,
+    packed_address,
 )
 from whnode.dht.exceptions import IdentityMismatch, InvalidMessage
+from whnode.dht.packing import Packed, packb, unpackb
 
 __all__ = [
     "FLAG_ROUTING_ONLY",
@@ -48,17 +50,19 @@ __all__ = [
     "Hello",
     "Request",
     "RpcName",
+    "decode_body",
     "decode_contact",
     "decode_find_node_args",
     "decode_find_node_reply",
     "decode_frame",
+    "decode_header",
     "decode_ping_args",
     "decode_ping_reply",
     "decode_request",
     "encode_contact",
-    "encode_find_node_reply",
     "encode_frame",
     "encode_request",
+    "packed_contact",
 ]
 
 MSG_ID_BYTES = 20
@@ -136,19 +140,15 @@ def encode_frame(kind: FrameKind, msg_id: bytes, body: object) -> bytes:
     """Frame a body; the caller checks the result against ``limits.MAX_DATAGRAM_BYTES``."""
     if len(msg_id) != MSG_ID_BYTES:
         raise ValueError("a message id is 20 bytes")
-    packed: bytes = umsgpack.packb(body)
-    return bytes((kind,)) + msg_id + packed
+    return bytes((kind,)) + msg_id + packb(body)
 
 
 def encode_request(msg_id: bytes, name: RpcName, args: Sequence[object]) -> bytes:
     return encode_frame(FrameKind.REQUEST, msg_id, [str(name), list(args)])
 
 
-def decode_frame(datagram: bytes) -> Frame:
-    """Split a datagram into kind, message id and msgpack body.
-
-    Raises InvalidMessage (reasons ``size``, ``frame``, ``msgpack``) and nothing else.
-    """
+def decode_header(datagram: bytes) -> tuple[FrameKind, bytes]:
+    """Kind and message id of a datagram (reasons ``size`` and ``frame``)."""
     if len(datagram) > limits.MAX_DATAGRAM_BYTES:
         raise InvalidMessage("size", f"{len(datagram)} bytes")
     if len(datagram) <= FRAME_HEADER_BYTES:
@@ -157,11 +157,21 @@ def decode_frame(datagram: bytes) -> Frame:
         kind = FrameKind(datagram[0])
     except ValueError as exc:
         raise InvalidMessage("frame", f"unknown kind {datagram[0]:#x}") from exc
-    try:
-        body = umsgpack.unpackb(datagram[FRAME_HEADER_BYTES:])
-    except (umsgpack.UnpackException, RecursionError, ValueError, TypeError) as exc:
-        raise InvalidMessage("msgpack", type(exc).__name__) from exc
-    return Frame(kind, datagram[1:FRAME_HEADER_BYTES], body)
+    return kind, datagram[1:FRAME_HEADER_BYTES]
+
+
+def decode_body(datagram: bytes) -> object:
+    """The msgpack body after the header (reason ``msgpack``)."""
+    return unpackb(datagram[FRAME_HEADER_BYTES:])
+
+
+def decode_frame(datagram: bytes) -> Frame:
+    """Split a datagram into kind, message id and msgpack body.
+
+    Raises InvalidMessage (reasons ``size``, ``frame``, ``msgpack``) and nothing else.
+    """
+    kind, msg_id = decode_header(datagram)
+    return Frame(kind, msg_id, decode_body(datagram))
 
 
 def decode_request(body: object) -> Request:
@@ -215,18 +225,28 @@ def decode_ping_reply(body: object) -> Hello:
 
 
 def _checked_ip(packed: bytes, *, allow_loopback: bool) -> str:
+    host, problem = _unpack_address(packed)
+    if problem == "loopback":
+        if not allow_loopback:
+            raise InvalidMessage("address", "loopback contact from a non-loopback peer")
+    elif problem is not None:
+        raise InvalidMessage("address", problem)
+    return host
+
+
+@lru_cache(maxsize=ADDRESS_CACHE_ENTRIES)
+def _unpack_address(packed: bytes) -> tuple[str, str | None]:
+    """(canonical host, None | "loopback" | why the address is refused)."""
     if len(packed) not in (4, 16):
-        raise InvalidMessage("address", "an IP address is 4 or 16 bytes")
+        return "", "an IP address is 4 or 16 bytes"
     ip = ipaddress.ip_address(packed)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     if ip.is_loopback:
-        if not allow_loopback:
-            raise InvalidMessage("address", "loopback contact from a non-loopback peer")
-        return str(ip)
+        return str(ip), "loopback"
     if ip.is_unspecified or ip.is_multicast or ip.is_reserved:
-        raise InvalidMessage("address", f"unroutable address {ip}")
-    return str(ip)
+        return str(ip), f"unroutable address {ip}"
+    return str(ip), None
 
 
 def decode_contact(item: object, *, allow_loopback: bool) -> Contact:
@@ -249,11 +269,20 @@ def decode_contact(item: object, *, allow_loopback: bool) -> Contact:
 
 
 def encode_contact(contact: Contact) -> list[object]:
-    ip = ipaddress.ip_address(contact.host)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
     flags = FLAG_ROUTING_ONLY if contact.routing_only else 0
-    return [contact.node_id, ip.packed, contact.port, flags]
+    return [contact.node_id, packed_address(contact.host), contact.port, flags]
+
+
+def packed_contact(contact: Contact) -> Packed:
+    """``encode_contact`` already packed (the same contacts fill many replies)."""
+    return _packed_contact(contact.node_id, contact.host, contact.port, contact.routing_only)
+
+
+@lru_cache(maxsize=ADDRESS_CACHE_ENTRIES)
+def _packed_contact(node_id: bytes, host: str, port: int, routing_only: bool) -> Packed:
+    # keyed by every field: Contact equality ignores routing_only
+    flags = FLAG_ROUTING_ONLY if routing_only else 0
+    return Packed(packb([node_id, packed_address(host), port, flags]))
 
 
 def decode_find_node_reply(body: object, *, allow_loopback: bool) -> tuple[Hello, list[Contact]]:
@@ -272,13 +301,3 @@ def decode_find_node_reply(body: object, *, allow_loopback: bool) -> tuple[Hello
         raise InvalidMessage("shape", f"{len(items)} contacts")
     contacts = [decode_contact(item, allow_loopback=allow_loopback) for item in items]
     return hello, contacts
-
-
-def encode_find_node_reply(msg_id: bytes, hello: Hello, contacts: Sequence[Contact]) -> bytes:
-    """The framed reply, dropping the farthest contacts if it would exceed the datagram cap."""
-    encoded = [encode_contact(contact) for contact in contacts[: limits.MAX_CONTACTS_PER_REPLY]]
-    while True:
-        datagram = encode_frame(FrameKind.REPLY, msg_id, [*hello.encode(), encoded])
-        if len(datagram) <= limits.MAX_DATAGRAM_BYTES or not encoded:
-            return datagram
-        encoded.pop()

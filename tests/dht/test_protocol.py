@@ -1,0 +1,282 @@
+"""The hardened protocol on real loopback sockets: garbage in, counters up, service on."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from typing import Any
+
+import pytest
+import umsgpack  # type: ignore[import-untyped]
+
+from tests.dht.support import (
+    LOOPBACK,
+    RawPeer,
+    answer_pings,
+    fast,
+    fleet,
+    raw_peer,
+    start_node,
+    wait_for_condition,
+)
+from whnode import limits
+from whnode.dht import DhtNode
+from whnode.dht.protocol import WhnodeProtocol
+from whnode.dht.wire import FrameKind, encode_frame
+
+QUIET = fast(bootstrap_attempts=1, bootstrap_backoff=30.0, bootstrap_backoff_max=30.0)
+"""One bootstrap round and no background retry during the test."""
+
+
+def hello_args(peer: RawPeer) -> list[Any]:
+    return peer.hello.encode()
+
+
+def test_only_the_intended_rpcs_are_remotely_callable() -> None:
+    callable_rpcs = sorted(
+        name
+        for name in dir(WhnodeProtocol)
+        if name.startswith("rpc_") and callable(getattr(WhnodeProtocol, name))
+    )
+    assert callable_rpcs == ["rpc_find_node", "rpc_ping", "rpc_store"]
+
+
+async def test_unknown_attributes_are_not_remote_calls() -> None:
+    async with fleet() as nodes:
+        node = await start_node()
+        nodes.append(node)
+        protocol = node._protocol
+        assert protocol is not None
+        with pytest.raises(AttributeError):
+            protocol.find_value  # noqa: B018  (rpcudp would have returned a remote call)
+
+
+async def test_malformed_datagrams_are_counted_and_the_node_keeps_serving() -> None:
+    async with fleet() as nodes, raw_peer() as peer:
+        node = await start_node()
+        nodes.append(node)
+        target = (LOOPBACK, node.port)
+        garbage = [  # (asyncio does not send empty datagrams; decode_frame tests cover them)
+            b"\x00short",
+            b"\x05" + os.urandom(20) + umsgpack.packb(["ping", []]),  # unknown kind
+            b"\x00" + os.urandom(20) + b"\xc1\xc1",  # invalid msgpack
+            b"\x00" + os.urandom(20) + umsgpack.packb({"ping": 1}),  # wrong request shape
+            b"\x00" + os.urandom(20) + umsgpack.packb(["ping", "not a list"]),
+            b"\x00" + os.urandom(20) + umsgpack.packb(["ping", [1, 2, 3]]),  # wrong arg types
+            b"\x00" + os.urandom(20) + umsgpack.packb(["find_node", hello_args(peer)]),  # arity
+            b"\x00" + os.urandom(20) + b"\x91" * 1300,  # nesting deeper than the recursion limit
+        ]
+        for datagram in garbage:
+            peer.send_raw(datagram, target)
+        peer.request("find_value", [*hello_args(peer), os.urandom(20)], target)
+        peer.request("stun", [], target)
+        peer.send_raw(b"\x00" + os.urandom(20) + bytes(limits.MAX_DATAGRAM_BYTES), target)
+        reply = await peer.ask("ping", hello_args(peer), target)
+        assert reply[0] == node.node_id
+        stats = node.statistics()
+        assert stats.malformed_datagrams == len(garbage)
+        assert stats.unknown_rpcs == 2
+        assert stats.oversize_datagrams == 1
+        assert stats.handler_errors == 0
+        assert stats.rpcs_received == 1
+        assert [contact.node_id for contact in node.contacts()] == [peer.node_id]
+
+
+async def test_wrong_length_ids_and_unbound_ids_are_refused() -> None:
+    async with fleet() as nodes, raw_peer() as peer, raw_peer() as other:
+        node = await start_node()
+        nodes.append(node)
+        target = (LOOPBACK, node.port)
+        refused = [
+            ("ping", [os.urandom(1), peer.key, 0]),
+            ("ping", [os.urandom(64), peer.key, 0]),
+            ("ping", [peer.node_id, other.key, 0]),  # id is not SHA-1 of the key
+            ("find_node", [other.node_id, peer.key, 0, os.urandom(20)]),
+            ("find_node", [*hello_args(peer), os.urandom(19)]),  # target of the wrong length
+            ("ping", [node.node_id, node.public_key, 0]),  # claiming the node's own id
+        ]
+        for name, args in refused:
+            with pytest.raises(TimeoutError):
+                await peer.ask(name, args, target, timeout=0.2)
+        assert node.statistics().rejected_ids == len(refused)
+        assert node.contacts() == []
+        # the same peer with a correct hello is answered and enters the table
+        await peer.ask("ping", hello_args(peer), target)
+        assert [contact.node_id for contact in node.contacts()] == [peer.node_id]
+
+
+async def test_store_is_refused_and_stores_nothing() -> None:
+    async with fleet() as nodes, raw_peer() as peer:
+        node = await start_node()
+        nodes.append(node)
+        target = (LOOPBACK, node.port)
+        reply = await peer.ask("store", [*hello_args(peer), os.urandom(20), b"x" * 500], target)
+        assert reply is False
+        reply = await peer.ask("store", [b"garbage"], target)
+        assert reply is False
+        assert node.statistics().store_refused == 2
+        assert node.contacts() == []  # a store is not an introduction
+
+
+async def test_reply_from_a_wrong_source_is_ignored() -> None:
+    async with fleet() as nodes, raw_peer() as forger:
+        forged: list[bytes] = []
+
+        def forge_then_answer(
+            peer: RawPeer, msg_id: bytes, name: str, args: list[Any], addr: tuple[str, int]
+        ) -> None:
+            # a third party races the real answer with a forged one for the same message id
+            forger.reply(msg_id, forger.hello.encode(), addr)
+            forged.append(msg_id)
+            asyncio.get_running_loop().call_later(
+                0.05, peer.reply, msg_id, peer.hello.encode(), addr
+            )
+
+        async with raw_peer(forge_then_answer) as honest:
+            node = await start_node()
+            nodes.append(node)
+            assert await node.bootstrap([(LOOPBACK, honest.port)]) == 1
+            assert forged
+            assert [contact.node_id for contact in node.contacts()] == [honest.node_id]
+            assert forger.node_id not in {contact.node_id for contact in node.contacts()}
+            assert node.statistics().wrong_source_replies >= 1
+
+
+async def test_only_a_forged_reply_means_a_timeout() -> None:
+    async with fleet() as nodes, raw_peer() as forger:
+
+        def forge_only(
+            peer: RawPeer, msg_id: bytes, name: str, args: list[Any], addr: tuple[str, int]
+        ) -> None:
+            forger.reply(msg_id, forger.hello.encode(), addr)
+
+        async with raw_peer(forge_only) as silent:
+            node = await start_node(QUIET)
+            nodes.append(node)
+            assert await node.bootstrap([(LOOPBACK, silent.port)]) == 0
+            stats = node.statistics()
+            assert stats.wrong_source_replies == 1
+            assert stats.rpc_timeouts == 1
+            assert stats.outstanding_rpcs == 0
+
+
+async def test_rate_limit_per_source_address() -> None:
+    config = fast(datagrams_per_source_per_second=1.0, datagram_burst_per_source=10)
+    async with fleet() as nodes, raw_peer() as flooder, raw_peer() as polite:
+        node = await start_node(config)
+        nodes.append(node)
+        target = (LOOPBACK, node.port)
+        for _ in range(60):
+            flooder.request("ping", hello_args(flooder), target)
+        await wait_for_condition(lambda: node.statistics().datagrams_received >= 60)
+        await asyncio.sleep(0.1)
+        answered = flooder.replies.qsize()
+        assert 10 <= answered <= 11
+        stats = node.statistics()
+        assert stats.rate_limited_drops == 60 - answered
+        # another source address keeps its own budget
+        assert (await polite.ask("ping", hello_args(polite), target))[0] == node.node_id
+        assert node.statistics().tracked_sources == 2
+
+
+async def test_send_errors_are_surfaced() -> None:
+    async with fleet() as nodes:
+        node = await start_node(QUIET)
+        nodes.append(node)
+        # sending to the broadcast address without SO_BROADCAST fails with EACCES
+        assert await node.bootstrap([("255.255.255.255", 9)]) == 0
+        assert node.statistics().send_errors == 1
+
+
+async def test_cancelled_request_leaves_nothing_behind_and_a_late_reply_is_harmless() -> None:
+    held: list[tuple[bytes, tuple[str, int]]] = []
+
+    def hold(
+        peer: RawPeer, msg_id: bytes, name: str, args: list[Any], addr: tuple[str, int]
+    ) -> None:
+        held.append((msg_id, addr))
+
+    async with fleet() as nodes, raw_peer(hold) as slow:
+        node = await start_node(fast(rpc_timeout=5.0))
+        nodes.append(node)
+        task = asyncio.create_task(node.bootstrap([(LOOPBACK, slow.port)]))
+        await wait_for_condition(lambda: bool(held))
+        assert node.statistics().outstanding_rpcs == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert node.statistics().outstanding_rpcs == 0
+        msg_id, addr = held[0]
+        slow.reply(msg_id, slow.hello.encode(), addr)
+        await wait_for_condition(lambda: node.statistics().unexpected_replies == 1)
+        assert node.statistics().handler_errors == 0
+
+
+async def test_misses_before_eviction() -> None:
+    async with fleet() as nodes:
+        node = await start_node(fast(misses_before_eviction=3, maintenance_interval=60.0))
+        peer = await start_node()
+        nodes.extend([node, peer])
+        await node.bootstrap([(LOOPBACK, peer.port)])
+        assert [contact.node_id for contact in node.contacts()] == [peer.node_id]
+        await peer.stop()
+        for _ in range(2):
+            await node.find_closest(os.urandom(20), 3)
+            assert [contact.node_id for contact in node.contacts()] == [peer.node_id]
+        await node.find_closest(os.urandom(20), 3)
+        assert node.contacts() == []
+        stats = node.statistics()
+        assert stats.evictions == 1
+        assert stats.rpc_timeouts == 3
+
+
+async def test_a_known_id_cannot_move_to_another_address() -> None:
+    async with fleet() as nodes, raw_peer() as impostor:
+        node = await start_node()
+        victim = await start_node()
+        nodes.extend([node, victim])
+        await node.bootstrap([(LOOPBACK, victim.port)])
+        # anyone can send the victim's public key; the known address stays
+        reply = await impostor.ask(
+            "ping", [victim.node_id, victim.public_key, 0], (LOOPBACK, node.port)
+        )
+        assert reply[0] == node.node_id
+        assert [contact.address for contact in node.contacts()] == [(LOOPBACK, victim.port)]
+        assert node.statistics().address_conflicts == 1
+
+
+async def test_receive_buffer_is_enlarged() -> None:
+    async with fleet() as nodes:
+        node = await start_node()
+        nodes.append(node)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as plain:
+            default = plain.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        assert node.statistics().receive_buffer_bytes > default
+
+
+async def test_reply_to_an_unknown_request_is_counted() -> None:
+    async with fleet() as nodes, raw_peer() as peer:
+        node = await start_node()
+        nodes.append(node)
+        peer.send_raw(encode_frame(FrameKind.REPLY, os.urandom(20), [1, 2]), (LOOPBACK, node.port))
+        await wait_for_condition(lambda: node.statistics().unexpected_replies == 1)
+
+
+async def test_find_node_answers_sorted_closest_contacts() -> None:
+    async with fleet() as nodes, raw_peer(answer_pings) as asker:
+        node = await start_node()
+        nodes.append(node)
+        members: list[DhtNode] = [await start_node() for _ in range(30)]
+        nodes.extend(members)
+        for member in members:
+            await member.bootstrap([(LOOPBACK, node.port)])
+        target = os.urandom(20)
+        reply = await asker.ask("find_node", [*asker.hello.encode(), target], (LOOPBACK, node.port))
+        listed = [item[0] for item in reply[3]]
+        expected = sorted(
+            (member.node_id for member in members),
+            key=lambda node_id: int.from_bytes(node_id, "big") ^ int.from_bytes(target, "big"),
+        )[:20]
+        assert listed == expected
+        assert asker.node_id not in listed
