@@ -60,6 +60,7 @@ __all__ = [
     "ParsedMenu",
     "package_menu",
     "parse_menu_job",
+    "run_parser",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -159,13 +160,33 @@ def package_menu(menu: Menu) -> ParsedMenu:
     )
 
 
+def run_parser(
+    parse_pages: Callable[[str, list[bytes], int], Menu],
+    vendor: str,
+    dispensary_id: str,
+    pages: Sequence[bytes],
+    fetched_at_ms: int,
+) -> ParsedMenu:
+    """The worker's parse step around any ``parse_pages`` function: any failure on the pages
+    becomes ``UpstreamParseError`` naming the source and the dispensary; then
+    ``package_menu``."""
+    try:
+        menu = parse_pages(dispensary_id, list(pages), fetched_at_ms)
+    except UpstreamError:
+        raise
+    except Exception as exc:  # the parse boundary: untrusted input, any failure is the input's
+        raise UpstreamParseError(
+            f"cannot parse the pages: {_foreign(exc)}", source=vendor, dispensary_id=dispensary_id
+        ) from exc
+    return package_menu(menu)
+
+
 def parse_menu_job(
     vendor: str, dispensary_id: str, pages: Sequence[bytes], fetched_at_ms: int
 ) -> ParsedMenu:
     """Parse one menu's raw pages (runs in a worker process; also callable inline).
 
-    Uses ``whnode.upstream.adapters.ADAPTERS[vendor].parse_pages``; any failure of the adapter
-    on the pages becomes ``UpstreamParseError`` naming the source and the dispensary.
+    Uses ``whnode.upstream.adapters.ADAPTERS[vendor].parse_pages`` through ``run_parser``.
     """
     try:
         known = Vendor(vendor)
@@ -174,15 +195,7 @@ def parse_menu_job(
             f"unknown vendor {vendor[:40]!r}", source=vendor[:40], dispensary_id=dispensary_id
         ) from None
     adapter = _adapter_for(known, dispensary_id)
-    try:
-        menu = adapter.parse_pages(dispensary_id, list(pages), fetched_at_ms)
-    except UpstreamError:
-        raise
-    except Exception as exc:  # the parse boundary: untrusted input, any failure is the input's
-        raise UpstreamParseError(
-            f"cannot parse the pages: {_foreign(exc)}", source=vendor, dispensary_id=dispensary_id
-        ) from exc
-    return package_menu(menu)
+    return run_parser(adapter.parse_pages, vendor, dispensary_id, pages, fetched_at_ms)
 
 
 def _run_guarded(fn: Callable[..., T], args: tuple[Any, ...], source: str, dispensary_id: str) -> T:
