@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from whnode.record.keys import SigningKey
-from whnode.record.signed import SignedRecord
 
 from tests.api.support import (
     DISPENSARY,
@@ -17,6 +15,8 @@ from tests.api.support import (
     make_record,
     now_ms,
 )
+from whnode.record.keys import SigningKey
+from whnode.record.signed import SignedRecord
 
 
 @pytest.fixture(scope="session")

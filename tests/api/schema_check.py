@@ -46,10 +46,9 @@ def check(
     kind = schema.get("type")
     if kind is not None:
         allowed = _TYPES[kind]
-        is_bool = isinstance(instance, bool)
-        assert isinstance(instance, allowed) and (kind == "boolean" or not is_bool), (
-            f"{where}: {instance!r} is not {kind}"
-        )
+        assert isinstance(instance, allowed), f"{where}: {instance!r} is not {kind}"
+        if kind != "boolean":
+            assert not isinstance(instance, bool), f"{where}: {instance!r} is not {kind}"
     if "minimum" in schema:
         assert instance >= schema["minimum"], f"{where}: {instance} < minimum"
     if "maximum" in schema:

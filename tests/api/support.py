@@ -19,12 +19,11 @@ from typing import Any, Self
 
 import aiohttp
 from aiohttp import web
-from whnode.record.codec import content_hash, encode_menu
-from whnode.record.keys import SigningKey
-from whnode.record.signed import SignedRecord, sign_record
 
 from whnode.api.app import add_public_routes
 from whnode.config import ApiConfig, Config
+from whnode.record.codec import content_hash, encode_menu
+from whnode.record.keys import SigningKey
 from whnode.record.model import (
     Category,
     CategoryStatistics,
@@ -40,6 +39,7 @@ from whnode.record.model import (
     QuantityUnit,
     Vendor,
 )
+from whnode.record.signed import SignedRecord, sign_record
 from whnode.service.exceptions import MenuNotFound
 from whnode.service.types import AnswerPath, MenuAnswer, RecentFill, ServiceStatistics
 from whnode.store.hot import HotCache

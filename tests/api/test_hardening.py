@@ -18,7 +18,6 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from whnode.record.keys import SigningKey
 
 from tests.api.support import (
     DISPENSARY,
@@ -31,6 +30,7 @@ from tests.api.support import (
 )
 from whnode import limits
 from whnode.config import ApiConfig, Config
+from whnode.record.keys import SigningKey
 
 MENU = f"/v1/menus/{DISPENSARY}"
 

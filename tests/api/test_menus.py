@@ -17,9 +17,6 @@ import json
 import cbor2
 import lz4.frame
 import pytest
-from whnode.record.acceptance import TrustPolicy, accept_record, open_record
-from whnode.record.keys import SigningKey
-from whnode.record.signed import SignedRecord
 
 from tests.api.support import (
     DISPENSARY,
@@ -32,6 +29,9 @@ from tests.api.support import (
 )
 from whnode.api.app import public_api
 from whnode.api.render import menu_document
+from whnode.record.acceptance import TrustPolicy, accept_record, open_record
+from whnode.record.keys import SigningKey
+from whnode.record.signed import SignedRecord
 from whnode.service.exceptions import NoOwnerReachable
 from whnode.service.types import AnswerPath
 from whnode.upstream.exceptions import (
