@@ -97,8 +97,9 @@ class QuantityUnit(enum.StrEnum):
 def parse_dispensary_id(value: str) -> DispensaryId:
     """Return ``value`` as a DispensaryId, or raise ModelError."""
     if not isinstance(value, str) or len(value) > limits.MAX_DISPENSARY_ID_CHARS:
-        raise ModelError(f"dispensary id must be a string of at most "
-                         f"{limits.MAX_DISPENSARY_ID_CHARS} characters")
+        raise ModelError(
+            f"dispensary id must be a string of at most {limits.MAX_DISPENSARY_ID_CHARS} characters"
+        )
     if DISPENSARY_ID_PATTERN.fullmatch(value) is None:
         raise ModelError(f"invalid dispensary id {value[:80]!r}: expected 'vendor:store'")
     return DispensaryId(value)
@@ -186,8 +187,7 @@ class PriceOption:
             raise ModelError("price option quantity must be a Quantity")
         _check_int("price", self.price_cents, minimum=1, maximum=100_000_000)
         if self.special_price_cents is not None:
-            _check_int("special price", self.special_price_cents, minimum=0,
-                       maximum=100_000_000)
+            _check_int("special price", self.special_price_cents, minimum=0, maximum=100_000_000)
         if self.stock is not None:
             _check_int("stock", self.stock, minimum=0, maximum=10_000_000)
 
@@ -272,9 +272,10 @@ class MenuStatistics:
             raise ModelError("categories must be a tuple of CategoryStatistics")
         if len({item.category for item in self.categories}) != len(self.categories):
             raise ModelError("a category appears twice in the statistics")
-        if not isinstance(self.thc_percent_histogram, tuple) or len(
-            self.thc_percent_histogram
-        ) != 20:
+        if (
+            not isinstance(self.thc_percent_histogram, tuple)
+            or len(self.thc_percent_histogram) != 20
+        ):
             raise ModelError("thc histogram must have 20 buckets")
         for count in self.thc_percent_histogram:
             _check_int("histogram count", count)

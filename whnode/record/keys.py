@@ -1,0 +1,110 @@
+"""Keys and identifiers: Ed25519 signing keys, node ids, routing keys, content hashes.
+
+Bytes that mean different things have different types (``NewType``): a public key is not a
+node id, and a routing key is not a content hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Final, NewType
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from whnode.record.exceptions import ModelError
+
+__all__ = [
+    "PUBLIC_KEY_BYTES",
+    "ROUTING_PREFIX",
+    "ContentHash",
+    "NodeId",
+    "PublicKey",
+    "RoutingKey",
+    "SigningKey",
+    "node_id_for",
+    "routing_key",
+    "verify_signature",
+]
+
+PublicKey = NewType("PublicKey", bytes)
+"""A raw 32-byte Ed25519 public key."""
+NodeId = NewType("NodeId", bytes)
+"""A 20-byte DHT node id: SHA-1 of the node's public key."""
+RoutingKey = NewType("RoutingKey", bytes)
+"""A 20-byte DHT key: SHA-1 of ROUTING_PREFIX and a dispensary id."""
+ContentHash = NewType("ContentHash", bytes)
+"""SHA-256 of a menu's canonical CBOR without fetch time and statistics."""
+
+PUBLIC_KEY_BYTES: Final = 32
+SIGNATURE_BYTES: Final = 64
+ROUTING_PREFIX: Final = b"whnode/dispensary/v1\x00"
+
+
+def node_id_for(public_key: bytes) -> NodeId:
+    """The node id bound to ``public_key``: SHA-1 of its 32 raw bytes."""
+    if len(public_key) != PUBLIC_KEY_BYTES:
+        raise ModelError("a public key is 32 raw bytes")
+    return NodeId(hashlib.sha1(public_key).digest())
+
+
+def routing_key(dispensary_id: str) -> RoutingKey:
+    """The DHT key of a dispensary: SHA-1 over the versioned prefix and the UTF-8 id."""
+    return RoutingKey(hashlib.sha1(ROUTING_PREFIX + dispensary_id.encode("utf-8")).digest())
+
+
+class SigningKey:
+    """An Ed25519 private key (wraps ``cryptography``'s)."""
+
+    __slots__ = ("_private", "public_key")
+
+    def __init__(self, private: Ed25519PrivateKey) -> None:
+        self._private = private
+        self.public_key: PublicKey = PublicKey(
+            private.public_key().public_bytes(
+                serialization.Encoding.Raw, serialization.PublicFormat.Raw
+            )
+        )
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_private_bytes(cls, data: bytes) -> SigningKey:
+        """From the 32-byte raw private key (seed)."""
+        if len(data) != 32:
+            raise ModelError("an Ed25519 private key is 32 raw bytes")
+        return cls(Ed25519PrivateKey.from_private_bytes(data))
+
+    def private_bytes(self) -> bytes:
+        return self._private.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+
+    @property
+    def node_id(self) -> NodeId:
+        return node_id_for(self.public_key)
+
+    def sign(self, data: bytes) -> bytes:
+        return self._private.sign(data)
+
+    def __repr__(self) -> str:
+        return f"SigningKey(public_key={self.public_key.hex()[:16]}...)"
+
+
+def verify_signature(public_key: bytes, signature: bytes, data: bytes) -> bool:
+    """True when ``signature`` is a valid Ed25519 signature of ``data`` by ``public_key``."""
+    if len(public_key) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, data)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
