@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from whnode.config import Config
+from whnode.dht import Contact
 from whnode.errors import WhnodeError
 from whnode.peer.client import PeerAddress, PeerClient
 from whnode.peer.exceptions import PeerError, PeerRefused, PeerUnreachable
@@ -71,11 +72,6 @@ HAND_OFF_DELAY = 1.0
 """Seconds newcomers are batched before records are handed to them."""
 LIFETIME_CACHE_MS = 10_000
 """How long a dispensary's change history read from the store is reused."""
-
-
-class Contact(PeerAddress, Protocol):
-    @property
-    def node_id(self) -> bytes: ...
 
 
 class OwnerDirectory(Protocol):
@@ -529,8 +525,8 @@ class MenuService:
         if self._fills.running(dispensary_id):
             return
         task = self._fills.start(dispensary_id, lambda: self._fill(dispensary_id, refresh=True))
-        self._background.add(task)  # type: ignore[arg-type]
-        task.add_done_callback(self._background.discard)  # type: ignore[arg-type]
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _fill(self, dispensary_id: str, *, refresh: bool = False) -> MenuAnswer:
         """One fill: replicas first, then upstream. Runs under single-flight."""
@@ -667,7 +663,7 @@ class MenuService:
         await asyncio.sleep(HAND_OFF_DELAY)
         self._hand_off_scheduled = False
         newcomers, self._newcomers = self._newcomers, {}
-        known = {contact.node_id for contact in self._owners.contacts()}
+        known: set[bytes] = {contact.node_id for contact in self._owners.contacts()}
         known |= set(newcomers) | {self.node_id}
         replication = self._config.node.replication
         async for stored in self._store.iter_newest():

@@ -1,0 +1,372 @@
+"""``whnode.Node``: a full node embedded in-process, built from one Config.
+
+A node is one UDP socket (the DHT) and one TCP listener (HTTP: the public API and the
+node-to-node API) on the same port number, a hot cache, a SQLite store, an upstream client, a
+process pool for parsing and the read-through service. ``Node`` owns every task's lifetime:
+``start()`` builds and starts everything, ``stop()`` drains in-flight requests, cancels
+background work and closes everything in reverse order.
+
+::
+
+    async with Node(config) as node:
+        answer = await node.service.get_menu("weedmaps:ultra-health-gallup", max_age=300)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+from aiohttp import web
+
+from whnode import limits
+from whnode.config import Config, TrustMode, parse_host_port
+from whnode.dht import DhtConfig, DhtNode
+from whnode.dht import PublicKey as DhtPublicKey
+from whnode.errors import ConfigError
+from whnode.identity import load_or_create_identity
+from whnode.peer.client import PeerClient
+from whnode.peer.routes import add_peer_routes
+from whnode.record.acceptance import TrustPolicy
+from whnode.record.keys import PublicKey, SigningKey, node_id_for
+from whnode.service.core import MenuService
+from whnode.store.durable import DurableStore
+from whnode.store.hot import HotCache
+from whnode.upstream.fetcher import Fetcher
+from whnode.upstream.http import UpstreamHttp
+from whnode.upstream.pool import ParsePool
+from whnode.upstream.sources import SourcesConfig
+
+__all__ = ["Node"]
+
+LOG = logging.getLogger(__name__)
+
+BIND_ATTEMPTS = 30
+"""Attempts at finding a port number free for both UDP and TCP when the port is 0."""
+SAMPLE_INTERVAL = 10.0
+"""Seconds between status-page samples."""
+SAMPLES_KEPT = 360
+"""Status-page samples kept (one hour at SAMPLE_INTERVAL)."""
+
+
+def trust_policy(config: Config) -> TrustPolicy:
+    allowed = frozenset(PublicKey(bytes.fromhex(key)) for key in config.trust.allowlist)
+    if config.trust.mode is TrustMode.ALLOWLIST:
+        return TrustPolicy.allowlist(allowed)
+    return TrustPolicy.open()
+
+
+class Node:
+    """A full whnode node (see module docstring)."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        signing_key: SigningKey | None = None,
+        parse_pool: ParsePool | None = None,
+    ) -> None:
+        self.config = config
+        self._signing_key = signing_key
+        self._given_pool = parse_pool
+        self._pool: ParsePool | None = None
+        self._started = False
+        self._started_at = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._samples: deque[dict[str, Any]] = deque(maxlen=SAMPLES_KEPT)
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._http: UpstreamHttp | None = None
+        self._store: DurableStore | None = None
+        self.app = web.Application(client_max_size=limits.MAX_HTTP_BODY_BYTES)
+        self.port = 0
+        self.host = config.node.host
+        self.hot = HotCache(config.cache.hot_cache_bytes)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def http_url(self) -> str:
+        host = self.advertise_host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    @property
+    def advertise_host(self) -> str:
+        return self.config.node.advertise_host or self.config.node.host
+
+    def seeds(self) -> list[tuple[str, int]]:
+        seeds = [parse_host_port(seed) for seed in self.config.node.seeds]
+        seeds_file = self.config.node.seeds_file
+        if seeds_file is not None:
+            from whnode.seeds import load_seeds
+
+            seeds.extend((seed.host, seed.port) for seed in load_seeds(seeds_file))
+        return seeds
+
+    async def start(self) -> None:
+        if self._started:
+            raise RuntimeError("node already started")
+        self._started = True
+        self._started_at = time.time()
+        config = self.config
+        data_dir = Path(config.node.data_dir)
+        await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+        if self._signing_key is None:
+            self._signing_key = await asyncio.to_thread(load_or_create_identity, data_dir)
+        self.public_key = self._signing_key.public_key
+        self.node_id = node_id_for(self.public_key)
+        try:
+            self._store = await DurableStore.open(
+                data_dir / "store.sqlite3",
+                history_per_dispensary=config.cache.history_per_dispensary,
+                max_bytes=config.cache.store_max_bytes,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=256, limit_per_host=32),
+                headers={"User-Agent": "whnode-peer/0.1"},
+            )
+            fetcher = None
+            if not config.node.routing_only:
+                self._pool = self._given_pool or ParsePool(
+                    workers=config.pool.workers or None,
+                    max_tasks_per_child=config.pool.max_tasks_per_child,
+                    queue_depth=config.pool.queue_depth,
+                )
+                self._http = UpstreamHttp.from_config(config.upstream)
+                fetcher = Fetcher(
+                    SourcesConfig.from_config(config.upstream),
+                    self._http,
+                    self._pool,
+                    menu_deadline=config.upstream.menu_deadline,
+                )
+            self.dht = await self._bind(data_dir)
+            self.service = MenuService(
+                config=config,
+                signing_key=self._signing_key,
+                hot=self.hot,
+                store=self._store,
+                owners=self.dht,
+                peers=PeerClient(
+                    self._session, node_id_hex=self.node_id.hex(), timeout=config.node.peer_timeout
+                ),
+                fetcher=fetcher,
+                policy=trust_policy(config),
+            )
+            self.dht.on_new_contact = self.service.on_new_contact
+            await self.dht.bootstrap(self.seeds())
+            self._tasks.append(asyncio.create_task(self._republish_loop(), name="republish"))
+            self._tasks.append(asyncio.create_task(self._sample_loop(), name="status samples"))
+        except BaseException:
+            await self.stop()
+            raise
+        LOG.info("node %s serving on %s", self.node_id.hex()[:12], self.http_url)
+
+    def _dht_config(self) -> DhtConfig:
+        node = self.config.node
+        return DhtConfig(
+            ksize=node.ksize,
+            alpha=node.alpha,
+            rpc_timeout=node.rpc_timeout,
+            lookup_deadline=node.lookup_deadline,
+            routing_only=node.routing_only,
+            advertise_host=node.advertise_host,
+        )
+
+    async def _bind(self, data_dir: Path) -> DhtNode:
+        """Listen on UDP and TCP with the same port number (retrying free ports for port 0)."""
+        add_peer_routes(self.app, self._peer_handler())
+        self._add_api_routes()
+        self._runner = web.AppRunner(
+            self.app,
+            handle_signals=False,
+            shutdown_timeout=self.config.node.drain_timeout,
+            access_log=None,
+        )
+        await self._runner.setup()
+        wanted = self.config.node.port
+        last_error: OSError | None = None
+        for _ in range(BIND_ATTEMPTS if wanted == 0 else 1):
+            dht = DhtNode(
+                DhtPublicKey(bytes(self.public_key)),
+                self._dht_config(),
+                peers_file=data_dir / "peers.json",
+            )
+            try:
+                port = await dht.listen(self.host, wanted)
+            except OSError as exc:
+                raise ConfigError(f"cannot listen on UDP {self.host}:{wanted}: {exc}") from exc
+            site = web.TCPSite(self._runner, self.host, port, backlog=1024)
+            try:
+                await site.start()
+            except OSError as exc:
+                last_error = exc
+                await dht.stop()
+                continue
+            self.port = port
+            return dht
+        raise ConfigError(f"cannot listen on TCP {self.host}:{wanted}: {last_error}")
+
+    def _peer_handler(self) -> Any:
+        node = self
+
+        class Handler:
+            """Forwards to the service once it exists (routes are added before it is built)."""
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(node.service, name)
+
+        return Handler()
+
+    def _add_api_routes(self) -> None:
+        from whnode.api.app import add_public_routes
+
+        add_public_routes(self.app, self)
+
+    async def stop(self, drain_timeout: float | None = None) -> None:
+        """Drain in-flight requests, then stop everything. Safe to call twice."""
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            if drain_timeout is not None:
+                runner._kwargs["shutdown_timeout"] = drain_timeout
+            await runner.cleanup()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        service = getattr(self, "service", None)
+        if service is not None:
+            await service.aclose()
+        dht = getattr(self, "dht", None)
+        if dht is not None:
+            await dht.stop()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._pool is not None and self._pool is not self._given_pool:
+            await self._pool.close()
+        self._pool = None
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+
+    async def _republish_loop(self) -> None:
+        interval = self.config.node.republish_interval
+        while True:
+            await asyncio.sleep(interval * (0.9 + 0.2 * (time.time() % 1)))
+            try:
+                await self.service.republish()
+                expire_ms = int((time.time() - self.config.cache.expire_after) * 1000)
+                await self.store.expire(expire_ms)
+            except Exception as exc:  # keep republishing on the next round
+                LOG.warning("republish or expiry failed: %s", exc)
+
+    async def _sample_loop(self) -> None:
+        while True:
+            self._samples.append(self._sample())
+            await asyncio.sleep(SAMPLE_INTERVAL)
+
+    def _sample(self) -> dict[str, Any]:
+        stats = self.service.statistics()
+        hot = self.hot.statistics()
+        return {
+            "time": time.time(),
+            "requests": stats.requests,
+            "upstream_calls": stats.upstream_calls,
+            "upstream_calls_saved": stats.upstream_calls_saved,
+            "hot_hits": hot.hits,
+            "hot_misses": hot.misses,
+            "peers": len(self.dht.contacts()),
+            "answers_by_path": dict(stats.answers_by_path),
+        }
+
+    # ------------------------------------------------------------------ views
+    @property
+    def store(self) -> DurableStore:
+        assert self._store is not None, "node not started"
+        return self._store
+
+    def healthy(self) -> bool:
+        """Healthy while the DHT side is connected: a non-empty routing table, or no seeds."""
+        dht = getattr(self, "dht", None)
+        if dht is None or self._runner is None:
+            return False
+        return bool(dht.contacts()) or not self.seeds()
+
+    def ready(self) -> bool:
+        return self.healthy() and getattr(self, "service", None) is not None
+
+    def known_dispensaries(self) -> list[str]:
+        return list(self.config.upstream.dispensaries)
+
+    def history_samples(self) -> list[dict[str, Any]]:
+        return list(self._samples)
+
+    def statistics(self) -> dict[str, object]:
+        result: dict[str, object] = {
+            "service": self.service.statistics(),
+            "hot_cache": self.hot.statistics(),
+            "store": self.store.statistics(),
+            "dht": self.dht.statistics(),
+        }
+        if self._http is not None:
+            result["upstream"] = self._http.statistics()
+        if self._pool is not None:
+            result["pool"] = self._pool.statistics()
+        return result
+
+    def node_info(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        stats = self.service.statistics()
+        return {
+            "node_id": self.node_id.hex(),
+            "public_key": bytes(self.public_key).hex(),
+            "address": f"{self.advertise_host}:{self.port}",
+            "uptime_seconds": round(time.time() - self._started_at, 1),
+            "routing_only": self.config.node.routing_only,
+            "peers": [
+                {"node_id": contact.node_id.hex(), "host": contact.host, "port": contact.port}
+                for contact in self.dht.contacts()
+            ],
+            "hot_cache": asdict(self.hot.statistics()),
+            "store": asdict(self.store.statistics()),
+            "service": {
+                "requests": stats.requests,
+                "answers_by_path": stats.answers_by_path,
+                "upstream_calls": stats.upstream_calls,
+                "upstream_calls_saved": stats.upstream_calls_saved,
+                "fills_coalesced": stats.fills_coalesced,
+                "peer_rejections": stats.peer_rejections,
+                "errors_by_kind": stats.errors_by_kind,
+                "recent_fills": [asdict(fill) for fill in stats.recent_fills],
+            },
+        }
+
+    async def wait_idle(self) -> None:
+        """Wait for background replication and hand-offs (tests and benchmarks)."""
+        await self.service.wait_idle()
+
+    async def wait_connected(self, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not self.dht.contacts():
+                await asyncio.sleep(0.05)
