@@ -20,11 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-import lz4.frame
-
-from whnode import limits
 from whnode.record.acceptance import open_record
-from whnode.record.exceptions import LimitExceeded
+from whnode.record.codec import decompress_payload
 from whnode.record.model import (
     CategoryStatistics,
     Menu,
@@ -170,17 +167,6 @@ def dumps(document: object) -> bytes:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _decompressed_payload(record: SignedRecord) -> bytes:
-    """The record's canonical CBOR, decompressed under limits.MAX_DECOMPRESSED_BYTES."""
-    decompressor = lz4.frame.LZ4FrameDecompressor()
-    data: bytes = decompressor.decompress(
-        record.payload, max_length=limits.MAX_DECOMPRESSED_BYTES + 1
-    )
-    if len(data) > limits.MAX_DECOMPRESSED_BYTES or not decompressor.eof:
-        raise LimitExceeded("decompressed payload exceeds MAX_DECOMPRESSED_BYTES")
-    return data
-
-
 def render(record: SignedRecord, render_format: RenderFormat) -> bytes:
     """Render ``record`` (CPU work: decompress, decode, encode). Raises RecordError."""
     menu = open_record(record)
@@ -188,7 +174,7 @@ def render(record: SignedRecord, render_format: RenderFormat) -> bytes:
         return dumps(menu_document(menu, record))
     if render_format is RenderFormat.STATS:
         return dumps(statistics_document(menu, record))
-    return _decompressed_payload(record)
+    return decompress_payload(record.payload)
 
 
 @dataclass(frozen=True, slots=True)
