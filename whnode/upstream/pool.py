@@ -48,7 +48,9 @@ from typing import Any, Final, Protocol, TypeVar, cast
 
 from whnode import limits
 from whnode.errors import UsageError
+from whnode.record.codec import content_hash, encode_menu
 from whnode.record.exceptions import RecordError
+from whnode.record.keys import ContentHash
 from whnode.record.model import Menu, MenuStatistics, Vendor
 from whnode.upstream.exceptions import UpstreamError, UpstreamParseError
 from whnode.upstream.statistics import compute_statistics
@@ -90,7 +92,7 @@ class ParsedMenu:
     fetched_at_ms: int
     """When the pages were fetched (ms since the epoch); the record's fetch time."""
     product_count: int
-    content_hash: bytes
+    content_hash: ContentHash
     """SHA-256 of the menu without fetch time and statistics (``codec.content_hash``)."""
     payload: bytes
     """The lz4-compressed canonical CBOR of the menu, statistics included (``encode_menu``)."""
@@ -99,16 +101,6 @@ class ParsedMenu:
 
 class _Adapter(Protocol):
     def parse_pages(self, dispensary_id: str, pages: list[bytes], fetched_at_ms: int) -> Menu: ...
-
-
-class _Codec(Protocol):
-    def encode_menu(self, menu: Menu) -> bytes: ...
-
-    def content_hash(self, menu: Menu) -> bytes: ...
-
-
-def _codec() -> _Codec:
-    return cast(_Codec, importlib.import_module("whnode.record.codec"))
 
 
 def _adapter_for(vendor: Vendor, dispensary_id: str) -> _Adapter:
@@ -138,10 +130,9 @@ def package_menu(menu: Menu) -> ParsedMenu:
         )
     menu = dataclasses.replace(menu, statistics=compute_statistics(menu))
     assert menu.statistics is not None
-    codec = _codec()
     try:
-        payload = codec.encode_menu(menu)
-        digest = codec.content_hash(menu)
+        payload = encode_menu(menu)
+        digest = content_hash(menu)
     except RecordError as exc:
         raise UpstreamParseError(
             f"the menu cannot be encoded: {_foreign(exc)}",

@@ -1,0 +1,344 @@
+"""Whole-menu fetches: a paging adapter over a real aiohttp server, parsed in a real pool.
+
+The adapter and the parser here are the test's own (the vendor adapters have their own
+tests); what is under test is the fetcher, the client and the pool working together, and
+that every kind of bad answer ends as a clear error while the pool keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from whnode.record.model import (
+    Category,
+    Menu,
+    Potency,
+    PotencyUnit,
+    PriceOption,
+    Product,
+    Quantity,
+    QuantityUnit,
+    Vendor,
+    parse_dispensary_id,
+)
+from whnode.upstream.exceptions import (
+    UnknownDispensary,
+    UpstreamBadResponse,
+    UpstreamParseError,
+    UpstreamRefused,
+    UpstreamTimeout,
+)
+from whnode.upstream.fetcher import Fetcher, PageSource
+from whnode.upstream.http import UpstreamHttp, UpstreamHttpConfig
+from whnode.upstream.pool import ParsedMenu, ParsePool, run_parser
+
+NOW_MS = 1_760_000_000_000
+
+
+# --------------------------------------------------------------------------- the test vendor
+def parse_test_pages(dispensary_id: str, pages: list[bytes], fetched_at_ms: int) -> Menu:
+    """Pages of ``{"store": name, "total_pages": n, "items": [...]}``."""
+    products: list[Product] = []
+    name = "?"
+    for page in pages:
+        document = json.loads(page)
+        name = document["store"]
+        for item in document["items"]:
+            if item.get("poison"):
+                os.kill(os.getpid(), signal.SIGKILL)
+            products.append(
+                Product(
+                    source_id=str(item["id"]),
+                    name=item["name"],
+                    category=Category(item["category"]),
+                    price_options=(
+                        PriceOption(Quantity(item["grams"], QuantityUnit.GRAMS), item["cents"]),
+                    ),
+                    thc=Potency(item["thc"], item["thc"], PotencyUnit.PERCENT),
+                )
+            )
+    return Menu(
+        dispensary_id=parse_dispensary_id(dispensary_id),
+        name=name,
+        vendor=Vendor.LEAFLY,
+        fetched_at_ms=fetched_at_ms,
+        products=tuple(products),
+    )
+
+
+def parse_test_job(
+    vendor: str, dispensary_id: str, pages: list[bytes], fetched_at_ms: int
+) -> ParsedMenu:
+    return run_parser(parse_test_pages, vendor, dispensary_id, pages, fetched_at_ms)
+
+
+@dataclass(frozen=True)
+class StoreSource:
+    vendor: str
+    base_url: str
+    credentials: dict[str, str] = field(default_factory=dict)
+
+
+class Sources:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def resolve(self, dispensary_id: str) -> StoreSource | None:
+        if not dispensary_id.startswith("leafly:"):
+            return None
+        return StoreSource("leafly", self.base_url, {"key": "SECRET"})
+
+
+class PagingAdapter:
+    """Reads page 0 for the page count, then the other pages concurrently."""
+
+    async def fetch_pages(self, http: Any, source: Any, dispensary_id: str) -> list[bytes]:
+        store = dispensary_id.partition(":")[2]
+        url = f"{source.base_url}/menu/{store}"
+
+        async def page(number: int) -> bytes:
+            body: bytes = await http.request(
+                "GET",
+                url,
+                source=source,
+                dispensary_id=dispensary_id,
+                params={"page": str(number)},
+                headers={"x-api-key": source.credentials["key"]},
+            )
+            return body
+
+        first = await page(0)
+        total = json.loads(first)["total_pages"]
+        rest = await asyncio.gather(*(page(number) for number in range(1, total)))
+        return [first, *rest]
+
+
+ADAPTERS: dict[Vendor, PageSource] = {Vendor.LEAFLY: PagingAdapter()}
+
+
+# --------------------------------------------------------------------------- the test upstream
+def items(start: int, count: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": n,
+            "name": f"Product {n}",
+            "category": ["flower", "vape", "edible"][n % 3],
+            "grams": 3.5,
+            "cents": 1000 + n,
+            "thc": float(n % 30),
+        }
+        for n in range(start, start + count)
+    ]
+
+
+def menu_pages(store: str, pages: int, per_page: int) -> list[bytes | str]:
+    return [
+        json.dumps(
+            {
+                "store": store,
+                "total_pages": pages,
+                "items": items(page * per_page, per_page),
+            }
+        ).encode()
+        for page in range(pages)
+    ]
+
+
+class MenuServer:
+    """``/menu/{store}?page=N`` from ``catalog``; a str entry names a misbehaviour."""
+
+    def __init__(self) -> None:
+        self.catalog: dict[str, list[bytes | str]] = {}
+        self.url = ""
+        self.hits = 0
+        self.delay = 0.0
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.hits += 1
+        pages = self.catalog.get(request.match_info["store"])
+        if pages is None:
+            return web.Response(status=404, text="no such store")
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        entry = pages[int(request.query["page"])]
+        if entry == "html":
+            return web.Response(text="<html>Access denied</html>", content_type="text/html")
+        if entry == "truncated":
+            response = web.StreamResponse(
+                headers={"Content-Type": "application/json", "Content-Length": "5000"}
+            )
+            await response.prepare(request)
+            await response.write(b'{"store": "x", "items": [')
+            assert request.transport is not None
+            request.transport.close()
+            return response
+        assert isinstance(entry, bytes)
+        return web.Response(body=entry, content_type="application/json")
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[MenuServer]:
+    menus = MenuServer()
+    app = web.Application()
+    app.router.add_get("/menu/{store}", menus.handle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    menus.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    yield menus
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[ParsePool]:
+    async with ParsePool(workers=2, queue_depth=8, parse_job=parse_test_job) as parse_pool:
+        yield parse_pool
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[UpstreamHttp]:
+    config = UpstreamHttpConfig(
+        requests_per_second=500.0, burst=50, max_retries=1, backoff_base=0.01
+    )
+    async with UpstreamHttp(config) as client:
+        yield client
+
+
+def fetcher(
+    server: MenuServer, http: UpstreamHttp, pool: ParsePool, deadline: float = 10.0
+) -> Fetcher:
+    return Fetcher(Sources(server.url), http, pool, menu_deadline=deadline, adapters=ADAPTERS)
+
+
+# --------------------------------------------------------------------------- tests
+async def test_fetches_every_page_and_parses_in_the_pool(
+    server: MenuServer, http: UpstreamHttp, pool: ParsePool
+) -> None:
+    server.catalog["green-leaf"] = menu_pages("Green Leaf", pages=5, per_page=40)
+    parsed = await fetcher(server, http, pool).fetch("leafly:green-leaf", NOW_MS)
+    assert (parsed.dispensary_id, parsed.vendor, parsed.menu_name) == (
+        "leafly:green-leaf",
+        Vendor.LEAFLY,
+        "Green Leaf",
+    )
+    assert (parsed.product_count, parsed.fetched_at_ms) == (200, NOW_MS)
+    assert len(parsed.content_hash) == 32
+    assert parsed.payload
+    counts = {item.category: item.product_count for item in parsed.statistics.categories}
+    assert counts == {Category.FLOWER: 67, Category.VAPE: 67, Category.EDIBLE: 66}
+    assert server.hits == 5
+    assert http.statistics().hosts[0].peak_in_flight > 1  # pages were fetched concurrently
+
+    from whnode.record import codec
+
+    menu = codec.decode_menu(parsed.payload)
+    assert len(menu.products) == 200
+    assert menu.statistics == parsed.statistics
+    # An unchanged menu fetched later has the same content hash.
+    again = await fetcher(server, http, pool).fetch("leafly:green-leaf", NOW_MS + 60_000)
+    assert again.content_hash == parsed.content_hash
+
+
+@pytest.mark.parametrize(
+    ("bad_page", "error", "message"),
+    [
+        (b'{"store": "x", "total_pages": 3, "items": [{"id": 1,', UpstreamParseError, "JSON"),
+        ("html", UpstreamRefused, "HTML"),
+        ("truncated", UpstreamBadResponse, "cut short"),
+        (b'{"store": "x", "total_pages": 3, "items": [{"id": 7}]}', UpstreamParseError, "name"),
+    ],
+    ids=["malformed-json", "html-block-page", "truncated-body", "missing-field"],
+)
+async def test_a_bad_page_is_a_clear_error_and_the_pool_keeps_serving(
+    server: MenuServer,
+    http: UpstreamHttp,
+    pool: ParsePool,
+    bad_page: bytes | str,
+    error: type[Exception],
+    message: str,
+) -> None:
+    pages = menu_pages("Bad Page", pages=3, per_page=10)
+    pages[2] = bad_page
+    server.catalog["bad"] = pages
+    server.catalog["good"] = menu_pages("Good", pages=2, per_page=10)
+    fetch = fetcher(server, http, pool)
+    with pytest.raises(error, match=message) as caught:
+        await fetch.fetch("leafly:bad", NOW_MS)
+    assert getattr(caught.value, "source", None) == "leafly"
+    assert getattr(caught.value, "dispensary_id", None) == "leafly:bad"
+    assert (await fetch.fetch("leafly:good", NOW_MS)).product_count == 20
+    assert fetch.statistics().failures == 1
+
+
+async def test_empty_pages_are_not_an_empty_menu(
+    server: MenuServer, http: UpstreamHttp, pool: ParsePool
+) -> None:
+    server.catalog["empty"] = [
+        json.dumps({"store": "E", "total_pages": 2, "items": []}).encode()
+    ] * 2
+    with pytest.raises(UpstreamParseError, match="no products"):
+        await fetcher(server, http, pool).fetch("leafly:empty", NOW_MS)
+
+
+async def test_a_page_that_kills_the_worker_fails_that_menu_only(
+    server: MenuServer, http: UpstreamHttp, pool: ParsePool
+) -> None:
+    poisoned = menu_pages("Poison", pages=2, per_page=5)
+    document = json.loads(poisoned[1])
+    document["items"][0]["poison"] = True
+    poisoned[1] = json.dumps(document).encode()
+    server.catalog["poison"] = poisoned
+    for n in range(6):
+        server.catalog[f"store-{n}"] = menu_pages(f"Store {n}", pages=2, per_page=20)
+    fetch = fetcher(server, http, pool)
+    results = await asyncio.gather(
+        fetch.fetch("leafly:poison", NOW_MS),
+        *(fetch.fetch(f"leafly:store-{n}", NOW_MS) for n in range(6)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], UpstreamParseError)
+    assert "worker process died" in str(results[0])
+    assert [getattr(result, "product_count", None) for result in results[1:]] == [40] * 6
+    assert pool.statistics().worker_killers == 1
+
+
+async def test_unknown_dispensaries(
+    server: MenuServer, http: UpstreamHttp, pool: ParsePool
+) -> None:
+    fetch = fetcher(server, http, pool)
+    with pytest.raises(UnknownDispensary, match="no source"):
+        await fetch.fetch("dutchie:not-configured", NOW_MS)
+    assert server.hits == 0
+    with pytest.raises(UnknownDispensary, match="404") as caught:
+        await fetch.fetch("leafly:never-heard-of-it", NOW_MS)
+    assert caught.value.status == 404
+
+
+async def test_the_menu_deadline_bounds_the_whole_fetch(
+    server: MenuServer, http: UpstreamHttp, pool: ParsePool
+) -> None:
+    server.catalog["slow"] = menu_pages("Slow", pages=3, per_page=5)
+    server.delay = 5.0
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(UpstreamTimeout, match="deadline"):
+        await fetcher(server, http, pool, deadline=0.4).fetch("leafly:slow", NOW_MS)
+    assert loop.time() - started < 0.8
+
+
+async def test_a_paging_field_of_the_wrong_shape_is_a_bad_response(
+    server: MenuServer, http: UpstreamHttp, pool: ParsePool
+) -> None:
+    server.catalog["odd"] = [b'{"store": "Odd", "pages": 3, "items": []}']
+    with pytest.raises(UpstreamBadResponse, match="KeyError"):
+        await fetcher(server, http, pool).fetch("leafly:odd", NOW_MS)
