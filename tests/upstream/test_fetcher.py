@@ -336,9 +336,14 @@ async def test_the_menu_deadline_bounds_the_whole_fetch(
     assert loop.time() - started < 0.8
 
 
-async def test_a_paging_field_of_the_wrong_shape_is_a_bad_response(
+async def test_a_page_that_cannot_be_paged_is_a_parse_error(
     server: MenuServer, http: UpstreamHttp, pool: ParsePool
 ) -> None:
     server.catalog["odd"] = [b'{"store": "Odd", "pages": 3, "items": []}']
-    with pytest.raises(UpstreamBadResponse, match="KeyError"):
-        await fetcher(server, http, pool).fetch("leafly:odd", NOW_MS)
+    server.catalog["broken"] = [b'{"store": "Broken", "total_pa']
+    fetch = fetcher(server, http, pool)
+    with pytest.raises(UpstreamParseError, match="KeyError") as caught:
+        await fetch.fetch("leafly:odd", NOW_MS)
+    assert caught.value.dispensary_id == "leafly:odd"
+    with pytest.raises(UpstreamParseError, match="JSONDecodeError"):
+        await fetch.fetch("leafly:broken", NOW_MS)

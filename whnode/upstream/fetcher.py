@@ -22,6 +22,7 @@ from whnode.upstream.exceptions import (
     UnknownDispensary,
     UpstreamBadResponse,
     UpstreamError,
+    UpstreamParseError,
     UpstreamTimeout,
 )
 from whnode.upstream.http import UpstreamHttp
@@ -173,12 +174,13 @@ class Fetcher:
                     status=404,
                 ) from exc
             raise
-        except (UpstreamError, WhnodeError):
+        except UpstreamError:
             raise
         except (ValueError, LookupError, TypeError, AttributeError) as exc:
-            # The adapter read pagination fields out of an answer of an unexpected shape.
-            raise UpstreamBadResponse(
-                f"an answer of unexpected shape while paging: {type(exc).__name__}: {exc}"[:300],
+            # The adapter could not read the paging fields of an answer (not JSON, or of an
+            # unexpected shape); adapters' own AdapterParseError is a ValueError too.
+            raise UpstreamParseError(
+                f"cannot read a page while paging: {type(exc).__name__}: {exc}"[:300],
                 source=name,
                 dispensary_id=dispensary_id,
             ) from exc
