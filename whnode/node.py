@@ -150,12 +150,7 @@ class Node:
                     queue_depth=config.pool.queue_depth,
                 )
                 self._http = UpstreamHttp.from_config(config.upstream)
-                fetcher = Fetcher(
-                    SourcesConfig.from_config(config.upstream),
-                    self._http,
-                    self._pool,
-                    menu_deadline=config.upstream.menu_deadline,
-                )
+                fetcher = self._build_fetcher(config)
             self.dht = await self._bind(data_dir)
             self.service = MenuService(
                 config=config,
@@ -177,6 +172,30 @@ class Node:
             await self.stop()
             raise
         LOG.info("node %s serving on %s", self.node_id.hex()[:12], self.http_url)
+
+    def _build_fetcher(self, config: Config) -> Fetcher:
+        assert self._http is not None
+        assert self._pool is not None
+        return Fetcher(
+            SourcesConfig.from_config(config.upstream),
+            self._http,
+            self._pool,
+            menu_deadline=config.upstream.menu_deadline,
+        )
+
+    def reload_sources(self, config: Config) -> None:
+        """Apply a new sources configuration (SIGHUP): sources, overrides, known ids.
+
+        Everything else in ``config`` (ports, data directory, cache sizes) needs a restart.
+        """
+        import dataclasses
+
+        if self.config.node.routing_only or self._http is None:
+            return
+        fetcher = self._build_fetcher(config)
+        self.service.replace_fetcher(fetcher)
+        self.config = dataclasses.replace(self.config, upstream=config.upstream)
+        LOG.info("sources reloaded: %d overrides", len(config.upstream.sources))
 
     def _dht_config(self) -> DhtConfig:
         node = self.config.node

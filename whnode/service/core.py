@@ -195,6 +195,11 @@ class MenuService:
         self._newcomers: dict[bytes, Contact] = {}
         self._hand_off_scheduled = False
 
+    def replace_fetcher(self, fetcher: UpstreamFetcher) -> None:
+        """Use ``fetcher`` for fills from now on (sources reloaded); running fills finish."""
+        self._fetcher = fetcher
+        self._negative.clear()
+
     # ------------------------------------------------------------------ helpers
     def now_ms(self) -> int:
         return int(self._clock() * 1000)
