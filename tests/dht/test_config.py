@@ -42,10 +42,10 @@ def test_defaults_match_the_contract() -> None:
 @pytest.mark.parametrize(
     ("node_id", "host", "port"),
     [
-        (os.urandom(19), "192.0.2.1", 1),
-        (os.urandom(20), "example.com", 1),
-        (os.urandom(20), "192.0.2.1", 0),
-        (os.urandom(20), "192.0.2.1", 65536),
+        (bytes(range(19)), "192.0.2.1", 1),
+        (bytes(range(20)), "example.com", 1),
+        (bytes(range(20)), "192.0.2.1", 0),
+        (bytes(range(20)), "192.0.2.1", 65536),
     ],
 )
 def test_invalid_contacts_cannot_be_built(node_id: bytes, host: str, port: int) -> None:

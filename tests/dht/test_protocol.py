@@ -215,7 +215,8 @@ async def test_cancelled_request_leaves_nothing_behind_and_a_late_reply_is_harml
 
 async def test_misses_before_eviction() -> None:
     async with fleet() as nodes:
-        node = await start_node(fast(misses_before_eviction=3, maintenance_interval=60.0))
+        config = fast(misses_before_eviction=3, maintenance_interval=60.0, suspect_seconds=0.0)
+        node = await start_node(config)
         peer = await start_node()
         nodes.extend([node, peer])
         await node.bootstrap([(LOOPBACK, peer.port)])
@@ -280,3 +281,30 @@ async def test_find_node_answers_sorted_closest_contacts() -> None:
         )[:20]
         assert listed == expected
         assert asker.node_id not in listed
+
+
+async def test_a_node_that_missed_is_skipped_then_settled_by_maintenance() -> None:
+    async with fleet() as nodes:
+        config = fast(suspect_seconds=60.0, maintenance_interval=0.2, misses_before_eviction=2)
+        node = await start_node(config)
+        dead, alive = await start_node(), await start_node()
+        nodes.extend([node, dead, alive])
+        await node.bootstrap([(LOOPBACK, dead.port), (LOOPBACK, alive.port)])
+        assert len(node.contacts()) == 2
+        await dead.stop()
+        await node.find_closest(os.urandom(20), 3)
+        timeouts = node.statistics().rpc_timeouts
+        assert timeouts == 1
+        # a suspect is neither asked again by lookups nor advertised to others
+        for _ in range(3):
+            await node.find_closest(os.urandom(20), 3)
+        assert node.statistics().rpc_timeouts == timeouts
+        async with raw_peer() as asker:
+            reply = await asker.ask(
+                "find_node", [*asker.hello.encode(), os.urandom(20)], (LOOPBACK, node.port)
+            )
+        assert [item[0] for item in reply[3]] == [alive.node_id]
+        # maintenance pings the suspect until it is evicted
+        await wait_for_condition(lambda: node.statistics().evictions == 1, timeout=5.0)
+        remaining = {contact.node_id for contact in node.contacts()}
+        assert remaining == {alive.node_id, asker.node_id}

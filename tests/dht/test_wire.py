@@ -30,6 +30,9 @@ from whnode.dht.wire import (
     encode_request,
 )
 
+ID = bytes(range(20))
+"""A fixed node id (parameters must be equal on every xdist worker)."""
+
 
 def hello(routing_only: bool = False) -> Hello:
     key = PublicKey(os.urandom(32))
@@ -112,23 +115,23 @@ def test_id_not_bound_to_key_is_refused() -> None:
 
 def test_wrong_length_public_key_is_refused() -> None:
     with pytest.raises(InvalidMessage):
-        decode_ping_args([os.urandom(20), os.urandom(31), 0])
+        decode_ping_args([ID, os.urandom(31), 0])
 
 
 @pytest.mark.parametrize(
     "item",
     [
-        [os.urandom(20), bytes([0, 0, 0, 0]), 8468, 0],  # unspecified
-        [os.urandom(20), bytes([224, 0, 0, 1]), 8468, 0],  # multicast
-        [os.urandom(20), bytes([255, 255, 255, 255]), 8468, 0],  # broadcast
-        [os.urandom(20), bytes([192, 0, 2, 1]), 0, 0],  # port 0
-        [os.urandom(20), bytes([192, 0, 2, 1]), 65536, 0],  # port too large
-        [os.urandom(20), bytes([192, 0, 2, 1]), True, 0],  # a bool is not a port
-        [os.urandom(20), bytes([192, 0, 2]), 8468, 0],  # 3-byte address
-        [os.urandom(20), "192.0.2.1", 8468, 0],  # text address
-        [os.urandom(20), bytes([192, 0, 2, 1]), 8468],  # missing flags
-        [os.urandom(20), bytes([192, 0, 2, 1]), 8468, -1],  # negative flags
-        {"id": os.urandom(20)},
+        [ID, bytes([0, 0, 0, 0]), 8468, 0],  # unspecified
+        [ID, bytes([224, 0, 0, 1]), 8468, 0],  # multicast
+        [ID, bytes([255, 255, 255, 255]), 8468, 0],  # broadcast
+        [ID, bytes([192, 0, 2, 1]), 0, 0],  # port 0
+        [ID, bytes([192, 0, 2, 1]), 65536, 0],  # port too large
+        [ID, bytes([192, 0, 2, 1]), True, 0],  # a bool is not a port
+        [ID, bytes([192, 0, 2]), 8468, 0],  # 3-byte address
+        [ID, "192.0.2.1", 8468, 0],  # text address
+        [ID, bytes([192, 0, 2, 1]), 8468],  # missing flags
+        [ID, bytes([192, 0, 2, 1]), 8468, -1],  # negative flags
+        {"id": ID},
     ],
 )
 def test_invalid_contacts_are_refused(item: object) -> None:

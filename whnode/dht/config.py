@@ -28,12 +28,17 @@ class DhtConfig:
     """Seconds to wait for the reply to one RPC (rpcudp's own timer, never ``wait_for``)."""
     misses_before_eviction: int = 3
     """Unanswered RPCs in a row after which a contact leaves the routing table."""
+    suspect_seconds: float = 30.0
+    """After a miss, lookups skip the node for this long (it stays in the table until
+    misses_before_eviction; 0 disables)."""
+    """Unanswered RPCs in a row after which a contact leaves the routing table."""
     lookup_deadline: float = 5.0
     """Overall deadline in seconds for one iterative lookup; the best live nodes found by then
     are returned."""
     lookup_width: int | None = None
-    """Owner lookups stop once this many closest known nodes have answered (None: ksize).
-    Smaller is cheaper; ksize is the textbook Kademlia termination."""
+    """Owner lookups and find_closest stop once this many closest known nodes have answered
+    (None: ksize, the textbook Kademlia termination). Smaller is cheaper and, with complete
+    routing tables, just as exact; ksize is more robust to stale or incomplete tables."""
     stall_timeout: float = 0.5
     """A lookup request unanswered after this many seconds stops counting towards alpha, so
     that the lookup asks another node meanwhile (the request itself waits rpc_timeout)."""
@@ -102,6 +107,8 @@ class DhtConfig:
         for name, seconds in positive_floats.items():
             if seconds <= 0:
                 raise ConfigError(f"dht.{name} must be positive, not {seconds}")
+        if self.suspect_seconds < 0:
+            raise ConfigError("dht.suspect_seconds must not be negative")
         if self.owner_cache_seconds < 0:
             raise ConfigError("dht.owner_cache_seconds must not be negative")
         if self.bucket_size is not None and self.bucket_size < self.ksize:
@@ -120,6 +127,6 @@ class DhtConfig:
         return min(self.ksize, limits.MAX_CONTACTS_PER_REPLY)
 
     @property
-    def owner_lookup_width(self) -> int:
-        """Closest answered nodes at which an owner lookup stops."""
+    def stop_width(self) -> int:
+        """Closest answered nodes at which an owner lookup or find_closest stops."""
         return self.ksize if self.lookup_width is None else self.lookup_width

@@ -9,6 +9,8 @@ heard from. This lookup:
   dead contact does not hold a slot for a whole RPC timeout); never more than ``2 * alpha``
   are in flight, so that an overloaded network is not flooded further;
 - stops at its deadline;
+- skips nodes that missed a request in the last ``config.suspect_seconds`` (each dead
+  node costs one RPC timeout per asker, not one per lookup);
 - returns only nodes that answered, sorted by XOR distance;
 - stops when the ``width`` closest known nodes that are ``wanted`` (for owner lookups: not
   routing-only), and every node closer than them, have answered (``width = k`` with every
@@ -58,8 +60,8 @@ async def iterative_lookup(
     """Find the nodes closest to ``target`` that answer, within ``deadline`` seconds.
 
     ``start`` adds contacts to the routing table's closest ones; ``first`` are asked at once,
-    however far they are from the target (bootstrap asks its seeds first: they know the most
-    nodes).
+    however far they are from the target, and their answers are awaited (bootstrap asks its
+    seeds first: they know the most nodes).
     """
     loop = asyncio.get_running_loop()
     ends_at = loop.time() + deadline
@@ -70,7 +72,9 @@ async def iterative_lookup(
         if protocol.reachable(contact):
             known.setdefault(contact.node_id, contact)
     asked: set[bytes] = set()
-    failed: set[bytes] = set()
+    # Nodes that missed a request lately are not waited for again (first ones excepted).
+    failed = {node_id for node_id in known if protocol.is_suspect(node_id)}
+    failed.difference_update(contact.node_id for contact in first)
     answered: dict[bytes, Contact] = {}
     in_flight: dict[asyncio.Task[tuple[Contact, list[Contact]] | None], tuple[bytes, float]] = {}
     rpcs = 0
@@ -79,6 +83,7 @@ async def iterative_lookup(
     def distance(contact: Contact) -> int:
         return contact.distance_to(target)
 
+    first_ids = {contact.node_id for contact in first}
     try:
         now = loop.time()
         for contact in first:
@@ -97,6 +102,9 @@ async def iterative_lookup(
                 wanted,
                 limit=width + protocol.config.ksize,
             )
+            waiting_first = any(node_id in first_ids for node_id, _ in in_flight.values())
+            if not waiting_first and all(c.node_id in answered for c in closest):
+                break  # converged; requests still in flight are farther away
             now = loop.time()
             active = sum(1 for _, started in in_flight.values() if now - started < stall_timeout)
             for contact in closest:
@@ -109,8 +117,6 @@ async def iterative_lookup(
                 in_flight[task] = (contact.node_id, now)
                 active += 1
                 rpcs += 1
-            if not in_flight:
-                break
             remaining = ends_at - now
             if remaining <= 0:
                 converged = False
@@ -131,7 +137,10 @@ async def iterative_lookup(
                 answered[node_id] = responder
                 known[node_id] = responder
                 for contact in found:
-                    known.setdefault(contact.node_id, contact)
+                    if contact.node_id not in known:
+                        known[contact.node_id] = contact
+                        if protocol.is_suspect(contact.node_id):
+                            failed.add(contact.node_id)
     finally:
         for task in in_flight:
             protocol.adopt(task)

@@ -348,7 +348,7 @@ class DhtNode:
             raise
 
     async def _owner_lookup(self, key: bytes, count: int) -> list[Contact]:
-        width = max(count, self.config.owner_lookup_width)
+        width = max(count, self.config.stop_width)
         result = await self._lookup(key, width=width, wanted=_owner_capable)
         owners = [contact for contact in result.answered if not contact.routing_only]
         if not self.config.routing_only:
@@ -368,8 +368,7 @@ class DhtNode:
         self._check_key(key)
         if count < 1:
             raise DhtUsageError("count must be at least 1")
-        width = max(count, self.config.ksize)
-        result = await self._lookup(key, width=width)
+        result = await self._lookup(key, width=max(count, self.config.stop_width))
         return result.answered[:count]
 
     def note_unreachable(self, contact: Contact) -> None:
@@ -409,7 +408,8 @@ class DhtNode:
 
     # ------------------------------------------------------------------ maintenance
     async def _maintain(self) -> None:
-        """Re-bootstrap an empty table (back-off, jitter), refresh stale buckets, save peers."""
+        """Re-bootstrap an empty table (back-off, jitter), ping suspects, repair empty levels,
+        refresh stale buckets, save peers."""
         loop = asyncio.get_running_loop()
         while True:
             protocol = self._require_protocol()
@@ -442,6 +442,9 @@ class DhtNode:
                 else:
                     self._empty_rounds += 1
             return
+        # Settle suspects: a live one is cleared, a dead one moves towards eviction.
+        suspects = protocol.suspect_contacts()[: 2 * self.config.alpha]
+        await asyncio.gather(*(protocol.request_ping(contact) for contact in suspects))
         await self._repair_levels(now)
         for target in protocol.stale_bucket_ids(now):
             await self._lookup(target, width=self.config.ksize)

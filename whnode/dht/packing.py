@@ -214,9 +214,15 @@ def _array(data: bytes, position: int, size: int, depth: int) -> tuple[list[obje
     append = items.append
     for _ in range(size):
         code = data[position]
-        if code < 0x80:  # positive fixint, inline: the most common scalar after bin 8
+        if code < 0x80:  # positive fixint and bin 8 (ids, keys, addresses) inline
             append(code)
             position += 1
+        elif code == 0xC4:
+            end = position + 2 + data[position + 1]
+            if end > len(data):
+                raise InvalidMessage("msgpack", "truncated")
+            append(data[position + 2 : end])
+            position = end
         else:
             item, position = _unpack(data, position, depth + 1)
             append(item)

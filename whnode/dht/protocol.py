@@ -34,6 +34,7 @@ import ipaddress
 import logging
 import os
 import socket
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterator
 from functools import partial
 from typing import Any, NoReturn, cast
@@ -73,6 +74,8 @@ Address = tuple[str, int]
 Reply = tuple[bool, object]
 
 IDENTITY_REASONS = frozenset({"node_id", "identity"})
+MAX_SUSPECTS = 4096
+"""Most recently failed node ids remembered (lookups skip them for a while)."""
 
 
 class RoutingNode(Node):  # type: ignore[misc]
@@ -138,6 +141,7 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         self._on_table_add = on_table_add
         self._destinations: dict[bytes, Address] = {}
         self._misses: dict[bytes, int] = {}
+        self._suspects: OrderedDict[bytes, float] = OrderedDict()
         self._head_checks: set[bytes] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._limiter = SourceRateLimiter(
@@ -302,7 +306,10 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         hello, target = decode_find_node_args(args)
         self._not_us(hello)
         self._welcome(hello.contact(*sender))
-        closest = self.closest(target, self.config.contacts_per_reply, exclude=hello.node_id)
+        # nodes that just missed a request of ours are not advertised to others
+        closest = self.closest(
+            target, self.config.contacts_per_reply, exclude=hello.node_id, skip_suspects=True
+        )
         if not is_loopback(sender[0]):
             closest = [contact for contact in closest if not is_loopback(contact.host)]
         return [*self.hello.encode(), [packed_contact(contact) for contact in closest]]
@@ -432,6 +439,7 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
             self.counters.address_conflicts += 1
             return
         self._misses.pop(node.id, None)
+        self._suspects.pop(node.id, None)
         was_member = node.id in bucket.nodes
         self.router.add_contact(node)
         if not was_member and not self.router.is_new_node(node):
@@ -441,8 +449,23 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         """kademlia's hook, without its store hand-off (KADEMLIA.md 9)."""
         self._welcome(node.contact)
 
+    def is_suspect(self, node_id: bytes) -> bool:
+        """Whether ``node_id`` missed a request within config.suspect_seconds."""
+        until = self._suspects.get(node_id)
+        if until is None:
+            return False
+        if until > self._now():
+            return True
+        del self._suspects[node_id]
+        return False
+
     def record_miss(self, node_id: bytes) -> None:
         """Count an unanswered request; evict after config.misses_before_eviction in a row."""
+        if self.config.suspect_seconds > 0:
+            self._suspects[node_id] = self._now() + self.config.suspect_seconds
+            self._suspects.move_to_end(node_id)
+            while len(self._suspects) > MAX_SUSPECTS:
+                self._suspects.popitem(last=False)
         bucket = self.router.buckets[self.router.get_bucket_for(Node(node_id))]
         node = bucket.nodes.get(node_id) or bucket.replacement_nodes.get(node_id)
         if node is None:
@@ -471,14 +494,21 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         finally:
             self._head_checks.discard(node.id)
 
-    def closest(self, target: bytes, count: int, *, exclude: bytes | None = None) -> list[Contact]:
+    def closest(
+        self,
+        target: bytes,
+        count: int,
+        *,
+        exclude: bytes | None = None,
+        skip_suspects: bool = False,
+    ) -> list[Contact]:
         """The ``count`` table contacts closest to ``target``, sorted (KADEMLIA.md 10)."""
         key = int.from_bytes(target, "big")
         nodes = [
             node
             for bucket in self.router.buckets
             for node in bucket.nodes.values()
-            if node.id != exclude
+            if node.id != exclude and not (skip_suspects and self.is_suspect(node.id))
         ]
         nearest = heapq.nsmallest(count, nodes, key=lambda node: node.long_id ^ key)
         return [node.contact for node in nearest]
@@ -496,6 +526,15 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
                 value = low + int.from_bytes(os.urandom(21), "big") % (high - low + 1)
                 ids.append(NodeId(min(value, 2**160 - 1).to_bytes(20, "big")))
         return ids
+
+    def suspect_contacts(self) -> list[Contact]:
+        """Table contacts that missed a request lately (maintenance pings them)."""
+        return [
+            node.contact
+            for bucket in self.router.buckets
+            for node in bucket.nodes.values()
+            if self.is_suspect(node.id)
+        ]
 
     def contacts(self) -> list[Contact]:
         return [node.contact for bucket in self.router.buckets for node in bucket.nodes.values()]
