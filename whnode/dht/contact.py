@@ -1,14 +1,17 @@
-"""A node's address in the DHT, and the identity rules that bind ids to keys."""
+"""A node's address in the DHT.
+
+Node ids are bound to keys: ``node_id_for`` (SHA-1 of the 32 raw Ed25519 public key bytes)
+and the ``NodeId``/``PublicKey`` types come from ``whnode.record.keys`` and are re-exported.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import NewType
 
 from whnode.dht.exceptions import DhtUsageError
+from whnode.record.keys import NodeId, PublicKey, node_id_for
 
 __all__ = [
     "NODE_ID_BYTES",
@@ -29,14 +32,6 @@ NODE_ID_BYTES = 20
 """Length of a node id and of a routing key (SHA-1, 160 bits)."""
 PUBLIC_KEY_BYTES = 32
 """Length of a raw Ed25519 public key."""
-
-NodeId = NewType("NodeId", bytes)
-PublicKey = NewType("PublicKey", bytes)
-
-
-def node_id_for(public_key: PublicKey) -> NodeId:
-    """The node id bound to a public key: SHA-1 of its 32 raw bytes."""
-    return NodeId(hashlib.sha1(public_key).digest())
 
 
 def xor_distance(first: bytes, second: bytes) -> int:
