@@ -24,6 +24,12 @@ __all__ = ["make_menu", "menus"]
 
 _STRAINS = ("Blue Dream", "Wedding Cake", "Gelato", "OG Kush", "Sour Diesel", "Runtz")
 _BRANDS = ("Kiva", "Wyld", "Raw Garden", "Select", None)
+_WORDS = tuple(
+    "earthy citrus pine diesel sweet skunk berry grape hand trimmed slow cured indoor "
+    "sungrown craft small batch terpene rich dense nugs frosty trichomes smooth smoke "
+    "uplifting relaxing creative sleepy balanced evening daytime lemon mango vanilla "
+    "cookies cream gas fuel floral herbal spicy pepper woody mint cocoa tropical".split()
+)
 
 
 def make_menu(
@@ -60,7 +66,8 @@ def make_menu(
                 thc=Potency(thc, thc, PotencyUnit.PERCENT),
                 cbd=rng.choice((None, Potency(0.1, 0.5, PotencyUnit.PERCENT))),
                 image_url=f"https://images.example.org/{seed}/{index}.jpg",
-                description="Hand trimmed, slow cured. " * rng.randint(1, 6),
+                description=" ".join(rng.choices(_WORDS, k=rng.randint(8, 60))).capitalize()
+                + ".",
             )
         )
     return Menu(
