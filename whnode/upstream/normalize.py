@@ -652,7 +652,8 @@ _CATEGORY_WORDS: Final[dict[str, Category]] = {
         Category.CAPSULE,
     ),
     **dict.fromkeys(
-        ["seed", "seeds", "clone", "clones", "seedsandclones", "seedclone", "plant", "plants"],
+        ["seed", "seeds", "clone", "clones", "seedsandclones", "seedsclones", "seedclone", "plant",
+         "plants"],
         Category.SEED_CLONE,
     ),
     **dict.fromkeys(
