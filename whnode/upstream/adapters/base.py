@@ -15,13 +15,16 @@ import json
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from whnode import limits
 from whnode.record.model import Menu, Vendor
 from whnode.upstream.exceptions import UpstreamBadResponse
 from whnode.upstream.normalize import AdapterParseError
 from whnode.upstream.sources import SourceConfig
+
+if TYPE_CHECKING:
+    from whnode.upstream.http import UpstreamHttp
 
 __all__ = [
     "EMPTY_PAGE_RETRIES",
@@ -54,6 +57,12 @@ class HttpRequester(Protocol):
         json: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> bytes: ...
+
+
+if TYPE_CHECKING:
+
+    def _upstream_http_is_a_requester(http: UpstreamHttp) -> HttpRequester:
+        return http  # mypy checks that the real client fits the protocol
 
 
 FetchPages = Callable[[HttpRequester, SourceConfig, str], Awaitable[list[bytes]]]
