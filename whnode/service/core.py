@@ -505,7 +505,14 @@ class MenuService:
                 self._start_refresh(dispensary_id)
                 return self._answer(current, AnswerPath.STALE, freshness.fresh_until_ms)
         try:
-            answer = await self._fills.run(dispensary_id, lambda: self._fill(dispensary_id))
+            answer = await self._fills.run(
+                dispensary_id, lambda: self._fill(dispensary_id, max_age=max_age)
+            )
+            if max_age is not None and self.now_ms() - answer.record.fetched_at_ms > max_age * 1000:
+                # joined a fill that took a replica's record fresh enough for its leader only
+                answer = await self._fills.run(
+                    dispensary_id, lambda: self._fill(dispensary_id, refresh=True)
+                )
         except UpstreamError as exc:
             self._learn_negative(dispensary_id, exc, now_ms)
             if current is not None:
@@ -533,10 +540,16 @@ class MenuService:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _fill(self, dispensary_id: str, *, refresh: bool = False) -> MenuAnswer:
-        """One fill: replicas first, then upstream. Runs under single-flight."""
+    async def _fill(
+        self, dispensary_id: str, *, max_age: float | None = None, refresh: bool = False
+    ) -> MenuAnswer:
+        """One fill: replicas first (unless refreshing), then upstream. Runs under
+        single-flight. A replica's record is taken only if fresh within ``max_age`` (when
+        given) and the heuristic lifetime."""
         now_ms = self.now_ms()
         lifetime = await self._lifetime(dispensary_id, now_ms)
+        if max_age is not None:
+            lifetime = min(lifetime, max_age)
         if not refresh:
             from_replica = await self._fill_from_replicas(dispensary_id, lifetime, now_ms)
             if from_replica is not None:
