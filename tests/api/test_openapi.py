@@ -90,3 +90,14 @@ def test_docs_api_md_is_generated_from_the_document() -> None:
     assert "`GET /v1/menus/{dispensary}`" in expected
     assert "urn:whnode:problem:upstream-rate-limited" in expected
     assert "whnode_http_requests_total" in expected
+
+
+def test_routes_can_be_added_with_nothing_but_a_config() -> None:
+    """A node adds the routes before it has started: only ``config`` may be read then."""
+
+    class Unstarted:
+        config = ContextDouble().config
+
+    app = web.Application()
+    add_public_routes(app, Unstarted())  # type: ignore[arg-type]
+    assert _routes(app) == _documented(openapi_document())

@@ -92,8 +92,11 @@ class PublicApi:
             rate=api_config.requests_per_second, burst=api_config.burst
         )
         self.renders = RenderCache()
+        # The context is read when scraped, not now (a node adds routes before it starts).
         self.metrics = ApiMetrics(
-            snapshots=self._snapshots, healthy=context.healthy, ready=context.ready
+            snapshots=self._snapshots,
+            healthy=lambda: self.context.healthy(),
+            ready=lambda: self.context.ready(),
         )
         self.menus = MenuHandlers(context, self.renders)
         self._openapi = json.dumps(openapi_document(), indent=1).encode()
