@@ -178,7 +178,7 @@ def strip_html(text: str) -> str:
 def _clean_line(text: str) -> str:
     text = text.translate(_SYMBOLS_REMOVED)
     text = unicodedata.normalize("NFKC", text).translate(_PUNCTUATION)
-    text = "".join(c for c in text if c.isprintable() or c == " ")
+    text = "".join(c if c.isprintable() else " " if c.isspace() else "" for c in text)
     return " ".join(text.split())
 
 
@@ -652,8 +652,17 @@ _CATEGORY_WORDS: Final[dict[str, Category]] = {
         Category.CAPSULE,
     ),
     **dict.fromkeys(
-        ["seed", "seeds", "clone", "clones", "seedsandclones", "seedsclones", "seedclone", "plant",
-         "plants"],
+        [
+            "seed",
+            "seeds",
+            "clone",
+            "clones",
+            "seedsandclones",
+            "seedsclones",
+            "seedclone",
+            "plant",
+            "plants",
+        ],
         Category.SEED_CLONE,
     ),
     **dict.fromkeys(
