@@ -177,6 +177,7 @@ class LocalNetwork:
         self.seed: Child | None = None
         self.nodes: list[Child] = []
         self.dispensaries: list[str] = []
+        self._node_count = 0
         self._session: aiohttp.ClientSession | None = None
 
     # -------------------------------------------------------------------------- lifetime
@@ -217,6 +218,7 @@ class LocalNetwork:
         await self.start_sandbox()
         await self.start_seed()
         await asyncio.gather(*(self.start_node() for _ in range(nodes)))
+        self.nodes.sort(key=lambda child: int(child.name.removeprefix("node")))
 
     async def _spawn(self, child: Child) -> None:
         log_file = child.log_path.open("ab")
@@ -343,7 +345,7 @@ class LocalNetwork:
 
     async def start_node(self, data_dir: Path | None = None) -> Child:
         """Start a node (a new one, or again on ``data_dir`` with its previous port)."""
-        index = len(self.nodes)
+        index, self._node_count = self._node_count, self._node_count + 1
         name = f"node{index}"
         if data_dir is None:
             data_dir = self.root / name
