@@ -402,13 +402,14 @@ def assert_paced(arrivals: list[float], *, rate: float, burst: int, slack: float
 async def test_per_host_rate_is_never_exceeded(
     upstream: ScriptedUpstream, make_client: ClientFactory
 ) -> None:
-    client = make_client(requests_per_second=20.0, burst=3, concurrency_per_host=16)
+    client = make_client(requests_per_second=10.0, burst=3, concurrency_per_host=16)
     loop = asyncio.get_running_loop()
     started = loop.time()
-    await asyncio.gather(*(get(client, f"{upstream.url}/p{i}") for i in range(15)))
-    assert upstream.count == 15
-    assert_paced(upstream.arrivals, rate=20.0, burst=3)
-    assert loop.time() - started >= (15 - 3) / 20.0 - 0.02
+    await asyncio.gather(*(get(client, f"{upstream.url}/p{i}") for i in range(12)))
+    assert upstream.count == 12
+    # Arrivals are stamped by the server: allow 0.1 s of scheduling jitter (one request).
+    assert_paced(upstream.arrivals, rate=10.0, burst=3, slack=0.1)
+    assert loop.time() - started >= (12 - 3) / 10.0 - 0.02
 
 
 async def test_pace_wait_past_the_deadline_fails_at_once(

@@ -10,14 +10,14 @@ the adapter makes, in whatever task, ends by the menu deadline. The raw pages th
 from __future__ import annotations
 
 import asyncio
-import importlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, cast
 
 from whnode import limits
 from whnode.errors import WhnodeError
 from whnode.record.model import Vendor
+from whnode.upstream.adapters import ADAPTERS
 from whnode.upstream.exceptions import (
     UnknownDispensary,
     UpstreamBadResponse,
@@ -50,9 +50,12 @@ class SourceDirectory(Protocol):
 
 
 class PageSource(Protocol):
-    """The fetching half of an adapter."""
+    """The fetching half of an adapter (``whnode.upstream.adapters.Adapter``)."""
 
-    async def fetch_pages(self, http: Any, source: Any, dispensary_id: str) -> list[bytes]: ...
+    @property
+    def fetch_pages(self) -> Callable[[Any, Any, str], Awaitable[list[bytes]]]:
+        """``async fetch_pages(http, source, dispensary_id) -> list[bytes]``."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +68,6 @@ class FetcherStatistics:
     """Pages fetched (whether or not they then parsed)."""
     products: int
     """Products in the menus fetched."""
-
-
-def _registry() -> Mapping[Vendor, PageSource]:
-    module = importlib.import_module("whnode.upstream.adapters")
-    return cast(Mapping[Vendor, PageSource], module.ADAPTERS)
 
 
 class Fetcher:
@@ -140,7 +138,7 @@ class Fetcher:
                 source=vendor_name,
                 dispensary_id=dispensary_id,
             ) from None
-        adapters = self._adapters if self._adapters is not None else _registry()
+        adapters = self._adapters if self._adapters is not None else ADAPTERS
         adapter = adapters.get(vendor)
         if adapter is None:
             raise UnknownDispensary(

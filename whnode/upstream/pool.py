@@ -35,16 +35,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-import importlib
 import logging
 import multiprocessing
 import os
 import pickle
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, TypeVar, cast
+from typing import Any, Final, TypeVar
 
 from whnode import limits
 from whnode.errors import UsageError
@@ -52,6 +51,7 @@ from whnode.record.codec import content_hash, encode_menu
 from whnode.record.exceptions import RecordError
 from whnode.record.keys import ContentHash
 from whnode.record.model import Menu, MenuStatistics, Vendor
+from whnode.upstream.adapters import ADAPTERS, Adapter
 from whnode.upstream.exceptions import UpstreamError, UpstreamParseError
 from whnode.upstream.statistics import compute_statistics
 
@@ -99,15 +99,8 @@ class ParsedMenu:
     statistics: MenuStatistics
 
 
-class _Adapter(Protocol):
-    def parse_pages(self, dispensary_id: str, pages: list[bytes], fetched_at_ms: int) -> Menu: ...
-
-
-def _adapter_for(vendor: Vendor, dispensary_id: str) -> _Adapter:
-    registry = cast(
-        Mapping[Vendor, _Adapter], importlib.import_module("whnode.upstream.adapters").ADAPTERS
-    )
-    adapter = registry.get(vendor)
+def _adapter_for(vendor: Vendor, dispensary_id: str) -> Adapter:
+    adapter = ADAPTERS.get(vendor)
     if adapter is None:
         raise UpstreamParseError(
             f"no adapter parses {vendor} menus", source=str(vendor), dispensary_id=dispensary_id
