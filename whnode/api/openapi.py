@@ -360,8 +360,9 @@ def _paths() -> dict[str, _Doc]:
             "The newest snapshot fresh enough (or the one current at `at`), through this "
             "node's hot cache, its store, the dispensary's owners and, when nothing fresh "
             "exists, one upstream fetch for the whole network. JSON by default; "
-            "`Accept: application/cbor` gives the canonical CBOR of the menu, "
-            "`Accept: application/cose` the signed record (COSE_Sign1) to verify yourself.",
+            "`Accept: application/cbor` gives the canonical CBOR of the menu (the signed "
+            "payload, decompressed; docs/record-format.md), `Accept: application/cose` the "
+            "signed record (COSE_Sign1) to verify yourself.",
             {
                 "description": "The menu.",
                 "headers": _menu_headers(),

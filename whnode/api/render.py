@@ -57,7 +57,7 @@ class RenderFormat(enum.StrEnum):
     JSON = "json"
     """The menu as documented JSON."""
     CBOR = "cbor"
-    """The canonical CBOR of the menu (the decompressed record payload)."""
+    """The canonical CBOR of the menu: the signed payload, decompressed."""
     STATS = "stats"
     """The menu's statistics as JSON."""
 
@@ -168,13 +168,19 @@ def dumps(document: object) -> bytes:
 
 
 def render(record: SignedRecord, render_format: RenderFormat) -> bytes:
-    """Render ``record`` (CPU work: decompress, decode, encode). Raises RecordError."""
+    """Render ``record`` (CPU work). Raises RecordError.
+
+    JSON and statistics decode the menu (``open_record``: decompress, decode with caps, check
+    it against the signed header). CBOR is the signed payload decompressed (under the caps),
+    without decoding it: what the publisher signed, byte for byte, for clients that decode it
+    themselves; a 2,500-product menu then costs a millisecond instead of a full decode.
+    """
+    if render_format is RenderFormat.CBOR:
+        return decompress_payload(record.payload)
     menu = open_record(record)
     if render_format is RenderFormat.JSON:
         return dumps(menu_document(menu, record))
-    if render_format is RenderFormat.STATS:
-        return dumps(statistics_document(menu, record))
-    return decompress_payload(record.payload)
+    return dumps(statistics_document(menu, record))
 
 
 @dataclass(frozen=True, slots=True)
