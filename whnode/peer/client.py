@@ -73,10 +73,17 @@ class PeerClient:
             async with self._session.request(
                 method, url, params=params, data=data, headers=headers, timeout=client_timeout
             ) as response:
-                body = await response.content.read(limits.MAX_HTTP_BODY_BYTES + 1)
-                if len(body) > limits.MAX_HTTP_BODY_BYTES:
+                declared = response.content_length
+                if declared is not None and declared > limits.MAX_HTTP_BODY_BYTES:
                     raise PeerBadAnswer("answer too large", peer=_name(peer))
-                return response.status, dict(response.headers), body
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    size += len(chunk)
+                    if size > limits.MAX_HTTP_BODY_BYTES:
+                        raise PeerBadAnswer("answer too large", peer=_name(peer))
+                    chunks.append(chunk)
+                return response.status, dict(response.headers), b"".join(chunks)
         except TimeoutError as exc:
             raise PeerUnreachable("timed out", peer=_name(peer)) from exc
         except aiohttp.ClientError as exc:

@@ -150,7 +150,10 @@ def add_peer_routes(app: web.Application, handler: PeerHandler) -> None:
         d = dispensary(request)
         if request.content_length is not None and request.content_length > limits.MAX_RECORD_BYTES:
             raise LimitExceeded("record body too large")
-        body = await request.content.read(limits.MAX_RECORD_BYTES + 1)
+        try:
+            body = await request.read()  # bounded by the app's client_max_size
+        except web.HTTPRequestEntityTooLarge:
+            raise LimitExceeded("record body too large") from None
         if len(body) > limits.MAX_RECORD_BYTES:
             raise LimitExceeded("record body too large")
         created = await handler.peer_put(d, body)
