@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Self, TypeVar
 
 from whnode import limits
 from whnode.errors import UsageError
@@ -307,7 +307,7 @@ class ParsePool:
         self._isolated = 0
         self._killers = 0
 
-    async def __aenter__(self) -> ParsePool:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
