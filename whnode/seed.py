@@ -132,7 +132,7 @@ class SeedConfig:
     """How a seed listens, whom it knows, and how it protects itself."""
 
     data_dir: Path = DEFAULT_DATA_DIR
-    """Directory holding the seed's identity key (``node.key``) and ``peers.json``; created
+    """Directory holding the seed's identity key (``identity.key``) and ``peers.json``; created
     with mode 0700 if missing."""
     host: str = "127.0.0.1"
     """Address to bind the UDP socket and the HTTP listener to; ``0.0.0.0`` (or ``::``) to

@@ -194,16 +194,17 @@ def _volume_targets(service: dict[str, Any]) -> list[str]:
 
 
 def test_sources_point_every_vendor_at_the_sandbox_service() -> None:
-    from whnode.record.model import Vendor
+    from whnode.upstream.adapters import ADAPTERS
+    from whnode.upstream.sources import SourcesConfig
 
     data = tomllib.loads(NODE_TOML.read_text(encoding="utf-8"))
     assert set(data) == {"upstream"}
     config = node_config(services()["node1"])
     vendors = {source.vendor for source in config.upstream.sources}
-    assert vendors == {vendor.value for vendor in Vendor}
-    for source in config.upstream.sources:
-        assert source.base_url is not None
-        url = urlsplit(source.base_url)
+    assert vendors == {vendor.value for vendor in ADAPTERS}
+    resolved = SourcesConfig.from_config(config.upstream)  # validates vendors and URLs
+    for vendor in ADAPTERS:
+        url = urlsplit(resolved.sources[vendor].base_url)
         assert (url.scheme, url.hostname, url.port) == ("http", "sandbox", sandbox_port())
     # the file is what the nodes mount, read-only, where WHNODE_CONFIG says
     for name in NODES:
@@ -381,14 +382,17 @@ async def run_probe(code: str, env: dict[str, str] | None = None) -> int:
 async def test_health_probes_pass_on_a_healthy_seed_and_fail_otherwise(tmp_path: Path) -> None:
     compose_code, compose_port, _ = probe(services()["seed"])
     image_code = dockerfile_probe()
-    config = SeedConfig(data_dir=tmp_path, host="127.0.0.1", port=0, health_grace=0.5)
+    config = SeedConfig(data_dir=tmp_path, host="127.0.0.1", port=0, health_grace=3.0)
     async with SeedServer(config) as running:
         own_port = compose_code.replace(f":{compose_port}/", f":{running.port}/")
         port_env = {"WHNODE_NODE_PORT": str(running.port)}
-        assert await run_probe(own_port) == 0
-        assert await run_probe(image_code, port_env) == 0
-        await asyncio.sleep(0.6)  # no peer within the grace period: /healthz answers 503
-        assert not running.health().healthy
+        healthy = await asyncio.gather(run_probe(own_port), run_probe(image_code, port_env))
+        assert running.health().healthy, "the probes must run within the grace period"
+        assert list(healthy) == [0, 0]
+        # no peer within the grace period: /healthz answers 503
+        async with asyncio.timeout(5):
+            while running.health().healthy:
+                await asyncio.sleep(0.05)
         assert await run_probe(own_port) != 0
         assert await run_probe(image_code, port_env) != 0
     assert await run_probe(own_port) != 0  # nothing listening
