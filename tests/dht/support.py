@@ -18,9 +18,9 @@ from whnode.dht.wire import FrameKind, Hello, decode_frame, decode_request
 LOOPBACK = "127.0.0.1"
 
 FAST = DhtConfig(
-    rpc_timeout=0.4,
-    stall_timeout=0.1,
-    lookup_deadline=2.0,
+    rpc_timeout=1.0,
+    stall_timeout=0.25,
+    lookup_deadline=5.0,
     bootstrap_attempts=6,
     bootstrap_backoff=0.05,
     bootstrap_backoff_max=0.5,

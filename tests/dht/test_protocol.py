@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from typing import Any
 
 import pytest
@@ -283,28 +284,51 @@ async def test_find_node_answers_sorted_closest_contacts() -> None:
         assert asker.node_id not in listed
 
 
-async def test_a_node_that_missed_is_skipped_then_settled_by_maintenance() -> None:
+async def test_a_node_that_missed_is_not_waited_for_then_settled_by_maintenance() -> None:
     async with fleet() as nodes:
-        config = fast(suspect_seconds=60.0, maintenance_interval=0.2, misses_before_eviction=2)
+        config = fast(
+            rpc_timeout=1.0,
+            suspect_seconds=60.0,
+            maintenance_interval=0.2,
+            misses_before_eviction=2,
+        )
         node = await start_node(config)
         dead, alive = await start_node(), await start_node()
         nodes.extend([node, dead, alive])
         await node.bootstrap([(LOOPBACK, dead.port), (LOOPBACK, alive.port)])
         assert len(node.contacts()) == 2
         await dead.stop()
+        started = time.monotonic()
         await node.find_closest(os.urandom(20), 3)
-        timeouts = node.statistics().rpc_timeouts
-        assert timeouts == 1
-        # a suspect is neither asked again by lookups nor advertised to others
+        assert time.monotonic() - started >= config.rpc_timeout  # the first miss is waited for
+        assert node.statistics().rpc_timeouts == 1
+        # a suspect is still asked (it may have been busy) but lookups do not wait for it
         for _ in range(3):
-            await node.find_closest(os.urandom(20), 3)
-        assert node.statistics().rpc_timeouts == timeouts
-        async with raw_peer() as asker:
-            reply = await asker.ask(
-                "find_node", [*asker.hello.encode(), os.urandom(20)], (LOOPBACK, node.port)
-            )
-        assert [item[0] for item in reply[3]] == [alive.node_id]
+            started = time.monotonic()
+            found = await node.find_closest(os.urandom(20), 3)
+            assert time.monotonic() - started < config.rpc_timeout
+            assert [contact.node_id for contact in found] == [alive.node_id]
         # maintenance pings the suspect until it is evicted
         await wait_for_condition(lambda: node.statistics().evictions == 1, timeout=5.0)
-        remaining = {contact.node_id for contact in node.contacts()}
-        assert remaining == {alive.node_id, asker.node_id}
+        assert [contact.node_id for contact in node.contacts()] == [alive.node_id]
+
+
+async def test_a_node_that_moved_is_let_in_once_its_old_address_fails() -> None:
+    async with fleet() as nodes:
+        config = fast(misses_before_eviction=2, suspect_seconds=0.0, maintenance_interval=60.0)
+        node = await start_node(config)
+        moving = await start_node()
+        nodes.extend([node, moving])
+        await node.bootstrap([(LOOPBACK, moving.port)])
+        key = moving.public_key
+        await moving.stop()
+        moved = await start_node(key=key)  # same identity, new port
+        nodes.append(moved)
+        for misses in (1, 2):
+            await moved.bootstrap([(LOOPBACK, node.port)])
+            await wait_for_condition(lambda m=misses: node.statistics().rpc_timeouts >= m)
+        await moved.bootstrap([(LOOPBACK, node.port)])
+        assert [contact.address for contact in node.contacts()] == [(LOOPBACK, moved.port)]
+        stats = node.statistics()
+        assert stats.address_conflicts >= 2
+        assert stats.evictions == 1

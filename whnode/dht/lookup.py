@@ -9,8 +9,9 @@ heard from. This lookup:
   dead contact does not hold a slot for a whole RPC timeout); never more than ``2 * alpha``
   are in flight, so that an overloaded network is not flooded further;
 - stops at its deadline;
-- skips nodes that missed a request in the last ``config.suspect_seconds`` (each dead
-  node costs one RPC timeout per asker, not one per lookup);
+- asks nodes that missed a request in the last ``config.suspect_seconds`` without waiting
+  for them (each dead node costs one RPC timeout per asker, not one per lookup; a live node
+  that missed once because of a lost datagram or a busy host still counts if it answers);
 - returns only nodes that answered, sorted by XOR distance;
 - stops when the ``width`` closest known nodes that are ``wanted`` (for owner lookups: not
   routing-only), and every node closer than them, have answered (``width = k`` with every
@@ -72,9 +73,9 @@ async def iterative_lookup(
         if protocol.reachable(contact):
             known.setdefault(contact.node_id, contact)
     asked: set[bytes] = set()
-    # Nodes that missed a request lately are not waited for again (first ones excepted).
-    failed = {node_id for node_id in known if protocol.is_suspect(node_id)}
-    failed.difference_update(contact.node_id for contact in first)
+    failed: set[bytes] = set()
+    # Nodes that missed a request lately are still asked, but never waited for.
+    suspects = {node_id for node_id in known if protocol.is_suspect(node_id)}
     answered: dict[bytes, Contact] = {}
     in_flight: dict[asyncio.Task[tuple[Contact, list[Contact]] | None], tuple[bytes, float]] = {}
     rpcs = 0
@@ -83,15 +84,22 @@ async def iterative_lookup(
     def distance(contact: Contact) -> int:
         return contact.distance_to(target)
 
+    def ask(contact: Contact, started: float) -> None:
+        nonlocal rpcs
+        asked.add(contact.node_id)
+        task = loop.create_task(protocol.request_find_node(contact, target))
+        in_flight[task] = (contact.node_id, started)
+        rpcs += 1
+
+    def settled(node_id: bytes) -> bool:
+        return node_id in answered or (node_id in suspects and node_id in asked)
+
     first_ids = {contact.node_id for contact in first}
+    suspects -= first_ids
     try:
         now = loop.time()
         for contact in first:
-            if contact.node_id not in asked:
-                asked.add(contact.node_id)
-                task = loop.create_task(protocol.request_find_node(contact, target))
-                in_flight[task] = (contact.node_id, now)
-                rpcs += 1
+            ask(contact, now)
         while True:
             closest = _frontier(
                 sorted(
@@ -103,20 +111,22 @@ async def iterative_lookup(
                 limit=width + protocol.config.ksize,
             )
             waiting_first = any(node_id in first_ids for node_id, _ in in_flight.values())
-            if not waiting_first and all(c.node_id in answered for c in closest):
-                break  # converged; requests still in flight are farther away
+            if not waiting_first and all(settled(contact.node_id) for contact in closest):
+                break  # converged; requests still in flight are farther away (or suspects)
             now = loop.time()
             active = sum(1 for _, started in in_flight.values() if now - started < stall_timeout)
             for contact in closest:
-                if active >= alpha or len(in_flight) >= 2 * alpha:
+                if len(in_flight) >= 2 * alpha:
                     break
                 if contact.node_id in asked:
                     continue
-                asked.add(contact.node_id)
-                task = loop.create_task(protocol.request_find_node(contact, target))
-                in_flight[task] = (contact.node_id, now)
-                active += 1
-                rpcs += 1
+                if contact.node_id in suspects:
+                    ask(contact, now - stall_timeout)  # counts as stalled from the start
+                elif active < alpha:
+                    ask(contact, now)
+                    active += 1
+            if not in_flight:
+                break
             remaining = ends_at - now
             if remaining <= 0:
                 converged = False
@@ -136,11 +146,12 @@ async def iterative_lookup(
                 responder, found = result
                 answered[node_id] = responder
                 known[node_id] = responder
+                suspects.discard(node_id)
                 for contact in found:
                     if contact.node_id not in known:
                         known[contact.node_id] = contact
                         if protocol.is_suspect(contact.node_id):
-                            failed.add(contact.node_id)
+                            suspects.add(contact.node_id)
     finally:
         for task in in_flight:
             protocol.adopt(task)

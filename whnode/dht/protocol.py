@@ -306,10 +306,7 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         hello, target = decode_find_node_args(args)
         self._not_us(hello)
         self._welcome(hello.contact(*sender))
-        # nodes that just missed a request of ours are not advertised to others
-        closest = self.closest(
-            target, self.config.contacts_per_reply, exclude=hello.node_id, skip_suspects=True
-        )
+        closest = self.closest(target, self.config.contacts_per_reply, exclude=hello.node_id)
         if not is_loopback(sender[0]):
             closest = [contact for contact in closest if not is_loopback(contact.host)]
         return [*self.hello.encode(), [packed_contact(contact) for contact in closest]]
@@ -435,8 +432,11 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         known = bucket.nodes.get(node.id) or bucket.replacement_nodes.get(node.id)
         if known is not None and (known.ip, known.port) != (node.ip, node.port):
             # The first address of an id is kept until it fails: a newcomer claiming a
-            # known id (anyone can send someone else's public key) cannot take it over.
+            # known id (anyone can send someone else's public key) cannot take it over. The
+            # known address is checked, so that a node that really moved (restarted on
+            # another port) is let in once the old address has missed enough pings.
             self.counters.address_conflicts += 1
+            self.check_head(known)
             return
         self._misses.pop(node.id, None)
         self._suspects.pop(node.id, None)
@@ -482,7 +482,9 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
             self._on_table_add(bucket.nodes[promoted].contact)
 
     def check_head(self, node: RoutingNode) -> None:
-        """A full bucket met a newcomer: ping its least recently seen contact (once)."""
+        """Ping a table contact whose liveness matters now (once at a time): the least
+        recently seen one of a full bucket that met a newcomer, or a known address that
+        another address claims."""
         if self._closed or node.id in self._head_checks:
             return
         self._head_checks.add(node.id)
@@ -500,7 +502,6 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         count: int,
         *,
         exclude: bytes | None = None,
-        skip_suspects: bool = False,
     ) -> list[Contact]:
         """The ``count`` table contacts closest to ``target``, sorted (KADEMLIA.md 10)."""
         key = int.from_bytes(target, "big")
@@ -508,7 +509,7 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
             node
             for bucket in self.router.buckets
             for node in bucket.nodes.values()
-            if node.id != exclude and not (skip_suspects and self.is_suspect(node.id))
+            if node.id != exclude
         ]
         nearest = heapq.nsmallest(count, nodes, key=lambda node: node.long_id ^ key)
         return [node.contact for node in nearest]
