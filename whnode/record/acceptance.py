@@ -1,18 +1,28 @@
-"""Every rule that decides whether a record is accepted lives in this module.
+"""Every rule that decides whether a record is accepted lives in this module, and only here.
 
-A record is accepted, from a peer or from storage alike, only when all of these hold, checked
-cheapest first:
+A record is accepted, from a peer, a client or storage alike, only when all of these hold,
+checked cheapest first; the first rule broken raises its own error:
 
-1. sizes: the record is at most ``MAX_RECORD_BYTES`` (before it is parsed);
-2. structure: a canonical, tagged COSE_Sign1 with the whnode header (``decode_record``);
-3. time: ``fetched_at`` is not later than ``now + MAX_FUTURE_SKEW_SECONDS``;
-4. key binding: the record's dispensary is the one asked for;
-5. trust policy: ``open`` (any publisher) or ``allowlist`` (listed publishers only);
-6. signature: a valid Ed25519 signature by the publisher named in the header.
+1. size: the record is at most ``MAX_RECORD_BYTES``, checked before it is parsed
+   (``LimitExceeded``);
+2. structure: a canonical, tagged COSE_Sign1 with exactly the version 1 protected header
+   (``decode_record``: ``DecodeError``; another format version: ``UnsupportedVersion``);
+3. declared size: the payload is an lz4 frame that declares a content size of at most
+   ``MAX_DECOMPRESSED_BYTES`` and at most ``MAX_COMPRESSION_RATIO`` times the frame, read from
+   the frame header without decompressing (``LimitExceeded``);
+4. time: ``fetched_at`` is at most ``MAX_FUTURE_SKEW_SECONDS`` after ``now_ms``
+   (``FutureTimestamp``);
+5. key binding: the record is for the dispensary that was asked for (``KeyBindingMismatch``);
+6. trust policy: ``open`` admits any publisher, ``allowlist`` only the listed public keys
+   (``UntrustedPublisher``);
+7. signature: a valid Ed25519 signature, by the key named in the header, over the
+   COSE Sig_structure of the protected header and the payload (``BadSignature``).
 
 ``open_record`` then decompresses and decodes the payload under the codec's caps and checks
-that the menu inside matches the signed header (dispensary, fetch time, content hash).
-Each rejection raises its own error type (whnode.record.exceptions).
+that the menu inside is the one the header describes: same dispensary, same fetch time, same
+content hash (``DecodeError`` otherwise).
+
+Nothing here reads a clock: the caller passes ``now_ms``.
 """
 
 from __future__ import annotations
@@ -21,7 +31,8 @@ import enum
 from dataclasses import dataclass, field
 
 from whnode import limits
-from whnode.record.codec import content_hash, decode_menu
+from whnode.errors import UsageError
+from whnode.record.codec import content_hash, declared_size, decode_menu
 from whnode.record.exceptions import (
     BadSignature,
     DecodeError,
@@ -30,24 +41,44 @@ from whnode.record.exceptions import (
     LimitExceeded,
     UntrustedPublisher,
 )
-from whnode.record.keys import PublicKey, verify_signature
+from whnode.record.keys import PUBLIC_KEY_BYTES, PublicKey, verify_signature
 from whnode.record.model import Menu
 from whnode.record.signed import SignedRecord, decode_record, sig_structure
 
-__all__ = ["TrustMode", "TrustPolicy", "accept_record", "open_record", "verify_record"]
+__all__ = [
+    "TrustMode",
+    "TrustPolicy",
+    "accept_record",
+    "open_record",
+    "verify_record",
+]
 
 
 class TrustMode(enum.StrEnum):
+    """Which publishers a node accepts records from."""
+
     OPEN = "open"
+    """Any publisher with a valid signature (node ids are bound to keys)."""
     ALLOWLIST = "allowlist"
+    """Only the publishers whose keys the operator lists: a private federation."""
 
 
 @dataclass(frozen=True, slots=True)
 class TrustPolicy:
-    """Which publishers' records are accepted."""
+    """The trust rule of ``accept_record``."""
 
     mode: TrustMode = TrustMode.OPEN
+    """``open`` or ``allowlist``."""
     allowed: frozenset[PublicKey] = field(default_factory=frozenset)
+    """Raw 32-byte Ed25519 public keys admitted in ``allowlist`` mode (ignored when open)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.mode, TrustMode):
+            raise UsageError(f"trust mode must be a TrustMode, not {self.mode!r}")
+        if not isinstance(self.allowed, frozenset) or not all(
+            isinstance(key, bytes) and len(key) == PUBLIC_KEY_BYTES for key in self.allowed
+        ):
+            raise UsageError(f"allowed keys must be a frozenset of {PUBLIC_KEY_BYTES}-byte keys")
 
     @classmethod
     def open(cls) -> TrustPolicy:
@@ -60,6 +91,7 @@ class TrustPolicy:
         return cls(TrustMode.ALLOWLIST, frozenset(PublicKey(bytes(key)) for key in keys))
 
     def trusts(self, publisher: bytes) -> bool:
+        """Whether records signed by ``publisher`` are admitted."""
         return self.mode is TrustMode.OPEN or bytes(publisher) in self.allowed
 
 
@@ -70,21 +102,25 @@ def verify_record(
     policy: TrustPolicy,
     expected_dispensary: str | None = None,
 ) -> SignedRecord:
-    """Apply rules 3-6 to a decoded record; return it or raise the rule's error."""
+    """Apply rules 3-7 to a decoded record; return it, or raise the first rule's error."""
+    declared_size(record.payload)
     if record.fetched_at_ms > now_ms + limits.MAX_FUTURE_SKEW_SECONDS * 1000:
         raise FutureTimestamp(
-            f"record fetched at {record.fetched_at_ms} is in the future (now {now_ms})"
+            f"record fetched at {record.fetched_at_ms} ms is more than "
+            f"{limits.MAX_FUTURE_SKEW_SECONDS} s after now ({now_ms} ms)"
         )
     if expected_dispensary is not None and record.dispensary_id != expected_dispensary:
         raise KeyBindingMismatch(
             f"record is for {record.dispensary_id!r}, not {expected_dispensary!r}"
         )
     if not policy.trusts(record.publisher):
-        raise UntrustedPublisher(f"publisher {bytes(record.publisher).hex()[:16]} not trusted")
+        raise UntrustedPublisher(
+            f"publisher {bytes(record.publisher).hex()[:16]}... is not in the allowlist"
+        )
     if not verify_signature(
         record.publisher, record.signature, sig_structure(record.protected, record.payload)
     ):
-        raise BadSignature("signature does not verify")
+        raise BadSignature("the signature does not verify with the publisher's key")
     return record
 
 
@@ -95,9 +131,13 @@ def accept_record(
     policy: TrustPolicy,
     expected_dispensary: str | None = None,
 ) -> SignedRecord:
-    """Decode and verify a record under every rule above; raise the first rule broken."""
-    if len(data) > limits.MAX_RECORD_BYTES:
-        raise LimitExceeded("record larger than MAX_RECORD_BYTES")
+    """Decode ``data`` and apply every rule above; return the record or raise.
+
+    Any input, however malformed, raises only DecodeError (LimitExceeded included) or a
+    RejectedRecord subclass.
+    """
+    if isinstance(data, bytes | bytearray | memoryview) and len(data) > limits.MAX_RECORD_BYTES:
+        raise LimitExceeded(f"record of {len(data)} bytes, over MAX_RECORD_BYTES")
     record = decode_record(data)
     return verify_record(
         record, now_ms=now_ms, policy=policy, expected_dispensary=expected_dispensary
@@ -105,10 +145,15 @@ def accept_record(
 
 
 def open_record(record: SignedRecord) -> Menu:
-    """The menu inside an accepted record, checked against its signed header."""
+    """The menu inside an accepted record, checked against its signed header.
+
+    Raises DecodeError (LimitExceeded included) or ModelError.
+    """
     menu = decode_menu(record.payload)
-    if menu.dispensary_id != record.dispensary_id or menu.fetched_at_ms != record.fetched_at_ms:
-        raise DecodeError("the menu inside does not match the signed header")
+    if menu.dispensary_id != record.dispensary_id:
+        raise DecodeError("the menu inside is not for the dispensary in the signed header")
+    if menu.fetched_at_ms != record.fetched_at_ms:
+        raise DecodeError("the menu inside does not have the fetch time in the signed header")
     if content_hash(menu) != record.content_hash:
         raise DecodeError("the menu inside does not match the signed content hash")
     return menu

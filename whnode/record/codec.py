@@ -1,24 +1,34 @@
-"""The menu codec: canonical CBOR (RFC 8949 section 4.2.1) inside an lz4 frame.
+"""The menu codec: the canonical CBOR of a menu's plain mapping, inside an lz4 frame.
 
-Every cap is checked before the work it protects: the compressed size, then the decompressed
-size declared in the lz4 frame header (a frame without one is refused), then decompression
-bounded by that size, then CBOR depth, item counts and string lengths, then the model's own
-rules. Only ``DecodeError`` (and its ``LimitExceeded``) or ``ModelError`` leave this module.
+Decoding checks every cap before the work it protects, in this order:
 
-The plain mapping (short text keys; optional members omitted when absent) is documented in
-docs/record-format.md.
+1. the compressed size (``MAX_RECORD_BYTES``);
+2. the lz4 frame header: it must declare the content size (a frame without one is refused),
+   and the declared size must be at most ``MAX_DECOMPRESSED_BYTES`` and at most
+   ``MAX_COMPRESSION_RATIO`` times the frame: all before anything is decompressed;
+3. decompression, bounded by the declared size, so a header that lies cannot inflate more;
+4. the CBOR structure (``whnode.record.cbor.scan``: depth, element counts, string lengths,
+   total items) before cbor2 builds anything;
+5. the plain mapping (exact members, types) and the model's own rules;
+6. canonical form: the payload must be byte for byte the encoding of the menu it decodes to,
+   so one menu has exactly one payload.
+
+Only ``DecodeError`` (and its ``LimitExceeded``) or ``ModelError`` leave this module.
+The plain mapping is specified in docs/record-format.md; in short, short text keys, enums as
+their string values, quantities and potencies as floats, prices as integer cents, optional
+members left out rather than null.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final, TypeVar
 
-import cbor2
 import lz4.frame
 
 from whnode import limits
+from whnode.record.cbor import PAYLOAD_CAPS, decode_bounded, encode_canonical, scan
 from whnode.record.exceptions import DecodeError, LimitExceeded, ModelError
 from whnode.record.keys import ContentHash
 from whnode.record.model import (
@@ -38,24 +48,42 @@ from whnode.record.model import (
 )
 
 __all__ = [
+    "LZ4_MAGIC",
     "content_hash",
+    "declared_size",
     "decode_menu",
     "decompress_payload",
-    "encode_canonical",
     "encode_menu",
     "menu_from_plain",
     "menu_to_plain",
 ]
 
+LZ4_MAGIC: Final = b"\x04\x22\x4d\x18"
+"""The first four bytes of every lz4 frame."""
 
-def encode_canonical(value: object) -> bytes:
-    """Deterministic CBOR (RFC 8949 core deterministic encoding)."""
-    return cbor2.dumps(value, canonical=True)
+_MENU: Final = (frozenset("dnstp"), frozenset("x"))
+_PRODUCT: Final = (frozenset("inclo"), frozenset("bhdue"))
+_OPTION: Final = (frozenset("qp"), frozenset("sk"))
+_STATISTICS: Final = (frozenset("ch"), frozenset[str]())
+
+_EnumT = TypeVar("_EnumT", Category, Lineage, PotencyUnit, QuantityUnit, Vendor)
 
 
-# ---------------------------------------------------------------- model <-> plain data
+# ---------------------------------------------------------------- model -> plain
 def _potency_plain(potency: Potency) -> list[Any]:
-    return [potency.low, potency.high, potency.unit.value]
+    return [float(potency.low), float(potency.high), potency.unit.value]
+
+
+def _option_plain(option: PriceOption) -> dict[str, Any]:
+    plain: dict[str, Any] = {
+        "q": [float(option.quantity.amount), option.quantity.unit.value],
+        "p": option.price_cents,
+    }
+    if option.special_price_cents is not None:
+        plain["s"] = option.special_price_cents
+    if option.stock is not None:
+        plain["k"] = option.stock
+    return plain
 
 
 def _product_plain(product: Product) -> dict[str, Any]:
@@ -64,19 +92,7 @@ def _product_plain(product: Product) -> dict[str, Any]:
         "n": product.name,
         "c": product.category.value,
         "l": product.lineage.value,
-        "o": [
-            {
-                "q": [option.quantity.amount, option.quantity.unit.value],
-                "p": option.price_cents,
-                **(
-                    {"s": option.special_price_cents}
-                    if option.special_price_cents is not None
-                    else {}
-                ),
-                **({"k": option.stock} if option.stock is not None else {}),
-            }
-            for option in product.price_options
-        ],
+        "o": [_option_plain(option) for option in product.price_options],
     }
     if product.brand is not None:
         plain["b"] = product.brand
@@ -91,15 +107,19 @@ def _product_plain(product: Product) -> dict[str, Any]:
     return plain
 
 
+def _optional_float(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
 def _statistics_plain(statistics: MenuStatistics) -> dict[str, Any]:
     return {
         "c": [
             [
                 item.category.value,
                 item.product_count,
-                item.price_per_gram_min,
-                item.price_per_gram_median,
-                item.price_per_gram_max,
+                _optional_float(item.price_per_gram_min),
+                _optional_float(item.price_per_gram_median),
+                _optional_float(item.price_per_gram_max),
             ]
             for item in statistics.categories
         ],
@@ -122,158 +142,214 @@ def menu_to_plain(menu: Menu, *, for_hash: bool = False) -> dict[str, Any]:
     return plain
 
 
-def _potency(value: Any) -> Potency | None:
+# ---------------------------------------------------------------- plain -> model
+def _members(value: object, where: str, shape: tuple[frozenset[str], frozenset[str]]) -> Any:
+    required, optional = shape
+    if not isinstance(value, Mapping):
+        raise DecodeError(f"{where} is not a map")
+    keys = set(value.keys())
+    if not required <= keys:
+        raise DecodeError(f"{where} lacks {sorted(required - keys)}")
+    if not keys <= required | optional:
+        raise DecodeError(f"{where} has unknown members")
+    return value
+
+
+def _array(value: object, where: str) -> list[Any] | tuple[Any, ...]:
+    if not isinstance(value, list | tuple):
+        raise DecodeError(f"{where} is not an array")
+    return value
+
+
+def _float(value: object, where: str) -> float:
+    if type(value) is not float:
+        raise DecodeError(f"{where} is not a CBOR float")
+    return value
+
+
+def _enum(kind: type[_EnumT], value: object, where: str) -> _EnumT:
+    if not isinstance(value, str):
+        raise DecodeError(f"{where} is not text")
+    try:
+        return kind(value)
+    except ValueError:
+        raise DecodeError(f"{where}: unknown {kind.__name__} {value[:40]!r}") from None
+
+
+def _potency(value: object, where: str) -> Potency | None:
     if value is None:
         return None
-    low, high, unit = value
-    return Potency(low=low, high=high, unit=PotencyUnit(unit))
-
-
-def _product(plain: dict[str, Any]) -> Product:
-    options = tuple(
-        PriceOption(
-            quantity=Quantity(amount=option["q"][0], unit=QuantityUnit(option["q"][1])),
-            price_cents=option["p"],
-            special_price_cents=option.get("s"),
-            stock=option.get("k"),
-        )
-        for option in plain["o"]
+    items = _array(value, where)
+    if len(items) != 3:
+        raise DecodeError(f"{where} is not [low, high, unit]")
+    return Potency(
+        low=_float(items[0], where),
+        high=_float(items[1], where),
+        unit=_enum(PotencyUnit, items[2], where),
     )
+
+
+def _option(value: object, where: str) -> PriceOption:
+    plain = _members(value, where, _OPTION)
+    quantity = _array(plain["q"], f"{where} quantity")
+    if len(quantity) != 2:
+        raise DecodeError(f"{where} quantity is not [amount, unit]")
+    return PriceOption(
+        quantity=Quantity(
+            amount=_float(quantity[0], f"{where} amount"),
+            unit=_enum(QuantityUnit, quantity[1], f"{where} unit"),
+        ),
+        price_cents=plain["p"],
+        special_price_cents=plain.get("s"),
+        stock=plain.get("k"),
+    )
+
+
+def _product(value: object, where: str) -> Product:
+    plain = _members(value, where, _PRODUCT)
+    options = _array(plain["o"], f"{where} options")
     return Product(
         source_id=plain["i"],
         name=plain["n"],
-        category=Category(plain["c"]),
-        lineage=Lineage(plain["l"]),
-        price_options=options,
+        category=_enum(Category, plain["c"], f"{where} category"),
+        lineage=_enum(Lineage, plain["l"], f"{where} lineage"),
+        price_options=tuple(
+            _option(option, f"{where} option {index}") for index, option in enumerate(options)
+        ),
         brand=plain.get("b"),
-        thc=_potency(plain.get("h")),
-        cbd=_potency(plain.get("d")),
+        thc=_potency(plain.get("h"), f"{where} thc"),
+        cbd=_potency(plain.get("d"), f"{where} cbd"),
         image_url=plain.get("u"),
         description=plain.get("e"),
     )
 
 
-def _statistics(plain: Any) -> MenuStatistics | None:
-    if plain is None:
+def _statistics(value: object) -> MenuStatistics | None:
+    if value is None:
         return None
-    return MenuStatistics(
-        categories=tuple(
+    plain = _members(value, "statistics", _STATISTICS)
+    categories = []
+    for index, row in enumerate(_array(plain["c"], "statistics categories")):
+        where = f"statistics category {index}"
+        items = _array(row, where)
+        if len(items) != 5:
+            raise DecodeError(f"{where} does not have five members")
+        per_gram = [None if item is None else _float(item, where) for item in items[2:]]
+        categories.append(
             CategoryStatistics(
-                category=Category(row[0]),
-                product_count=row[1],
-                price_per_gram_min=row[2],
-                price_per_gram_median=row[3],
-                price_per_gram_max=row[4],
+                category=_enum(Category, items[0], where),
+                product_count=items[1],
+                price_per_gram_min=per_gram[0],
+                price_per_gram_median=per_gram[1],
+                price_per_gram_max=per_gram[2],
             )
-            for row in plain["c"]
-        ),
-        thc_percent_histogram=tuple(plain["h"]),
+        )
+    return MenuStatistics(
+        categories=tuple(categories),
+        thc_percent_histogram=tuple(_array(plain["h"], "statistics histogram")),
     )
 
 
-def menu_from_plain(plain: Any) -> Menu:
-    """Build a Menu from its plain mapping; ModelError or DecodeError on anything wrong."""
-    try:
-        return Menu(
-            dispensary_id=DispensaryId(plain["d"]),
-            name=plain["n"],
-            vendor=Vendor(plain["s"]),
-            fetched_at_ms=plain["t"],
-            products=tuple(_product(product) for product in plain["p"]),
-            statistics=_statistics(plain.get("x")),
-        )
-    except ModelError:
-        raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        raise DecodeError(f"payload is not a menu: {type(exc).__name__}: {exc}") from None
+def menu_from_plain(plain: object) -> Menu:
+    """Build a Menu from its plain mapping; DecodeError or ModelError on anything wrong."""
+    menu = _members(plain, "menu", _MENU)
+    if not isinstance(menu["d"], str):
+        raise DecodeError("menu dispensary id is not text")
+    products = _array(menu["p"], "menu products")
+    if len(products) > limits.MAX_PRODUCTS_PER_MENU:  # before building any of them
+        raise LimitExceeded(f"more than {limits.MAX_PRODUCTS_PER_MENU} products")
+    return Menu(
+        dispensary_id=DispensaryId(menu["d"]),
+        name=menu["n"],
+        vendor=_enum(Vendor, menu["s"], "menu vendor"),
+        fetched_at_ms=menu["t"],
+        products=tuple(
+            _product(product, f"product {index}") for index, product in enumerate(products)
+        ),
+        statistics=_statistics(menu.get("x")),
+    )
 
 
 # ---------------------------------------------------------------- bytes
+def _encode_plain(plain: dict[str, Any]) -> bytes:
+    try:
+        return encode_canonical(plain)
+    except UnicodeEncodeError as exc:  # a lone surrogate: the model lets it through
+        raise ModelError(f"text is not valid Unicode: {exc.reason}") from None
+
+
 def encode_menu(menu: Menu) -> bytes:
-    """Canonical CBOR of the menu in an lz4 frame that declares its content size."""
-    raw = encode_canonical(menu_to_plain(menu))
+    """Canonical CBOR of the menu in an lz4 frame that declares its content size.
+
+    Raises LimitExceeded for a menu that ``decode_menu`` would refuse by size.
+    """
+    raw = _encode_plain(menu_to_plain(menu))
     if len(raw) > limits.MAX_DECOMPRESSED_BYTES:
-        raise LimitExceeded("menu larger than MAX_DECOMPRESSED_BYTES")
-    return bytes(lz4.frame.compress(raw, store_size=True, compression_level=0))
+        raise LimitExceeded(f"menu encodes to {len(raw)} bytes, over MAX_DECOMPRESSED_BYTES")
+    scan(raw, PAYLOAD_CAPS)
+    frame = bytes(lz4.frame.compress(raw, store_size=True, compression_level=0))
+    if len(frame) > limits.MAX_RECORD_BYTES:
+        raise LimitExceeded("compressed menu larger than MAX_RECORD_BYTES")
+    if len(raw) > len(frame) * limits.MAX_COMPRESSION_RATIO:
+        raise LimitExceeded("menu compresses beyond MAX_COMPRESSION_RATIO")
+    return frame
 
 
 def content_hash(menu: Menu) -> ContentHash:
-    """SHA-256 of the canonical CBOR of the menu without fetch time and statistics."""
-    return ContentHash(
-        hashlib.sha256(encode_canonical(menu_to_plain(menu, for_hash=True))).digest()
-    )
+    """SHA-256 of the canonical CBOR of the menu without fetch time and statistics.
+
+    Equal for two snapshots of an unchanged menu.
+    """
+    return ContentHash(hashlib.sha256(_encode_plain(menu_to_plain(menu, for_hash=True))).digest())
+
+
+def declared_size(payload: bytes) -> int:
+    """The content size an lz4 frame declares, checked against every size cap.
+
+    Reads the frame header only; nothing is decompressed. LimitExceeded for an oversize
+    payload, a frame without a declared size, or a declared size over the caps.
+    """
+    if len(payload) > limits.MAX_RECORD_BYTES:
+        raise LimitExceeded("compressed payload larger than MAX_RECORD_BYTES")
+    if payload[:4] != LZ4_MAGIC:
+        raise DecodeError("payload is not an lz4 frame")
+    try:
+        info = lz4.frame.get_frame_info(payload)
+    except Exception as exc:  # lz4 raises RuntimeError on a bad header
+        raise DecodeError(f"payload has a bad lz4 frame header: {exc}") from None
+    declared = info.get("content_size")
+    if not isinstance(declared, int) or declared <= 0:
+        raise LimitExceeded("lz4 frame does not declare its content size")
+    if declared > limits.MAX_DECOMPRESSED_BYTES:
+        raise LimitExceeded(f"lz4 frame declares {declared} bytes, over MAX_DECOMPRESSED_BYTES")
+    if declared > len(payload) * limits.MAX_COMPRESSION_RATIO:
+        raise LimitExceeded(
+            f"lz4 frame declares {declared} bytes from {len(payload)}: over MAX_COMPRESSION_RATIO"
+        )
+    return declared
 
 
 def decompress_payload(payload: bytes) -> bytes:
-    """Decompress an lz4 frame after checking its declared size against the caps."""
-    if len(payload) > limits.MAX_RECORD_BYTES:
-        raise LimitExceeded("compressed payload larger than MAX_RECORD_BYTES")
+    """The content of an lz4 frame, after ``declared_size`` has checked its header.
+
+    Decompression stops one byte past the declared size, so a frame whose blocks hold more
+    than its header says costs no more than the header allows.
+    """
+    declared = declared_size(payload)
+    decompressor = lz4.frame.LZ4FrameDecompressor()
     try:
-        info = lz4.frame.get_frame_info(payload)
-    except Exception as exc:  # lz4 raises RuntimeError/ValueError on garbage
-        raise DecodeError("payload is not an lz4 frame") from exc
-    declared = info.get("content_size") or 0
-    if declared <= 0:
-        raise LimitExceeded("lz4 frame does not declare its content size")
-    if declared > limits.MAX_DECOMPRESSED_BYTES:
-        raise LimitExceeded(f"lz4 frame declares {declared} bytes, over the cap")
-    if declared > max(len(payload), 1) * limits.MAX_COMPRESSION_RATIO:
-        raise LimitExceeded("lz4 frame declares an implausible compression ratio")
-    try:
-        decompressor = lz4.frame.LZ4FrameDecompressor()
         raw = decompressor.decompress(payload, max_length=declared + 1)
-    except Exception as exc:
-        raise DecodeError("lz4 frame is corrupt") from exc
+    except Exception as exc:  # lz4 raises RuntimeError on corrupt blocks
+        raise DecodeError(f"lz4 frame is corrupt: {exc}") from None
     if len(raw) != declared or not decompressor.eof or decompressor.unused_data:
         raise DecodeError("lz4 frame content does not match its header")
     return bytes(raw)
 
 
-def check_structure(value: Any, depth: int = 0) -> None:
-    """Enforce CBOR depth, item count and string length caps on a decoded value."""
-    if depth > limits.MAX_CBOR_DEPTH:
-        raise LimitExceeded("CBOR nested deeper than MAX_CBOR_DEPTH")
-    if isinstance(value, str | bytes):
-        if len(value) > limits.MAX_CBOR_STRING_BYTES:
-            raise LimitExceeded("CBOR string longer than MAX_CBOR_STRING_BYTES")
-    elif isinstance(value, list | tuple):
-        if len(value) > limits.MAX_CBOR_ITEMS:
-            raise LimitExceeded("CBOR array longer than MAX_CBOR_ITEMS")
-        for item in value:
-            check_structure(item, depth + 1)
-    elif isinstance(value, Mapping):
-        if len(value) > limits.MAX_CBOR_ITEMS:
-            raise LimitExceeded("CBOR map larger than MAX_CBOR_ITEMS")
-        for key, item in value.items():
-            check_structure(key, depth + 1)
-            check_structure(item, depth + 1)
-    elif isinstance(value, bool) or value is None or isinstance(value, int | float):
-        return
-    else:
-        raise DecodeError(f"unexpected CBOR item {type(value).__name__}")
-
-
-def decode_cbor(raw: bytes) -> Any:
-    """Decode one canonical CBOR item with the structure caps; DecodeError on anything else."""
-    try:
-        value = cbor2.loads(raw)
-    except RecursionError:
-        raise LimitExceeded("CBOR nested too deep") from None
-    except MemoryError:
-        raise LimitExceeded("CBOR item too large") from None
-    except Exception as exc:  # cbor2 raises several types on malformed input
-        raise DecodeError(f"malformed CBOR: {type(exc).__name__}") from None
-    check_structure(value)
-    return value
-
-
 def decode_menu(data: bytes) -> Menu:
     """The Menu in an lz4-framed canonical CBOR payload (caps checked before each step)."""
     raw = decompress_payload(data)
-    plain = decode_cbor(raw)
-    if not isinstance(plain, dict):
-        raise DecodeError("payload is not a CBOR map")
-    menu = menu_from_plain(plain)
-    if encode_canonical(plain) != raw:
-        raise DecodeError("payload CBOR is not in canonical form")
+    menu = menu_from_plain(decode_bounded(raw, PAYLOAD_CAPS))
+    if _encode_plain(menu_to_plain(menu)) != raw:
+        raise DecodeError("payload is not the canonical encoding of its menu")
     return menu

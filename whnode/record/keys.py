@@ -19,8 +19,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from whnode.record.exceptions import ModelError
 
 __all__ = [
+    "CONTENT_HASH_BYTES",
+    "NODE_ID_BYTES",
     "PUBLIC_KEY_BYTES",
     "ROUTING_PREFIX",
+    "SIGNATURE_BYTES",
     "ContentHash",
     "NodeId",
     "PublicKey",
@@ -41,8 +44,12 @@ ContentHash = NewType("ContentHash", bytes)
 """SHA-256 of a menu's canonical CBOR without fetch time and statistics."""
 
 PUBLIC_KEY_BYTES: Final = 32
+PRIVATE_KEY_BYTES: Final = 32
 SIGNATURE_BYTES: Final = 64
+NODE_ID_BYTES: Final = 20
+CONTENT_HASH_BYTES: Final = 32
 ROUTING_PREFIX: Final = b"whnode/dispensary/v1\x00"
+"""Versioned prefix of every routing key: a new scheme changes the prefix, not the ids."""
 
 
 def node_id_for(public_key: bytes) -> NodeId:
@@ -60,28 +67,35 @@ def routing_key(dispensary_id: str) -> RoutingKey:
 class SigningKey:
     """An Ed25519 private key (wraps ``cryptography``'s)."""
 
-    __slots__ = ("_private", "public_key")
+    __slots__ = ("_private", "_public")
 
     def __init__(self, private: Ed25519PrivateKey) -> None:
         self._private = private
-        self.public_key: PublicKey = PublicKey(
+        self._public = PublicKey(
             private.public_key().public_bytes(
                 serialization.Encoding.Raw, serialization.PublicFormat.Raw
             )
         )
 
+    @property
+    def public_key(self) -> PublicKey:
+        """The raw 32-byte public key."""
+        return self._public
+
     @classmethod
     def generate(cls) -> SigningKey:
+        """A new random key (from the operating system's CSPRNG)."""
         return cls(Ed25519PrivateKey.generate())
 
     @classmethod
     def from_private_bytes(cls, data: bytes) -> SigningKey:
-        """From the 32-byte raw private key (seed)."""
-        if len(data) != 32:
-            raise ModelError("an Ed25519 private key is 32 raw bytes")
+        """From the 32-byte raw private key (the RFC 8032 seed)."""
+        if not isinstance(data, bytes) or len(data) != PRIVATE_KEY_BYTES:
+            raise ModelError(f"an Ed25519 private key is {PRIVATE_KEY_BYTES} raw bytes")
         return cls(Ed25519PrivateKey.from_private_bytes(data))
 
     def private_bytes(self) -> bytes:
+        """The 32-byte raw private key (seed). Keep it secret."""
         return self._private.private_bytes(
             serialization.Encoding.Raw,
             serialization.PrivateFormat.Raw,
@@ -90,9 +104,11 @@ class SigningKey:
 
     @property
     def node_id(self) -> NodeId:
+        """SHA-1 of the public key."""
         return node_id_for(self.public_key)
 
     def sign(self, data: bytes) -> bytes:
+        """The 64-byte Ed25519 signature of ``data`` (deterministic, RFC 8032)."""
         return self._private.sign(data)
 
     def __repr__(self) -> str:
