@@ -11,7 +11,9 @@ import asyncio
 import json
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,9 +32,21 @@ from whnode.record.model import (
     Vendor,
     parse_dispensary_id,
 )
+from whnode.sandbox import (
+    REALISTIC,
+    SMALL,
+    FaultKind,
+    FaultRule,
+    PageSelector,
+    SandboxConfig,
+    SandboxServer,
+    run_sandbox,
+)
+from whnode.upstream.breaker import BreakerState
 from whnode.upstream.exceptions import (
     UnknownDispensary,
     UpstreamBadResponse,
+    UpstreamCircuitOpen,
     UpstreamParseError,
     UpstreamRefused,
     UpstreamTimeout,
@@ -40,6 +54,7 @@ from whnode.upstream.exceptions import (
 from whnode.upstream.fetcher import Fetcher, PageSource
 from whnode.upstream.http import UpstreamHttp, UpstreamHttpConfig
 from whnode.upstream.pool import ParsedMenu, ParsePool, run_parser
+from whnode.upstream.sources import SourcesConfig
 
 NOW_MS = 1_760_000_000_000
 
@@ -347,3 +362,109 @@ async def test_a_page_that_cannot_be_paged_is_a_parse_error(
     assert caught.value.dispensary_id == "leafly:odd"
     with pytest.raises(UpstreamParseError, match="JSONDecodeError"):
         await fetch.fetch("leafly:broken", NOW_MS)
+
+
+# --------------------------------------------------------------------------- against the sandbox
+@asynccontextmanager
+async def sandbox_fetcher(
+    sandbox_config: SandboxConfig, client: UpstreamHttpConfig
+) -> AsyncIterator[tuple[SandboxServer, UpstreamHttp, Fetcher]]:
+    """The sandbox, a client with ``client`` settings, and a fetcher with the real adapters."""
+    async with (
+        run_sandbox(sandbox_config) as sandbox,
+        UpstreamHttp(client) as http,
+        ParsePool(workers=2, queue_depth=8) as parse_pool,
+    ):
+        sources = SourcesConfig.pointing_at(sandbox.base_url)
+        yield sandbox, http, Fetcher(sources, http, parse_pool, menu_deadline=30.0)
+
+
+async def test_sandbox_counters_show_the_pace_is_kept() -> None:
+    """The sandbox allows 20 requests/s (burst 5) per client; paced at 15/s (burst 4), eight
+    menus fetched at once are never refused, and take the time the pace says."""
+    client = UpstreamHttpConfig(requests_per_second=15.0, burst=4, concurrency_per_host=8)
+    async with sandbox_fetcher(SandboxConfig(), client) as (sandbox, http, fetch):
+        wanted = [*SMALL.values(), *REALISTIC.values()]
+        # Warm the sandbox's menu caches first: building a menu blocks the loop the sandbox
+        # shares with the client here, and requests queued meanwhile would reach its rate
+        # limiter at one instant however well they were paced.
+        await asyncio.gather(*(fetch.fetch(d, NOW_MS) for d in wanted))
+        sandbox.set_rate(20.0, burst=5)
+        sandbox.reset_stats()
+        before = http.statistics().requests
+        await asyncio.sleep(0.3)  # let the client's own bucket refill to its burst
+        started = time.monotonic()
+        menus = await asyncio.gather(*(fetch.fetch(d, NOW_MS) for d in wanted))
+        elapsed = time.monotonic() - started
+        assert all(menu.product_count > 40 for menu in menus)
+        stats = sandbox.stats()
+        assert stats.rate_limited == 0
+        assert stats.requests == http.statistics().requests - before > 12
+        assert elapsed >= (stats.requests - 4) / 15.0 - 0.05
+
+
+async def test_sandbox_429_retry_after_is_honoured() -> None:
+    """One request at a time against 4 requests/s (burst 2): each 429 says Retry-After: 1, the
+    client waits it out and the next request passes. A client that ignored it would exhaust
+    its retries against the empty bucket."""
+    client = UpstreamHttpConfig(
+        requests_per_second=1000.0,
+        burst=100,
+        concurrency_per_host=1,
+        max_retries=2,
+        backoff_base=0.01,
+        backoff_max=0.02,
+    )
+    async with sandbox_fetcher(SandboxConfig(rate=4.0, burst=2), client) as (sandbox, http, fetch):
+        started = time.monotonic()
+        menu = await fetch.fetch(REALISTIC[Vendor.LEAFLY], NOW_MS)
+        elapsed = time.monotonic() - started
+        assert menu.product_count > 200
+        stats, ours = sandbox.stats(), http.statistics()
+        assert stats.rate_limited == ours.rate_limited >= 1
+        assert ours.retries == ours.rate_limited  # each 429 was followed by one success
+        assert stats.requests == ours.requests == ours.ok + ours.rate_limited
+        assert elapsed >= ours.rate_limited * 1.0
+
+
+async def test_sandbox_breaker_opens_and_recovers() -> None:
+    client = UpstreamHttpConfig(max_retries=0, breaker_failures=3, breaker_cooldown=0.5)
+    async with sandbox_fetcher(SandboxConfig(), client) as (sandbox, http, fetch):
+        dispensary = SMALL[Vendor.WEEDMAPS]
+        sandbox.fail(dispensary, FaultKind.SERVER_ERROR)
+        for _ in range(3):
+            with pytest.raises(UpstreamBadResponse):
+                await fetch.fetch(dispensary, NOW_MS)
+        assert sandbox.calls(dispensary) == 3
+        with pytest.raises(UpstreamCircuitOpen):
+            await fetch.fetch(dispensary, NOW_MS)
+        with pytest.raises(UpstreamCircuitOpen):
+            await fetch.fetch(SMALL[Vendor.JANE], NOW_MS)  # same host: same breaker
+        assert sandbox.calls(dispensary) == 3  # nothing sent while open
+        assert sandbox.stats().requests == 3
+        sandbox.heal(dispensary)
+        await asyncio.sleep(0.5)
+        menu = await fetch.fetch(dispensary, NOW_MS)
+        assert menu.product_count > 40
+        host = http.statistics().hosts[0]
+        assert (host.breaker, host.breaker_opened) == (BreakerState.CLOSED, 1)
+
+
+async def test_sandbox_faults_end_as_clear_errors_and_the_pool_keeps_serving() -> None:
+    client = UpstreamHttpConfig(max_retries=1, backoff_base=0.01, breaker_failures=50)
+    cases = [
+        (FaultKind.MALFORMED_JSON, UpstreamParseError),
+        (FaultKind.HTML_BLOCK, UpstreamRefused),
+        (FaultKind.NOT_ACCEPTABLE, UpstreamRefused),
+        (FaultKind.TRUNCATED, UpstreamBadResponse),
+    ]
+    async with sandbox_fetcher(SandboxConfig(), client) as (sandbox, _, fetch):
+        dispensary = REALISTIC[Vendor.WEEDMAPS]
+        for kind, error in cases:
+            sandbox.set_faults(FaultRule(kind, dispensary_id=dispensary, pages=PageSelector.LATER))
+            with pytest.raises(error) as caught:
+                await fetch.fetch(dispensary, NOW_MS)
+            assert caught.value.dispensary_id == dispensary, kind
+            assert caught.value.source == "weedmaps", kind
+            sandbox.clear_faults()
+            assert (await fetch.fetch(SMALL[Vendor.DUTCHIE], NOW_MS)).product_count > 40

@@ -617,13 +617,20 @@ def test_breaker_rules_in_memory() -> None:
 
 def test_pace_in_memory() -> None:
     pace = HostPace(rate=2.0, burst=2, now=0.0)
-    assert [pace.reserve(0.0) for _ in range(4)] == [0.0, 0.0, 0.5, 1.0]
-    assert pace.delay(0.0) == pytest.approx(1.5)
-    pace.refund(0.0)
-    assert pace.reserve(0.0) == pytest.approx(1.0)
-    pace.pause(10.0)
-    assert pace.delay(9.0) == pytest.approx(1.0)  # tokens accrued, but paused
-    assert pace.reserve(9.0) == pytest.approx(1.0)
+    pace.take(0.0)
+    pace.take(0.0)
+    assert pace.delay(0.0) == pytest.approx(0.5)
+    assert pace.delay(0.25) == pytest.approx(0.25)
+    assert pace.delay(0.5) == 0.0
+    pace.take(0.5)
+    assert pace.delay(0.5) == pytest.approx(0.5)
+    assert pace.delay(100.0) == 0.0  # tokens accrue up to the burst only
+    pace.take(100.0)
+    pace.take(100.0)
+    assert pace.delay(100.0) == pytest.approx(0.5)
+    pace.pause(110.0)
+    assert pace.delay(109.0) == pytest.approx(1.0)  # tokens accrued, but paused
+    assert pace.delay(110.0) == 0.0
 
 
 # --------------------------------------------------------------------------- secrets, api

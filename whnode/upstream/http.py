@@ -302,11 +302,24 @@ class _Failure:
 class _Host:
     """Per-host state: pace, concurrency cap, breaker, counters."""
 
-    __slots__ = ("breaker", "in_flight", "key", "pace", "peak_in_flight", "requests", "slots")
+    __slots__ = (
+        "breaker",
+        "in_flight",
+        "key",
+        "pace",
+        "pace_waiters",
+        "peak_in_flight",
+        "requests",
+        "slots",
+        "turn",
+    )
 
     def __init__(self, key: str, config: UpstreamHttpConfig, now: float) -> None:
         self.key = key
         self.pace = HostPace(rate=config.requests_per_second, burst=config.burst, now=now)
+        self.turn = asyncio.Lock()
+        """Held while waiting for a token: requests take tokens in arrival order."""
+        self.pace_waiters = 0
         self.slots = asyncio.Semaphore(config.concurrency_per_host)
         self.breaker = CircuitBreaker(
             failure_threshold=config.breaker_failures, cooldown=config.breaker_cooldown
@@ -592,35 +605,50 @@ class UpstreamHttp:
             ) from exc
 
     async def _wait_turn(self, host: _Host, call: _Call, deadline: float | None) -> None:
-        """Wait out the host's pause and pace; give up early if that passes the deadline."""
+        """Take a token of the host's pace (waiting out any Retry-After pause), in arrival
+        order; give up at once when the wait would pass the deadline.
+
+        The token is taken when it is there, right before sending, not booked ahead: a late
+        wake-up (a busy loop) then cannot release a burst of booked requests at once.
+        """
         loop = asyncio.get_running_loop()
         now = loop.time()
-        wait = host.pace.delay(now)
-        if deadline is not None and now + wait > deadline:
-            self._count(Outcome.RATE_LIMITED)
-            raise call.error(
-                UpstreamRateLimited,
-                f"the next request to this host may go in {wait:.2f} s, past the menu deadline",
-                retry_after=wait,
-            )
-        wait = host.pace.reserve(now)
+        estimate = host.pace.delay(now) + host.pace_waiters / self.config.requests_per_second
+        if deadline is not None and now + estimate > deadline:
+            raise self._paced_out(call, estimate)
+        host.pace_waiters += 1
+        queued = True
         try:
-            if wait > 0:
-                await asyncio.sleep(wait)
-            # A Retry-After may have arrived while we slept: wait it out, token in hand.
-            while (pause := host.pace.paused_until - loop.time()) > 0:
-                if deadline is not None and loop.time() + pause > deadline:
-                    self._count(Outcome.RATE_LIMITED)
-                    raise call.error(
-                        UpstreamRateLimited,
-                        f"the upstream asked for {pause:.1f} s of quiet (Retry-After), "
-                        "past the menu deadline",
-                        retry_after=pause,
-                    )
-                await asyncio.sleep(pause)
-        except BaseException:
-            host.pace.refund(loop.time())
-            raise
+            if deadline is None:
+                await host.turn.acquire()
+            else:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await host.turn.acquire()
+                except TimeoutError:
+                    raise self._paced_out(call, host.pace.delay(loop.time())) from None
+            host.pace_waiters -= 1
+            queued = False
+            try:
+                while (wait := host.pace.delay(now := loop.time())) > 0:
+                    if deadline is not None and now + wait > deadline:
+                        raise self._paced_out(call, wait)
+                    await asyncio.sleep(wait)
+                host.pace.take(now)
+            finally:
+                host.turn.release()
+        finally:
+            if queued:
+                host.pace_waiters -= 1
+
+    def _paced_out(self, call: _Call, wait: float) -> UpstreamError:
+        self._count(Outcome.RATE_LIMITED)
+        return call.error(
+            UpstreamRateLimited,
+            f"the next request to this host may go in {wait:.2f} s (its pace, or a "
+            "Retry-After), past the menu deadline",
+            retry_after=wait,
+        )
 
     async def _send(
         self,

@@ -1,13 +1,17 @@
 """Per-host pacing of upstream requests: a token bucket that hands out send times.
 
-The core is synchronous and takes ``now`` (monotonic seconds) as a parameter; the HTTP client
-sleeps for what it returns. Callers *reserve* a send time instead of polling for a token, so
-waiters are served in arrival order and the bucket never has to wake anyone up.
+The core is synchronous and takes ``now`` (monotonic seconds) as a parameter: ``delay`` says
+how long until a token is there, ``take`` spends it. The HTTP client sleeps in between, one
+waiter at a time in arrival order, and takes the token right before sending, so that what
+the host sees, not only what was planned, keeps to the pace.
 """
 
 from __future__ import annotations
 
 __all__ = ["HostPace"]
+
+_WHOLE = 1.0 - 1e-9
+"""A token, give or take float rounding after sleeping exactly the delay."""
 
 
 class HostPace:
@@ -15,7 +19,7 @@ class HostPace:
 
     A token bucket of ``rate`` tokens per second holding at most ``burst`` tokens, plus a pause
     set from the upstream's Retry-After (no request before ``paused_until``). Over any window of
-    T seconds at most ``burst + rate * T`` reservations come due.
+    T seconds at most ``burst + rate * T`` tokens are taken.
     """
 
     __slots__ = ("_burst", "_rate", "_stamp", "_tokens", "paused_until")
@@ -36,28 +40,15 @@ class HostPace:
             self._stamp = until
 
     def delay(self, now: float) -> float:
-        """Seconds a reservation made now would wait (the pause included); reserves nothing."""
+        """Seconds until a token may be taken (the pause included); 0 when one is there."""
         start = max(now, self.paused_until)
         tokens = min(self._burst, self._tokens + max(0.0, start - self._stamp) * self._rate)
-        return (start - now) + (0.0 if tokens >= 1.0 else (1.0 - tokens) / self._rate)
+        return (start - now) + (0.0 if tokens >= _WHOLE else (1.0 - tokens) / self._rate)
 
-    def reserve(self, now: float) -> float:
-        """Take one token (possibly one that is not there yet); return seconds to wait.
-
-        Tokens accrue during a pause and are spent as of its end.
-        """
-        start = max(now, self.paused_until)
-        self._refill(start)
-        self._tokens -= 1.0
-        wait = start - now
-        if self._tokens < 0:
-            wait += -self._tokens / self._rate
-        return wait
-
-    def refund(self, now: float) -> None:
-        """Give back a reserved token that will not be used (the caller gave up)."""
+    def take(self, now: float) -> None:
+        """Spend one token (call when ``delay(now)`` is 0)."""
         self._refill(now)
-        self._tokens = min(self._burst, self._tokens + 1.0)
+        self._tokens -= 1.0
 
     def pause(self, until: float) -> None:
         """Send nothing to this host before ``until`` (from a Retry-After)."""
