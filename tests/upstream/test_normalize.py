@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from whnode.record.model import (
     Category,
@@ -493,3 +495,41 @@ def test_build_menu_refuses_more_products_than_the_model_allows() -> None:
             fetched_at_ms=1,
             candidates=candidates,
         )
+
+
+def test_oversized_inputs_are_cut_or_refused_before_work() -> None:
+    assert clean_text("x" * 1_000_000) == "x" * 512
+    description = clean_description("<p>" + "y" * 1_000_000 + "</p>")
+    assert description is not None
+    assert len(description) == 20_000
+    assert parse_price_cents("1" * 100) is None
+    assert parse_potency("2" * 100, "%") is None
+    assert parse_timestamp_ms("3" * 100) is None
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300)
+@given(JSON_VALUES, JSON_VALUES)
+def test_normalizers_are_total(value: object, other: object) -> None:
+    """Whatever an upstream sends, a normalizer answers (None, OTHER, UNKNOWN) and never raises."""
+    parse_quantity(value)
+    quantity_of(value, other)
+    quantity_from_name(value)
+    parse_price_cents(value)
+    parse_price_cents(value, cents=True)
+    parse_potency(value, other)
+    parse_potency(value, default_unit=PCT)
+    parse_category(value, other)
+    parse_lineage(value)
+    parse_timestamp_ms(value)
+    parse_stock(value)
+    clean_text(value)
+    clean_description(value)

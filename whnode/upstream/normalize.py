@@ -87,6 +87,12 @@ WEIGHT_SENTINEL: Final = 9_999_999
 """Weights and stock counts at or above this mean "unknown"."""
 MAX_POTENCY_MG: Final = 1_000_000.0
 """Largest potency kept (the model's own bound)."""
+MAX_TIMESTAMP_MS: Final = 253_402_300_800_000
+"""Year 10000: later timestamps are junk."""
+MAX_NUMBER_CHARS: Final = 64
+"""Longest string read as a number, a potency or a timestamp (longer ones are junk)."""
+MAX_RAW_TEXT_CHARS: Final = 4 * limits.MAX_TEXT_CHARS
+"""Longest raw text (HTML included) parsed for a name or description; the rest is cut first."""
 
 
 # --------------------------------------------------------------------------- errors
@@ -193,7 +199,7 @@ def clean_text(value: object, *, max_chars: int = limits.MAX_NAME_CHARS) -> str 
         value = str(value)
     if not isinstance(value, str):
         return None
-    text = _clean_line(strip_html(value))
+    text = _clean_line(strip_html(value[:MAX_RAW_TEXT_CHARS]))
     return text[:max_chars].strip() or None
 
 
@@ -201,7 +207,7 @@ def clean_description(value: object) -> str | None:
     """A description: HTML stripped, one paragraph per line, each line cleaned."""
     if not isinstance(value, str):
         return None
-    lines = (_clean_line(line) for line in strip_html(value).splitlines())
+    lines = (_clean_line(line) for line in strip_html(value[:MAX_RAW_TEXT_CHARS]).splitlines())
     text = "\n".join(line for line in lines if line)
     return text[: limits.MAX_TEXT_CHARS].strip() or None
 
@@ -236,7 +242,7 @@ def parse_decimal(value: object) -> Decimal | None:
         return Decimal(value)
     if isinstance(value, float):
         return Decimal(repr(value)) if math.isfinite(value) else None
-    if not isinstance(value, str) or len(value) > 64:
+    if not isinstance(value, str) or len(value) > MAX_NUMBER_CHARS:
         return None
     text = _NUMBER_NOISE.sub("", value)
     if not text or not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)", text):
@@ -251,7 +257,7 @@ def parse_price_cents(value: object, *, cents: bool = False) -> int | None:
     """A price in integer cents; None for a sentinel (0 = not offered, negative, 9999999)
     or anything unreadable. ``cents=True`` when the source gives integer cents."""
     amount = parse_decimal(value)
-    if amount is None or amount >= WEIGHT_SENTINEL:
+    if amount is None or amount <= 0 or amount >= WEIGHT_SENTINEL:
         return None
     if not cents:
         amount = amount * 100
@@ -277,13 +283,16 @@ def parse_timestamp_ms(value: object) -> int | None:
     strings) or ISO-8601 (``Z``, an offset or none = UTC); None when unreadable."""
     if isinstance(value, bool) or value is None:
         return None
+    if isinstance(value, str) and len(value) > MAX_NUMBER_CHARS:
+        return None
     if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
         value = float(value)
     if isinstance(value, int | float):
         if not math.isfinite(value) or value <= 0:
             return None
-        return int(value if value >= 1e11 else value * 1000)
-    if not isinstance(value, str) or len(value) > 64:
+        milliseconds = int(value if value >= 1e11 else value * 1000)
+        return milliseconds if milliseconds < MAX_TIMESTAMP_MS else None
+    if not isinstance(value, str):
         return None
     text = value.strip().replace(" UTC", "Z")
     try:
@@ -523,6 +532,8 @@ def parse_potency(
             return None
         low, high = min(numbers), max(numbers)
     elif isinstance(value, str):
+        if len(value) > MAX_NUMBER_CHARS:
+            return None
         match = _POTENCY_TEXT.match(value.strip())
         if match is None:
             return None
