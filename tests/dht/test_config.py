@@ -21,7 +21,6 @@ from whnode.errors import ConfigError, RemoteError, UsageError
         {"lookup_deadline": -1.0},
         {"misses_before_eviction": 0},
         {"owner_cache_seconds": -1.0},
-        {"lookup_width": 21},
         {"lookup_width": 0},
         {"stall_timeout": float("nan")},
     ],
@@ -37,6 +36,9 @@ def test_defaults_match_the_contract() -> None:
     assert (config.misses_before_eviction, config.lookup_deadline) == (3, 5.0)
     assert (config.routing_only, config.owner_cache_seconds) == (False, 5.0)
     assert config.contacts_per_reply == 20
+    assert config.stop_width == 8
+    assert DhtConfig(ksize=4).stop_width == 4
+    assert DhtConfig(lookup_width=None).stop_width == 20
 
 
 @pytest.mark.parametrize(

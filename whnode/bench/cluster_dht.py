@@ -54,15 +54,18 @@ async def measure_lookups(
 ) -> dict[str, float]:
     """Build an ``n_nodes`` network and measure ``lookups`` owner lookups.
 
-    ``dead_fraction`` of the nodes are stopped after the join without telling anyone (as a
-    crash would): the others still list them, and answers are checked against live nodes.
+    ``lookup_width`` None keeps DhtConfig's default. ``dead_fraction`` of the nodes are
+    stopped after the join without telling anyone (as a crash would): the others still list
+    them, and answers are checked against live nodes.
 
     With ``routing_only`` every node runs as a routing-only seed (no owner role) and the
     lookups are plain node lookups (``find_closest``) for the ``OWNERS`` closest nodes: the
     same crawl, over nodes that cost nothing but routing. Every value is a number.
     """
     rng = random.Random(seed)
-    config = replace(BENCH_CONFIG, routing_only=routing_only, lookup_width=lookup_width)
+    config = replace(BENCH_CONFIG, routing_only=routing_only)
+    if lookup_width is not None:
+        config = replace(config, lookup_width=lookup_width)
     seed_node = DhtNode(PublicKey(os.urandom(32)), replace(BENCH_CONFIG, routing_only=True))
     nodes = [DhtNode(PublicKey(os.urandom(32)), config) for _ in range(n_nodes)]
     everyone = [seed_node, *nodes]
@@ -103,7 +106,7 @@ async def measure_lookups(
         return {
             "nodes": n_nodes,
             "routing_only": float(routing_only),
-            "lookup_width": float(lookup_width or config.ksize),
+            "lookup_width": config.stop_width,
             "lookups": lookups,
             "dead_fraction": dead_fraction,
             "rpcs_per_lookup": statistics.fmean(rpcs),
@@ -126,8 +129,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--lookups", type=int, default=50, help="lookups per size")
     parser.add_argument(
         "--widths",
-        default="20,3",
-        help="lookup widths to compare (20 = ksize, the textbook termination)",
+        default="20,8,3",
+        help="lookup widths to compare (20 = ksize, the textbook termination; 8 = default)",
     )
     parser.add_argument(
         "--routing-only", action="store_true", help="routing-only nodes, plain node lookups"

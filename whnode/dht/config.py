@@ -35,10 +35,11 @@ class DhtConfig:
     lookup_deadline: float = 5.0
     """Overall deadline in seconds for one iterative lookup; the best live nodes found by then
     are returned."""
-    lookup_width: int | None = None
+    lookup_width: int | None = 8
     """Owner lookups and find_closest stop once this many closest known nodes have answered
-    (None: ksize, the textbook Kademlia termination). Smaller is cheaper and, with complete
-    routing tables, just as exact; ksize is more robust to stale or incomplete tables."""
+    (capped at ksize; None: ksize, the textbook Kademlia termination). Measured on 100 and
+    300 nodes: 8 gives the exact owners in every lookup for half the RPCs of 20
+    (docs/dht.md); a smaller width is cheaper still and less tolerant of stale tables."""
     stall_timeout: float = 0.5
     """A lookup request unanswered after this many seconds stops counting towards alpha, so
     that the lookup asks another node meanwhile (the request itself waits rpc_timeout)."""
@@ -113,8 +114,8 @@ class DhtConfig:
             raise ConfigError("dht.owner_cache_seconds must not be negative")
         if self.bucket_size is not None and self.bucket_size < self.ksize:
             raise ConfigError(f"dht.bucket_size must be at least ksize ({self.ksize})")
-        if self.lookup_width is not None and not 1 <= self.lookup_width <= self.ksize:
-            raise ConfigError(f"dht.lookup_width must lie in 1..ksize ({self.ksize})")
+        if self.lookup_width is not None and self.lookup_width < 1:
+            raise ConfigError("dht.lookup_width must be at least 1")
 
     @property
     def table_bucket_size(self) -> int:
@@ -129,4 +130,4 @@ class DhtConfig:
     @property
     def stop_width(self) -> int:
         """Closest answered nodes at which an owner lookup or find_closest stops."""
-        return self.ksize if self.lookup_width is None else self.lookup_width
+        return self.ksize if self.lookup_width is None else min(self.lookup_width, self.ksize)
