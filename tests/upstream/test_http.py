@@ -706,11 +706,15 @@ def test_exception_tree_and_pickling() -> None:
 
 def test_public_names_are_pinned() -> None:
     assert sorted(whnode.upstream.__all__) == [
+        "ADAPTERS",
+        "Adapter",
         "Fetcher",
         "FetcherStatistics",
         "ParsePool",
         "ParsePoolStatistics",
         "ParsedMenu",
+        "SourceConfig",
+        "SourcesConfig",
         "UnknownDispensary",
         "UpstreamBadResponse",
         "UpstreamCircuitOpen",

@@ -1,11 +1,11 @@
-"""Upstream menu APIs: the pooled HTTP client, the parse pool, and the fetcher.
-
-Sources, adapters and the sandbox live beside these modules (``sources``, ``adapters``,
-``whnode.sandbox``); see docs/upstream-client.md.
+"""Upstream menu APIs: sources, vendor adapters, the pooled HTTP client, the parse pool, and
+the fetcher that puts them together. See docs/upstream-client.md (the simulated upstream used
+by tests and benchmarks is ``whnode.sandbox``).
 """
 
 from __future__ import annotations
 
+from whnode.upstream.adapters import ADAPTERS, Adapter
 from whnode.upstream.exceptions import (
     UnknownDispensary,
     UpstreamBadResponse,
@@ -24,14 +24,19 @@ from whnode.upstream.http import (
     UpstreamHttpStatistics,
 )
 from whnode.upstream.pool import ParsedMenu, ParsePool, ParsePoolStatistics
+from whnode.upstream.sources import SourceConfig, SourcesConfig
 from whnode.upstream.statistics import compute_statistics
 
 __all__ = [
+    "ADAPTERS",
+    "Adapter",
     "Fetcher",
     "FetcherStatistics",
     "ParsePool",
     "ParsePoolStatistics",
     "ParsedMenu",
+    "SourceConfig",
+    "SourcesConfig",
     "UnknownDispensary",
     "UpstreamBadResponse",
     "UpstreamCircuitOpen",
