@@ -496,10 +496,16 @@ class UpstreamHttp:
         loop = asyncio.get_running_loop()
         host = self._host(call.host, loop.time())
         attempt = 0
+        previous: UpstreamError | None = None
         while True:
-            outcome = await self._attempt(
-                host, call, method, parsed, params, json, headers, deadline
-            )
+            try:
+                outcome = await self._attempt(
+                    host, call, method, parsed, params, json, headers, deadline
+                )
+            except UpstreamError as exc:
+                if previous is None:
+                    raise
+                raise exc from previous  # e.g. the breaker opened on this call's own failures
             if not isinstance(outcome, _Failure):
                 return outcome
             if not outcome.retryable or attempt >= self.config.max_retries:
@@ -517,6 +523,7 @@ class UpstreamHttp:
                     raise outcome.error
             attempt += 1
             self._retries += 1
+            previous = outcome.error
             LOG.info(
                 "%s %s%s: %s; retry %d in %.2f s",
                 method,
