@@ -83,8 +83,8 @@ async def measure_lookups(
         nodes = [node for node in nodes if node not in dead]
 
         candidates = [node.node_id for node in [seed_node, *nodes] if not node.routing_only]
-        if routing_only:
-            candidates = [node.node_id for node in nodes]
+        if routing_only:  # find_closest lists every node, the seed included
+            candidates = [node.node_id for node in [seed_node, *nodes]]
         rpcs: list[float] = []
         millis: list[float] = []
         exact = 0
