@@ -7,10 +7,10 @@ import re
 
 from whnode.record.model import QuantityUnit, Vendor, parse_dispensary_id
 from whnode.sandbox import LARGE, NAMED_IDS, QUIRKY, REALISTIC, SMALL, TINY, SizeClass
-from whnode.sandbox.catalog import Item, menu_at, named_catalog, population
+from whnode.sandbox.catalog import DispensarySpec, Item, menu_at, named_catalog, population
 
 
-def _spec(dispensary_id: str, seed: int = 1):  # type: ignore[no-untyped-def]
+def _spec(dispensary_id: str, seed: int = 1) -> DispensarySpec:
     return next(s for s in named_catalog(seed) if s.dispensary_id == dispensary_id)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from whnode.errors import UsageError
 from whnode.record.model import Vendor
 from whnode.sandbox import (
     NAMED_IDS,
@@ -21,9 +22,11 @@ from whnode.sandbox import (
     TINY,
     FaultKind,
     FaultRule,
+    InvalidSandboxControl,
     PageSelector,
     SandboxConfig,
     SandboxServer,
+    UnknownSandboxDispensary,
     run_sandbox,
 )
 from whnode.sandbox.state import SandboxState
@@ -395,10 +398,14 @@ def test_versions_follow_the_clock() -> None:
     assert (state.epoch(LEAFLY), state.epoch(OTHER_LEAFLY)) == (3, 2)
     state.advance(steps=2)
     assert (state.epoch(LEAFLY), state.epoch(OTHER_LEAFLY)) == (5, 4)
-    with pytest.raises(KeyError):
+    with pytest.raises(UnknownSandboxDispensary):
         state.advance("leafly:nowhere")
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidSandboxControl):
         state.advance(LEAFLY, -1)
+    with pytest.raises(InvalidSandboxControl):
+        state.set_latency(-1.0)
+    with pytest.raises(UsageError):
+        state.set_rate(0.0)
 
 
 async def test_statistics_count_requests_first_pages_and_reset() -> None:

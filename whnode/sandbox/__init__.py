@@ -28,6 +28,11 @@ from whnode.sandbox.catalog import (
     SizeClass,
 )
 from whnode.sandbox.config import SandboxConfig
+from whnode.sandbox.exceptions import (
+    InvalidSandboxControl,
+    SandboxError,
+    UnknownSandboxDispensary,
+)
 from whnode.sandbox.faults import FaultKind, FaultRule, PageSelector
 from whnode.sandbox.state import CounterSnapshot, SandboxStatistics
 
@@ -42,13 +47,16 @@ __all__ = [
     "DispensarySpec",
     "FaultKind",
     "FaultRule",
+    "InvalidSandboxControl",
     "Item",
     "Option",
     "PageSelector",
     "SandboxConfig",
+    "SandboxError",
     "SandboxServer",
     "SandboxStatistics",
     "SizeClass",
+    "UnknownSandboxDispensary",
     "create_app",
     "run_sandbox",
 ]

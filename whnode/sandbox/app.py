@@ -35,6 +35,7 @@ from whnode.record.model import Vendor
 from whnode.sandbox import vendors
 from whnode.sandbox.catalog import DispensarySpec, Item, SizeClass
 from whnode.sandbox.config import SandboxConfig
+from whnode.sandbox.exceptions import UnknownSandboxDispensary
 from whnode.sandbox.faults import FaultKind, FaultRule
 from whnode.sandbox.state import STATE, SandboxState, SandboxStatistics
 
@@ -189,7 +190,7 @@ class SandboxServer:
         for spec in self.state.specs.values():
             if spec.size_class is size_class and spec.vendor is vendor:
                 return spec.dispensary_id
-        raise KeyError(f"no {size_class} {vendor} dispensary is served")
+        raise UnknownSandboxDispensary(f"no {size_class} {vendor} dispensary is served")
 
     def items(self, dispensary_id: str) -> tuple[Item, ...]:
         """The generated items a dispensary serves now (the truth behind its pages)."""

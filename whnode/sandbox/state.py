@@ -23,6 +23,7 @@ from aiohttp import web
 from whnode.record.model import Vendor
 from whnode.sandbox.catalog import DispensarySpec, Item, menu_at, named_catalog, population
 from whnode.sandbox.config import SandboxConfig
+from whnode.sandbox.exceptions import InvalidSandboxControl, UnknownSandboxDispensary
 from whnode.sandbox.faults import FaultKind, FaultPlan, FaultRule
 
 __all__ = [
@@ -156,7 +157,7 @@ class SandboxState:
     def advance(self, dispensary_id: str | None = None, steps: int = 1) -> None:
         """Move one dispensary's menu (or every menu) ``steps`` versions ahead."""
         if steps < 0:
-            raise ValueError("menus only move forward")
+            raise InvalidSandboxControl("menus only move forward")
         if dispensary_id is None:
             self._global_advance += steps
         else:
@@ -172,7 +173,7 @@ class SandboxState:
     def spec(self, dispensary_id: str, *, required: bool = False) -> DispensarySpec | None:
         spec = self.specs.get(dispensary_id)
         if spec is None and required:
-            raise KeyError(f"the sandbox does not serve {dispensary_id!r}")
+            raise UnknownSandboxDispensary(f"the sandbox does not serve {dispensary_id!r}")
         return spec
 
     def rendered(
@@ -233,7 +234,7 @@ class SandboxState:
 
     def set_latency(self, seconds: float, dispensary_id: str | None = None) -> None:
         if not math.isfinite(seconds) or seconds < 0:
-            raise ValueError("latency must be a finite number >= 0")
+            raise InvalidSandboxControl("latency must be a finite number >= 0")
         if dispensary_id is None:
             self.latency = seconds
         else:
@@ -242,11 +243,11 @@ class SandboxState:
 
     def set_rate(self, rate: float | None, burst: int | None = None) -> None:
         if rate is not None and not (math.isfinite(rate) and rate > 0):
-            raise ValueError("rate must be > 0 or None")
+            raise InvalidSandboxControl("rate must be > 0 or None")
         self.rate = rate
         if burst is not None:
             if burst < 1:
-                raise ValueError("burst must be >= 1")
+                raise InvalidSandboxControl("burst must be >= 1")
             self.burst = burst
         self._buckets.clear()
 
