@@ -1,0 +1,190 @@
+"""``whnode bench http``: hot-hit throughput of the public API, and a node's memory.
+
+1. Starts one node (with the sandbox upstream) in a server process, fills one realistic menu,
+   and beside it, in the same process, a bare aiohttp handler that returns the same JSON
+   bytes. A real load generator (``wrk`` when installed, else a Python client in another
+   process) then hits ``GET /v1/menus/{id}`` and the bare handler, one after the other, with
+   the same connections and duration. The figure is the ratio of requests per second.
+2. Reports the RSS of an idle node and of a node holding N records (signed snapshots put into
+   its store and hot cache through the node-to-node PUT path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["main"]
+
+SERVER = r"""
+import asyncio, json, sys, tempfile
+from pathlib import Path
+from aiohttp import web
+from whnode.node import Node
+from whnode.sandbox import SandboxConfig, SizeClass, run_sandbox
+from whnode.record.model import Vendor
+from whnode.testing.cluster import cluster_config
+
+async def main():
+    with tempfile.TemporaryDirectory() as directory:
+        async with run_sandbox(SandboxConfig()) as sandbox:
+            dispensary = sandbox.named(SizeClass.REALISTIC, Vendor.WEEDMAPS)
+            config = cluster_config(Path(directory) / "node", sandbox_url=sandbox.base_url)
+            import dataclasses
+            config = dataclasses.replace(config, api=dataclasses.replace(
+                config.api, requests_per_second=1e9, burst=10**9))
+            async with Node(config) as node:
+                await node.service.get_menu(dispensary, max_age=86400)
+                import aiohttp
+                async with aiohttp.ClientSession() as session:
+                    url = f"{node.http_url}/v1/menus/{dispensary}?max_age=86400"
+                    async with session.get(url) as response:
+                        body = await response.read()
+                        content_type = response.headers["Content-Type"]
+                async def bare(request):
+                    return web.Response(body=body, headers={"Content-Type": content_type})
+                app = web.Application()
+                app.router.add_get("/bare", bare)
+                runner = web.AppRunner(app, access_log=None)
+                await runner.setup()
+                site = web.TCPSite(runner, "127.0.0.1", 0)
+                await site.start()
+                bare_port = runner.addresses[0][1]
+                print(json.dumps({"api": url, "bare": f"http://127.0.0.1:{bare_port}/bare",
+                                  "bytes": len(body)}), flush=True)
+                await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+                await runner.cleanup()
+
+asyncio.run(main())
+"""
+
+PY_LOAD = r"""
+import asyncio, sys, time, aiohttp
+url, connections, duration = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+async def worker(session, stop, counts):
+    while time.monotonic() < stop:
+        async with session.get(url) as response:
+            await response.read()
+            counts[0] += 1
+async def main():
+    counts = [0]
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        stop = time.monotonic() + duration
+        await asyncio.gather(*(worker(session, stop, counts) for _ in range(connections)))
+    print(counts[0] / duration)
+asyncio.run(main())
+"""
+
+
+def _load(url: str, connections: int, duration: float) -> tuple[float, str]:
+    wrk = shutil.which("wrk")
+    if wrk:
+        output = subprocess.run(
+            [wrk, "-t2", f"-c{connections}", f"-d{duration:g}s", "--latency", url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        match = re.search(r"Requests/sec:\s+([\d.]+)", output)
+        latency = re.search(r"99%\s+(\S+)", output)
+        assert match is not None, output
+        return float(match.group(1)), f"wrk, p99 {latency.group(1) if latency else '?'}"
+    output = subprocess.run(
+        [sys.executable, "-c", PY_LOAD, url, str(connections), str(duration)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return float(output.strip()), "python aiohttp client"
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def _memory(records: int) -> tuple[int, int]:
+    from whnode.node import Node
+    from whnode.record.codec import content_hash, encode_menu
+    from whnode.record.keys import SigningKey
+    from whnode.record.signed import sign_record
+    from whnode.store.types import StoredRecord
+    from whnode.testing.cluster import cluster_config
+    from whnode.testing.factories import make_menu
+
+    with tempfile.TemporaryDirectory() as directory:
+        config = cluster_config(Path(directory) / "node", sandbox_url=None)
+        async with Node(config) as node:
+            await asyncio.sleep(1.0)
+            idle = _rss_kib(os.getpid())
+            key = SigningKey.generate()
+            now = int(time.time() * 1000)
+            menus = [make_menu(f"weedmaps:bench-{i % 64}", 250, seed=i) for i in range(8)]
+            payloads = [(encode_menu(menu), content_hash(menu)) for menu in menus]
+            for index in range(records):
+                payload, digest = payloads[index % len(payloads)]
+                record = sign_record(
+                    payload=payload,
+                    dispensary_id=f"weedmaps:bench-{index:05d}",
+                    fetched_at_ms=now - index,
+                    content_hash=digest,
+                    signing_key=key,
+                )
+                stored = StoredRecord(
+                    record.dispensary_id, record.fetched_at_ms, record.content_hash, record.encoded
+                )
+                await node.store.put(stored)
+                node.hot.put(stored)
+            await asyncio.sleep(0.5)
+            loaded = _rss_kib(os.getpid())
+            return idle, loaded
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="whnode bench http", description=__doc__)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--records", type=int, default=10_000)
+    args = parser.parse_args(argv)
+
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        urls = json.loads(server.stdout.readline())
+        print(
+            f"hot-hit GET of a 250-product menu ({urls['bytes']:,} bytes of JSON), "
+            f"{args.connections} connections, {args.duration:g} s each"
+        )
+        _load(urls["api"], args.connections, 2.0)  # warm up
+        api, tool = _load(urls["api"], args.connections, args.duration)
+        bare, _ = _load(urls["bare"], args.connections, args.duration)
+        print(f"  whnode GET /v1/menus/{{id}}  {api:>10,.0f} req/s  ({tool})")
+        print(f"  bare aiohttp handler        {bare:>10,.0f} req/s")
+        print(f"  ratio                       {api / bare:>10.2f}")
+    finally:
+        if server.stdin is not None:
+            server.stdin.close()
+        server.wait(timeout=30)
+    idle, loaded = asyncio.run(_memory(args.records))
+    print(
+        f"RSS of a node: idle {idle / 1024:.0f} MiB; holding {args.records:,} records "
+        f"{loaded / 1024:.0f} MiB (hot cache budget included)"
+    )
+    return 0
