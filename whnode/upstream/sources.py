@@ -151,7 +151,8 @@ class SourceConfig:
     dutchie_query_hash: str = DEFAULT_DUTCHIE_QUERY_HASH
     """Dutchie: sha256 of the FilteredProducts persisted query (rotates upstream)."""
     dutchie_pricing_type: str = "rec"
-    """Dutchie: ``rec`` or ``med`` prices."""
+    """Dutchie: the ``rec`` or ``med`` menu (which products are listed); the prices read are
+    ``recPrices``, else ``Prices``."""
     jane_algolia_app_id: str | None = None
     """Jane: Algolia application id of the embedding site (sent when set)."""
     jane_algolia_api_key: Secret | None = None

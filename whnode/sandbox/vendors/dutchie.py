@@ -427,6 +427,26 @@ async def graphql(request: web.Request) -> web.StreamResponse:
     """``GET /graphql``: FilteredProducts, one page."""
     state = request.app[STATE]
     query = request.query
+    try:
+        variables = json.loads(query.get("variables", "{}"))
+        extensions = json.loads(query.get("extensions", "{}"))
+    except json.JSONDecodeError:
+        return json_response(_errors("Variables are invalid JSON.", "BAD_REQUEST"), status=400)
+    if not isinstance(variables, dict) or not isinstance(extensions, dict):
+        return json_response(_errors("Variables are invalid JSON.", "BAD_REQUEST"), status=400)
+    products_filter = variables.get("productsFilter")
+    store = (
+        str(products_filter.get("dispensaryId", "")) if isinstance(products_filter, dict) else ""
+    )
+    dispensary_id = f"dutchie:{store}"
+    page = variables.get("page", 0)
+    per_page = variables.get("perPage", 50)
+    first_page = page == 0
+    outcome = await state.gate(
+        request, Vendor.DUTCHIE, dispensary_id, first_page=isinstance(page, int) and first_page
+    )
+    if isinstance(outcome, web.StreamResponse):
+        return outcome
     if not (
         request.headers.get("apollo-require-preflight")
         or request.headers.get("x-apollo-operation-name")
@@ -443,26 +463,10 @@ async def graphql(request: web.Request) -> web.StreamResponse:
             ),
             status=400,
         )
-    try:
-        variables = json.loads(query.get("variables", "{}"))
-        extensions = json.loads(query.get("extensions", "{}"))
-    except json.JSONDecodeError:
-        return json_response(_errors("Variables are invalid JSON.", "BAD_REQUEST"), status=400)
-    if not isinstance(variables, dict) or not isinstance(extensions, dict):
-        return json_response(_errors("Variables are invalid JSON.", "BAD_REQUEST"), status=400)
-    store = str((variables.get("productsFilter") or {}).get("dispensaryId", ""))
-    dispensary_id = f"dutchie:{store}"
-    page = variables.get("page", 0)
-    per_page = variables.get("perPage", 50)
-    first_page = page == 0
-    outcome = await state.gate(
-        request, Vendor.DUTCHIE, dispensary_id, first_page=isinstance(page, int) and first_page
-    )
-    if isinstance(outcome, web.StreamResponse):
-        return outcome
     if outcome is FaultKind.GRAPHQL_ERROR:
         return json_response(_errors("Unexpected error value: internal", "INTERNAL_SERVER_ERROR"))
-    persisted = (extensions.get("persistedQuery") or {}).get("sha256Hash")
+    persisted_query = extensions.get("persistedQuery")
+    persisted = persisted_query.get("sha256Hash") if isinstance(persisted_query, dict) else None
     if persisted != state.config.dutchie_query_hash:
         return json_response(_errors("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND"))
     if query.get("operationName") != "FilteredProducts":

@@ -300,15 +300,6 @@ async def query(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     if request.match_info["index"] != INDEX:
         return _error("Index does not exist", 404)
-    config = state.config
-    if config.jane_app_id is not None and (
-        request.headers.get("x-algolia-application-id") != config.jane_app_id
-    ):
-        return _error("Invalid Application-ID or API key", 403)
-    if config.jane_api_key is not None and (
-        request.headers.get("x-algolia-api-key") != config.jane_api_key
-    ):
-        return _error("Invalid Application-ID or API key", 403)
     try:
         body = json.loads(await request.read() or b"{}")
         if not isinstance(body, dict):
@@ -327,6 +318,15 @@ async def query(request: web.Request) -> web.StreamResponse:
     outcome = await state.gate(request, Vendor.JANE, dispensary_id, first_page=page == 0)
     if isinstance(outcome, web.StreamResponse):
         return outcome
+    config = state.config
+    if config.jane_app_id is not None and (
+        request.headers.get("x-algolia-application-id") != config.jane_app_id
+    ):
+        return _error("Invalid Application-ID or API key", 403)
+    if config.jane_api_key is not None and (
+        request.headers.get("x-algolia-api-key") != config.jane_api_key
+    ):
+        return _error("Invalid Application-ID or API key", 403)
     spec = state.spec(dispensary_id) if dispensary_id else None
     served = [] if spec is None or spec.vendor is not Vendor.JANE else _served(request, spec)
     hits = (
