@@ -41,7 +41,8 @@ async def test_thousand_concurrent_requests_make_one_upstream_call(
         # The record was replicated to the true owners.
         for owner in cluster.owners(dispensary, 3):
             held = await owner.store.newest(dispensary)
-            assert held is not None and held.data in encoded
+            assert held is not None
+            assert held.data in encoded
 
 
 async def test_replicas_serve_when_owners_die_without_upstream_calls(
@@ -72,7 +73,8 @@ async def test_replicas_serve_when_owners_die_without_upstream_calls(
         await cluster.wait_idle()
         for owner in cluster.owners(dispensary, 3):
             held = await owner.store.newest(dispensary)
-            assert held is not None and held.data == first.record.encoded
+            assert held is not None
+            assert held.data == first.record.encoded
         assert sandbox.calls(dispensary) == calls
 
 
@@ -159,7 +161,8 @@ async def test_stale_if_error_serves_the_old_record_while_upstream_fails(
         sandbox.fail(dispensary)
         await asyncio.sleep(0.7)
         answer = await node.service.get_menu(dispensary, max_age=0.5)
-        assert answer.stale and answer.path is AnswerPath.STALE
+        assert answer.stale
+        assert answer.path is AnswerPath.STALE
         assert answer.record.encoded == first.record.encoded
         sandbox.heal(dispensary)
         await asyncio.sleep(0.6)
