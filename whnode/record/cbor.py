@@ -58,10 +58,15 @@ class CborCaps:
     """Most items in all."""
     top_level_tags: frozenset[int] = field(default_factory=frozenset)
     """Tag numbers allowed on the top-level item; tags are refused anywhere else."""
+    text_keys_only: bool = False
+    """Refuse map keys other than text strings. Python's hashes of integers, floats and
+    arrays (tuples) are not randomized: a map with many keys crafted to share one hash costs
+    quadratic time to build (100,000 such keys: minutes). Text keys hash with a per-process
+    secret. A menu payload only ever has text keys."""
 
 
-PAYLOAD_CAPS: Final = CborCaps()
-"""The caps of a menu payload: every named CBOR limit, no tags."""
+PAYLOAD_CAPS: Final = CborCaps(text_keys_only=True)
+"""The caps of a menu payload: every named CBOR limit, no tags, text map keys only."""
 
 
 def encode_canonical(value: object) -> bytes:
@@ -80,16 +85,19 @@ def scan(data: bytes, caps: CborCaps) -> None:
     max_depth = caps.max_depth
     max_items = caps.max_items
     max_string_bytes = caps.max_string_bytes
+    text_keys_only = caps.text_keys_only
 
-    def items(position: int, count: int, depth: int) -> int:
+    def items(position: int, count: int, depth: int, in_map: bool = False) -> int:
         nonlocal budget
         budget -= count
         if budget < 0:
             raise LimitExceeded(f"more than {caps.max_total_items} CBOR items")
-        for _ in range(count):
+        for index in range(count):
             if position >= end:
                 raise DecodeError("CBOR item is truncated")
             initial = data[position]
+            if in_map and not index & 1 and initial >> 5 != 3:
+                raise DecodeError("CBOR map key is not a text string")
             position += 1
             info = initial & 0x1F
             if info < 24:
@@ -122,7 +130,7 @@ def scan(data: bytes, caps: CborCaps) -> None:
                 elements = argument if major == 4 else 2 * argument
                 if elements > end - position:  # every element takes at least one byte
                     raise DecodeError("CBOR container runs past the end")
-                position = items(position, elements, depth + 1)
+                position = items(position, elements, depth + 1, major == 5 and text_keys_only)
                 continue
             if major == 6:
                 if depth != 0 or argument not in caps.top_level_tags:
