@@ -11,6 +11,7 @@ CBOR of the menu (``Accept: application/cbor``) and the signed record itself
 from __future__ import annotations
 
 import email.utils
+import functools
 import time
 from typing import Final
 
@@ -102,6 +103,7 @@ def not_modified(request: web.Request, etag: str, fetched_at_ms: int) -> bool:
     return since is not None and fetched_at_ms // 1000 <= since.timestamp()
 
 
+@functools.lru_cache(maxsize=1024)
 def _http_date(millis: int) -> str:
     return email.utils.formatdate(millis / 1000, usegmt=True)
 

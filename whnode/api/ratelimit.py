@@ -8,6 +8,7 @@ addresses costs bounded memory. ``check`` is sync and O(1); time is a parameter.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from whnode import limits
 __all__ = ["ClientRateLimiter", "RateLimiterStatistics", "client_key"]
 
 
+@functools.lru_cache(maxsize=4096)
 def client_key(remote: str | None) -> str:
     """The rate-limit key of a remote address: IPv4 address, IPv6 /64, or the raw text."""
     if not remote:

@@ -64,7 +64,9 @@ async def main():
                 await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
                 await runner.cleanup()
 
-asyncio.run(main())
+from whnode.daemon import loop_factory  # uvloop when installed, as the daemon runs
+with asyncio.Runner(loop_factory=loop_factory()) as runner:
+    runner.run(main())
 """
 
 PY_LOAD = r"""
@@ -82,7 +84,9 @@ async def main():
         stop = time.monotonic() + duration
         await asyncio.gather(*(worker(session, stop, counts) for _ in range(connections)))
     print(counts[0] / duration)
-asyncio.run(main())
+from whnode.daemon import loop_factory  # uvloop when installed, as the daemon runs
+with asyncio.Runner(loop_factory=loop_factory()) as runner:
+    runner.run(main())
 """
 
 

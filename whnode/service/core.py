@@ -252,6 +252,7 @@ class MenuService:
             fetched_at_ms=record.fetched_at_ms,
             content_hash=bytes(record.content_hash),
             data=record.encoded,
+            decoded=record,
         )
 
     def _remember(self, record: SignedRecord) -> None:
@@ -342,9 +343,10 @@ class MenuService:
         stored = self._hot.newest(dispensary_id)
         path = AnswerPath.HOT
         if stored is not None and self._locally_fresh(stored, max_age, now_ms):
-            return self._answer(
-                decode_record(stored.data), path, self._fresh_until_of(stored, max_age)
-            )
+            record = stored.decoded
+            if not isinstance(record, SignedRecord):
+                record = decode_record(stored.data)
+            return self._answer(record, path, self._fresh_until_of(stored, max_age))
         stored = await self._store.newest(dispensary_id)
         if stored is None:
             return None
@@ -479,7 +481,9 @@ class MenuService:
         lifetime = max_age if max_age is not None else await self._lifetime(dispensary_id, now_ms)
         stored = self._hot.newest(dispensary_id) or await self._store.newest(dispensary_id)
         current: SignedRecord | None = None
-        if stored is not None:
+        if stored is not None and isinstance(stored.decoded, SignedRecord):
+            current = stored.decoded  # verified when it entered the hot cache
+        elif stored is not None:
             try:
                 current = self._accept(stored.data, dispensary_id, now_ms)
             except RecordError:

@@ -40,6 +40,9 @@ class StoredRecord:
     """SHA-256 of the menu content without fetch time and statistics (equal when unchanged)."""
     data: bytes = field(repr=False)
     """The full encoded record (COSE_Sign1 bytes), never decoded by the store."""
+    decoded: object = field(default=None, repr=False, compare=False)
+    """The caller's decoded form of ``data`` (the service keeps its verified record here),
+    so that memory hits need not decode again. Not persisted; shares ``data``'s bytes."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.dispensary_id, str) or not self.dispensary_id:
