@@ -23,6 +23,7 @@ from whnode.errors import ConfigError, RemoteError, UsageError
         {"owner_cache_seconds": -1.0},
         {"lookup_width": 0},
         {"stall_timeout": float("nan")},
+        {"advertise_host": "node.example.com"},
     ],
 )
 def test_invalid_configuration_is_refused(changes: dict[str, object]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass, fields
 
@@ -48,7 +49,8 @@ class DhtConfig:
     owner_cache_seconds: float = 5.0
     """How long an owner lookup result is reused (0 disables the cache)."""
     advertise_host: str | None = None
-    """Address reported in ``self_contact`` (default: the bound host)."""
+    """IP address reported in ``self_contact`` (default: the bound host). Peers learn a
+    node's address from its datagrams; this only names this node in its own owner lists."""
     bootstrap_attempts: int = 4
     """Rounds of bootstrap (ping every seed and saved peer, then a self lookup) before
     ``bootstrap()`` gives up; the maintenance task keeps trying afterwards."""
@@ -108,6 +110,11 @@ class DhtConfig:
         for name, seconds in positive_floats.items():
             if seconds <= 0:
                 raise ConfigError(f"dht.{name} must be positive, not {seconds}")
+        if self.advertise_host is not None:
+            try:
+                ipaddress.ip_address(self.advertise_host)
+            except ValueError as exc:
+                raise ConfigError("dht.advertise_host must be an IP address") from exc
         if self.suspect_seconds < 0:
             raise ConfigError("dht.suspect_seconds must not be negative")
         if self.owner_cache_seconds < 0:

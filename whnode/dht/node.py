@@ -115,15 +115,19 @@ class DhtNode:
             ),
             local_addr=(host, port),
         )
+        bound_host, bound_port = transport.get_extra_info("sockname")[:2]
+        try:
+            self._self_contact = Contact(
+                self.node_id,
+                self.config.advertise_host or bound_host,
+                bound_port,
+                routing_only=self.config.routing_only,
+            )
+        except BaseException:
+            transport.close()
+            raise
         self._transport = transport
         self._protocol = protocol
-        bound_host, bound_port = transport.get_extra_info("sockname")[:2]
-        self._self_contact = Contact(
-            self.node_id,
-            self.config.advertise_host or bound_host,
-            bound_port,
-            routing_only=self.config.routing_only,
-        )
         if self.peers_file is not None:
             try:
                 self._fallback = await asyncio.to_thread(
