@@ -125,7 +125,7 @@ def verify_record(
 
 
 def accept_record(
-    data: bytes,
+    data: bytes | bytearray | memoryview,
     *,
     now_ms: int,
     policy: TrustPolicy,

@@ -219,7 +219,7 @@ def _header(protected: bytes) -> dict[Any, Any]:
     return header
 
 
-def decode_record(data: bytes) -> SignedRecord:
+def decode_record(data: bytes | bytearray | memoryview) -> SignedRecord:
     """Parse COSE_Sign1 bytes into a SignedRecord: sizes and structure only, no signature.
 
     Raises LimitExceeded (before parsing) for oversize input, DecodeError for anything not a
