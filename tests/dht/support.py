@@ -77,7 +77,7 @@ async def network(
 
 def true_owners(candidates: list[DhtNode], key: bytes, count: int) -> list[bytes]:
     """Brute force: the ``count`` owner-capable node ids closest to ``key``."""
-    ids = [node.node_id for node in candidates if not node.routing_only]
+    ids: list[bytes] = [node.node_id for node in candidates if not node.routing_only]
     return sorted(
         ids, key=lambda node_id: int.from_bytes(node_id, "big") ^ int.from_bytes(key, "big")
     )[:count]

@@ -326,7 +326,11 @@ async def test_a_node_that_moved_is_let_in_once_its_old_address_fails() -> None:
         nodes.append(moved)
         for misses in (1, 2):
             await moved.bootstrap([(LOOPBACK, node.port)])
-            await wait_for_condition(lambda m=misses: node.statistics().rpc_timeouts >= m)
+
+            def missed(expected: int = misses) -> bool:
+                return node.statistics().rpc_timeouts >= expected
+
+            await wait_for_condition(missed)
         await moved.bootstrap([(LOOPBACK, node.port)])
         assert [contact.address for contact in node.contacts()] == [(LOOPBACK, moved.port)]
         stats = node.statistics()
