@@ -99,6 +99,11 @@ def test_content_hash_is_sha256_of_the_mapping_without_t_and_x(menu: Menu) -> No
     expected = hashlib.sha256(cbor2.dumps(plain, canonical=True)).digest()
     assert content_hash(menu) == expected
     assert content_hash(dataclasses.replace(menu, statistics=None)) == expected
+    # the one-pass variants slice the hashed map out of the payload: same hash
+    payload, one_pass = codec.encode_menu_with_hash(menu)
+    assert payload == encode_menu(menu)
+    assert one_pass == expected
+    assert codec.decode_menu_with_hash(payload) == (menu, expected)
 
 
 # ---------------------------------------------------------------- encoder refusals

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from whnode import limits
 from whnode.errors import UsageError
-from whnode.record.codec import content_hash, declared_size, decode_menu
+from whnode.record.codec import declared_size, decode_menu_with_hash
 from whnode.record.exceptions import (
     BadSignature,
     DecodeError,
@@ -149,11 +149,11 @@ def open_record(record: SignedRecord) -> Menu:
 
     Raises DecodeError (LimitExceeded included) or ModelError.
     """
-    menu = decode_menu(record.payload)
+    menu, menu_hash = decode_menu_with_hash(record.payload)
     if menu.dispensary_id != record.dispensary_id:
         raise DecodeError("the menu inside is not for the dispensary in the signed header")
     if menu.fetched_at_ms != record.fetched_at_ms:
         raise DecodeError("the menu inside does not have the fetch time in the signed header")
-    if content_hash(menu) != record.content_hash:
+    if menu_hash != record.content_hash:
         raise DecodeError("the menu inside does not match the signed content hash")
     return menu

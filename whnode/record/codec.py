@@ -54,6 +54,7 @@ __all__ = [
     "decode_menu",
     "decompress_payload",
     "encode_menu",
+    "encode_menu_with_hash",
     "menu_from_plain",
     "menu_to_plain",
 ]
@@ -278,11 +279,29 @@ def _encode_plain(plain: dict[str, Any]) -> bytes:
         raise ModelError(f"text is not valid Unicode: {exc.reason}") from None
 
 
+def _hash_of_canonical(raw: bytes, menu: Menu) -> ContentHash:
+    """The content hash of ``menu`` from ``raw``, its canonical payload, without re-encoding.
+
+    The keys of the menu map are one-letter texts, so canonical order is d, n, p, s, t, x:
+    the hashed map (d, n, p, s) is the payload's first four entries under a four-entry head.
+    """
+    tail: dict[str, Any] = {"t": menu.fetched_at_ms}
+    if menu.statistics is not None:
+        tail["x"] = _statistics_plain(menu.statistics)
+    tail_bytes = len(encode_canonical(tail)) - 1  # without the tail map's one-byte head
+    return ContentHash(hashlib.sha256(b"\xa4" + raw[1 : len(raw) - tail_bytes]).digest())
+
+
 def encode_menu(menu: Menu) -> bytes:
     """Canonical CBOR of the menu in an lz4 frame that declares its content size.
 
     Raises LimitExceeded for a menu that ``decode_menu`` would refuse by size.
     """
+    return encode_menu_with_hash(menu)[0]
+
+
+def encode_menu_with_hash(menu: Menu) -> tuple[bytes, ContentHash]:
+    """``encode_menu(menu)`` and ``content_hash(menu)``, encoding the menu once."""
     raw = _encode_plain(menu_to_plain(menu))
     if len(raw) > limits.MAX_DECOMPRESSED_BYTES:
         raise LimitExceeded(f"menu encodes to {len(raw)} bytes, over MAX_DECOMPRESSED_BYTES")
@@ -292,7 +311,7 @@ def encode_menu(menu: Menu) -> bytes:
         raise LimitExceeded("compressed menu larger than MAX_RECORD_BYTES")
     if len(raw) > len(frame) * limits.MAX_COMPRESSION_RATIO:
         raise LimitExceeded("menu compresses beyond MAX_COMPRESSION_RATIO")
-    return frame
+    return frame, _hash_of_canonical(raw, menu)
 
 
 def content_hash(menu: Menu) -> ContentHash:
@@ -348,8 +367,13 @@ def decompress_payload(payload: bytes) -> bytes:
 
 def decode_menu(data: bytes) -> Menu:
     """The Menu in an lz4-framed canonical CBOR payload (caps checked before each step)."""
+    return decode_menu_with_hash(data)[0]
+
+
+def decode_menu_with_hash(data: bytes) -> tuple[Menu, ContentHash]:
+    """``decode_menu(data)`` and the menu's content hash, without encoding the menu twice."""
     raw = decompress_payload(data)
     menu = menu_from_plain(decode_bounded(raw, PAYLOAD_CAPS))
     if _encode_plain(menu_to_plain(menu)) != raw:
         raise DecodeError("payload is not the canonical encoding of its menu")
-    return menu
+    return menu, _hash_of_canonical(raw, menu)

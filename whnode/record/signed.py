@@ -25,7 +25,7 @@ import cbor2
 
 from whnode import limits
 from whnode.record.cbor import CborCaps, decode_bounded, encode_canonical
-from whnode.record.codec import content_hash, encode_menu
+from whnode.record.codec import encode_menu_with_hash
 from whnode.record.exceptions import DecodeError, LimitExceeded, ModelError, UnsupportedVersion
 from whnode.record.keys import (
     CONTENT_HASH_BYTES,
@@ -191,11 +191,12 @@ def sign_record(
 
 def sign_menu(menu: Menu, signing_key: SigningKey) -> SignedRecord:
     """Encode, hash and sign ``menu``: ``sign_record`` with the payload and hash it needs."""
+    payload, menu_hash = encode_menu_with_hash(menu)
     return sign_record(
-        payload=encode_menu(menu),
+        payload=payload,
         dispensary_id=menu.dispensary_id,
         fetched_at_ms=menu.fetched_at_ms,
-        content_hash=content_hash(menu),
+        content_hash=menu_hash,
         signing_key=signing_key,
     )
 
