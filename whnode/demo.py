@@ -27,15 +27,14 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import aiohttp
 
 from whnode.config import Config, FreshnessConfig
-from whnode.daemon import loop_factory
 from whnode.errors import RemoteError, UsageError, WhnodeError
 from whnode.service.freshness import heuristic_lifetime
 from whnode.testing.replay import Request, central_cache_calls, zipf_trace
@@ -69,10 +68,18 @@ DEMO_REQUESTS = 2000
 ONCE_REQUESTS = 300
 REQUEST_TIMEOUT = 30.0
 PR_SET_PDEATHSIG = 1
+CANCEL_GRACE = 2.0
+"""Seconds interrupted start-up or workload work gets to unwind before processes stop."""
+
+T = TypeVar("T")
 
 
 class DemoError(WhnodeError):
     """The local network could not be started or did not behave."""
+
+
+class DemoInterrupted(DemoError):
+    """Ctrl-C or SIGTERM arrived before the network was serving."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,8 +489,12 @@ async def run_workload(
     freshness: FreshnessConfig,
     seed: int = 1,
     progress: ProgressBar | None = None,
+    stop: asyncio.Event | None = None,
 ) -> WorkloadResult:
-    """Send a Zipf trace over the nodes; record status, path and latency of every request."""
+    """Send a Zipf trace over the nodes; record status, path and latency of every request.
+
+    Setting ``stop`` ends the workload early (the requests in flight finish).
+    """
     trace = zipf_trace(
         network.dispensaries,
         requests,
@@ -501,7 +512,7 @@ async def run_workload(
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
 
     async def worker() -> None:
-        while not queue.empty():
+        while not queue.empty() and not (stop is not None and stop.is_set()):
             request = queue.get_nowait()
             node = network.nodes[request.node]
             url = f"{node.url}/v1/menus/{request.dispensary_id}"
@@ -612,28 +623,17 @@ def main(options: DemoOptions) -> int:
     """Run the demo; the exit code is 0 unless something failed."""
     if options.nodes < 1 or options.concurrency < 1:
         raise UsageError("the demo needs at least one node and a concurrency of 1")
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+    # The default loop, not uvloop: uvloop's process spawning puts back a SIGINT disposition
+    # inherited as "ignored" (shell background jobs), and Ctrl-C must reach the demo.
+    with asyncio.Runner() as runner:
         return runner.run(_demo(options))
 
 
 async def _demo(options: DemoOptions) -> int:
     loop = asyncio.get_running_loop()
-    main_task = asyncio.current_task()
-    assert main_task is not None
-    serving = asyncio.Event()
     stop = asyncio.Event()
-    interrupted = False
-
-    def on_signal() -> None:
-        nonlocal interrupted
-        if serving.is_set():
-            stop.set()
-        elif not interrupted:
-            interrupted = True
-            main_task.cancel()
-
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal)
+        loop.add_signal_handler(signum, stop.set)
     root = Path(tempfile.mkdtemp(prefix="whnode-demo-"))
     out = sys.stdout
     try:
@@ -641,22 +641,7 @@ async def _demo(options: DemoOptions) -> int:
             root, python=options.python, environ=options.environ, dispensaries=options.dispensaries
         ) as network:
             _say(f"starting a sandbox, a seed and {options.nodes} nodes (logs in {root})")
-            await network.start(options.nodes)
-            if not await network.wait_meshed():
-                _say("warning: not every node sees every other node yet; starting anyway")
-            requests = options.requests or (ONCE_REQUESTS if options.once else DEMO_REQUESTS)
-            _say(
-                f"{len(network.dispensaries)} dispensaries, {requests} requests (Zipf),"
-                f" {options.concurrency} in flight, spread over {options.nodes} nodes"
-            )
-            result = await run_workload(
-                network,
-                requests,
-                concurrency=options.concurrency,
-                freshness=Config().freshness,
-                seed=options.seed,
-                progress=ProgressBar(requests),
-            )
+            result = await _unless_stopped(stop, _start_and_measure(network, options, stop))
             out.write("\n" + render_report(result) + "\n")
             first = network.nodes[0]
             sample = network.dispensaries[0]
@@ -673,22 +658,69 @@ async def _demo(options: DemoOptions) -> int:
                 _say(f"problem: {problem}")
             if options.once:
                 return 1 if problems else 0
-            serving.set()
             _say("serving until Ctrl-C")
             await _serve_until(stop, network)
             _say("stopping")
             return 0
-    except asyncio.CancelledError:
-        if interrupted:
-            _say("interrupted; stopped every process")
-            return 130
-        raise
+    except DemoInterrupted:
+        _say("interrupted; stopped every process")
+        return 130
     except (RemoteError, aiohttp.ClientError) as exc:
         raise DemoError(f"the demo network failed: {exc}") from exc
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         shutil.rmtree(root, ignore_errors=True)
+
+
+async def _start_and_measure(
+    network: LocalNetwork, options: DemoOptions, stop: asyncio.Event
+) -> WorkloadResult:
+    await network.start(options.nodes)
+    if not await network.wait_meshed():
+        _say("warning: not every node sees every other node yet; starting anyway")
+    requests = options.requests or (ONCE_REQUESTS if options.once else DEMO_REQUESTS)
+    _say(
+        f"{len(network.dispensaries)} dispensaries, {requests} requests (Zipf),"
+        f" {options.concurrency} in flight, spread over {options.nodes} nodes"
+    )
+    return await run_workload(
+        network,
+        requests,
+        concurrency=options.concurrency,
+        freshness=Config().freshness,
+        seed=options.seed,
+        progress=ProgressBar(requests),
+        stop=stop,
+    )
+
+
+async def _unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> T:
+    """The result of ``work``, or DemoInterrupted as soon as ``stop`` is set.
+
+    On ``stop`` the work is cancelled and given CANCEL_GRACE seconds to unwind; the caller
+    then stops the processes whatever the work still does (a library may turn a
+    cancellation into a timeout and carry on, so the cancellation alone is not relied on).
+    """
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(_consume)
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=CANCEL_GRACE)
+    if task.done() and not task.cancelled() and not stop.is_set():
+        return task.result()
+    raise DemoInterrupted("interrupted")
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    """Mark an abandoned task's exception as retrieved (it is reported elsewhere or moot)."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _serve_until(stop: asyncio.Event, network: LocalNetwork) -> None:
