@@ -16,7 +16,8 @@ checked cheapest first; the first rule broken raises its own error:
 6. trust policy: ``open`` admits any publisher, ``allowlist`` only the listed public keys
    (``UntrustedPublisher``);
 7. signature: a valid Ed25519 signature, by the key named in the header, over the
-   COSE Sig_structure of the protected header and the payload (``BadSignature``).
+   COSE Sig_structure of the protected header and the payload; a key of small order, under
+   which anyone can forge, never verifies (``keys.verify_signature``; ``BadSignature``).
 
 ``open_record`` then decompresses and decodes the payload under the codec's caps and checks
 that the menu inside is the one the header describes: same dispensary, same fetch time, same

@@ -29,6 +29,7 @@ __all__ = [
     "PublicKey",
     "RoutingKey",
     "SigningKey",
+    "has_small_order",
     "node_id_for",
     "routing_key",
     "verify_signature",
@@ -50,6 +51,19 @@ NODE_ID_BYTES: Final = 20
 CONTENT_HASH_BYTES: Final = 32
 ROUTING_PREFIX: Final = b"whnode/dispensary/v1\x00"
 """Versioned prefix of every routing key: a new scheme changes the prefix, not the ids."""
+
+_FIELD_PRIME: Final = 2**255 - 19
+_ORDER_8_Y: Final = 2707385501144840649318225287225658788936804267575313519463743609750303402022
+_SMALL_ORDER_Y: Final = frozenset(
+    {
+        0,  # order 4
+        1,  # the neutral point
+        _FIELD_PRIME - 1,  # order 2
+        _ORDER_8_Y,  # order 8
+        _FIELD_PRIME - _ORDER_8_Y,  # order 8
+    }
+)
+"""The y coordinates of the eight points of small order of edwards25519."""
 
 
 def node_id_for(public_key: bytes) -> NodeId:
@@ -115,9 +129,27 @@ class SigningKey:
         return f"SigningKey(public_key={self.public_key.hex()[:16]}...)"
 
 
+def has_small_order(public_key: bytes) -> bool:
+    """True when ``public_key`` encodes one of the eight points of small order.
+
+    For such a key, the signature (R = the neutral point, S = 0) verifies, under the
+    cofactorless check that OpenSSL makes, for about one message in eight, and for every
+    message under the neutral point itself: a key that anyone can sign with, whose records
+    prove nothing about who made them. The points are recognized by their y coordinate
+    (sign bit ignored, non-canonical encodings reduced), as libsodium does.
+    """
+    y = int.from_bytes(public_key, "little") & ((1 << 255) - 1)
+    return y % _FIELD_PRIME in _SMALL_ORDER_Y
+
+
 def verify_signature(public_key: bytes, signature: bytes, data: bytes) -> bool:
-    """True when ``signature`` is a valid Ed25519 signature of ``data`` by ``public_key``."""
+    """True when ``signature`` is a valid Ed25519 signature of ``data`` by ``public_key``.
+
+    Keys of small order (``has_small_order``) never verify.
+    """
     if len(public_key) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:
+        return False
+    if has_small_order(public_key):
         return False
     try:
         Ed25519PublicKey.from_public_bytes(public_key).verify(signature, data)
