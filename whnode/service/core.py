@@ -685,7 +685,9 @@ class MenuService:
         await asyncio.sleep(HAND_OFF_DELAY)
         self._hand_off_scheduled = False
         newcomers, self._newcomers = self._newcomers, {}
-        known: set[bytes] = {contact.node_id for contact in self._owners.contacts()}
+        known: set[bytes] = {
+            contact.node_id for contact in self._owners.contacts() if not contact.routing_only
+        }
         known |= set(newcomers) | {self.node_id}
         replication = self._config.node.replication
         async for stored in self._store.iter_newest():
