@@ -311,7 +311,7 @@ HEADER = cbor2.loads(RECORD.protected)
     st.sampled_from(sorted(HEADER)),
     st.sampled_from(["protected", "item", "header value", "whole"]),
 )
-@settings(max_examples=400)
+@settings(max_examples=250)
 def test_near_valid_records_raise_only_the_projects_errors(
     value: object, position: int, label: int, where: str
 ) -> None:
