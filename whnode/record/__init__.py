@@ -8,7 +8,8 @@ Pure: no I/O, no clock (time is a parameter), no asyncio. Modules:
 - ``signed``: COSE_Sign1 records (EdDSA over Ed25519);
 - ``acceptance``: every rule that decides whether a record is accepted;
 - ``keys``: signing keys, node ids, routing keys, content hashes;
-- ``exceptions``: the RecordError tree.
+- ``exceptions``: the RecordError tree;
+- ``docs``: the generated parts of docs/record-format.md (example record, limits tables).
 
 The byte-level format is specified in docs/record-format.md.
 """
