@@ -29,6 +29,7 @@ Nothing here reads a clock: the caller passes ``now_ms``.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from whnode import limits
@@ -87,7 +88,7 @@ class TrustPolicy:
         return cls(TrustMode.OPEN)
 
     @classmethod
-    def allowlist(cls, keys: frozenset[PublicKey] | set[PublicKey]) -> TrustPolicy:
+    def allowlist(cls, keys: Iterable[bytes]) -> TrustPolicy:
         """Only the listed publishers (a private federation)."""
         return cls(TrustMode.ALLOWLIST, frozenset(PublicKey(bytes(key)) for key in keys))
 
