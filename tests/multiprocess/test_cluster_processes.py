@@ -20,6 +20,7 @@ import pytest
 
 import whnode
 from whnode.demo import Child, LocalNetwork
+from whnode.record.acceptance import TrustPolicy, accept_record
 
 pytestmark = pytest.mark.slow
 
@@ -36,6 +37,11 @@ class Sent:
 
 
 async def whnode_cli(*argv: str) -> tuple[int, str, str]:
+    code, out, err = await whnode_cli_bytes(*argv)
+    return code, out.decode(), err
+
+
+async def whnode_cli_bytes(*argv: str) -> tuple[int, bytes, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -47,7 +53,7 @@ async def whnode_cli(*argv: str) -> tuple[int, str, str]:
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return process.returncode, out, err.decode()
 
 
 async def get_menu(network: LocalNetwork, node: Child, dispensary_id: str) -> tuple[int, str]:
@@ -105,13 +111,31 @@ async def test_seed_and_three_nodes_serve_drain_and_rejoin(tmp_path: Path) -> No
         assert verified.path in {"hot", "store", "owner"}
         assert verified.menu.products
 
-        # the CLI commands against a running node (as concurrent processes)
-        summary, status, peers, missing = await asyncio.gather(
+        # the CLI commands against a running node, and with a node embedded in the command
+        embedded_dir = tmp_path / "embedded"
+        embedded_dir.mkdir()
+        (embedded_dir / "whnode.toml").write_text(network.node_config_text(0), encoding="utf-8")
+        summary, status, peers, missing, signed, embedded = await asyncio.gather(
             whnode_cli("get", dispensaries[1], "--node", second.url, "--format", "summary"),
             whnode_cli("status", "--node", first.url),
             whnode_cli("peers", "--node", first.url, "--json"),
             whnode_cli("get", dispensaries[1], "--node", first.url, "--at", "2001-01-01T00:00Z"),
+            whnode_cli_bytes("get", dispensaries[2], "--node", third.url, "--format", "cbor"),
+            whnode_cli(
+                "get", dispensaries[4], "--embedded", "--data-dir", str(embedded_dir),
+                "--log-level", "WARNING",
+            ),
+        )  # fmt: skip
+        assert signed[0] == 0, signed[2]
+        record = accept_record(
+            signed[1],
+            now_ms=int(time.time() * 1000),
+            policy=TrustPolicy.open(),
+            expected_dispensary=dispensaries[2],
         )
+        assert record.dispensary_id == dispensaries[2]
+        assert embedded[0] == 0, embedded[2]
+        assert json.loads(embedded[1])["dispensary_id"] == dispensaries[4]
         assert summary[0] == 0, summary[2]
         assert summary[1].startswith(dispensaries[1])
         assert status[0] == 0, status[2]
@@ -159,10 +183,11 @@ async def test_seed_and_three_nodes_serve_drain_and_rejoin(tmp_path: Path) -> No
         # restarted on the same data directory (same identity and port), it rejoins
         await network.restart(second)
         deadline = time.monotonic() + 10
-        peers: list[object] = []
-        while time.monotonic() < deadline and not peers:
-            peers = (await network.node_info(second))["peers"]
+        known: list[dict[str, object]] = []
+        while time.monotonic() < deadline and not known:
+            known = (await network.node_info(second))["peers"]
             await asyncio.sleep(0.2)
-        assert peers, "the restarted node has no peers"
+        assert known, "the restarted node has no peers"
+        assert {peer["port"] for peer in known} & {first.port, third.port}
         assert (await get_menu(network, second, dispensaries[3]))[0] == 200
         assert (await get_menu(network, second, network.dispensaries[16]))[0] == 200
