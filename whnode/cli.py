@@ -278,17 +278,19 @@ def _cmd_config_show(args: argparse.Namespace, environ: Mapping[str, str]) -> in
     return ExitCode.OK
 
 
-def _load_identity(data_dir: Path) -> Any:
-    from whnode.identity import load_or_create_identity
-
-    return load_or_create_identity(data_dir)
-
-
-def _identity_lines(signing_key: Any) -> tuple[str, str]:
+def _identity_lines(data_dir: Path, *, create: bool) -> tuple[str, str]:
+    """(node id, public key) in hex, of the identity kept in ``data_dir``."""
+    from whnode.identity import identity_path, load_identity, load_or_create_identity
     from whnode.record.keys import node_id_for
 
-    public_key: bytes = signing_key.public_key
-    return node_id_for(signing_key.public_key).hex(), public_key.hex()
+    if create:
+        signing_key = load_or_create_identity(data_dir)
+    elif identity_path(data_dir).exists():
+        signing_key = load_identity(identity_path(data_dir))
+    else:
+        raise UsageError(f"no node identity in {data_dir}; run `whnode init` first")
+    public_key = signing_key.public_key
+    return node_id_for(public_key).hex(), bytes(public_key).hex()
 
 
 def _cmd_init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -310,7 +312,7 @@ def _cmd_init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             staging.unlink(missing_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from exc
-    node_id, public_key = _identity_lines(_load_identity(data_dir))
+    node_id, public_key = _identity_lines(data_dir, create=True)
     sys.stdout.write(
         f"initialised {data_dir}\n"
         f"config      {target}\n"
@@ -323,10 +325,7 @@ def _cmd_init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 def _cmd_id(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     config = _sources(args, environ).build()
-    data_dir = config.node.data_dir
-    if not data_dir.is_dir():
-        raise UsageError(f"no data directory at {data_dir}; run `whnode init` first")
-    node_id, public_key = _identity_lines(_load_identity(data_dir))
+    node_id, public_key = _identity_lines(config.node.data_dir, create=False)
     if args.json:
         _print_json({"node_id": node_id, "public_key": public_key})
     else:
@@ -346,9 +345,7 @@ def _cmd_run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 def _node_url(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
     if args.node:
-        url: str = args.node
-        if not url.startswith(("http://", "https://")):
-            raise UsageError(f"--node {url!r}: expected a URL such as http://127.0.0.1:8468")
+        url: str = args.node  # whnode.Client checks it
         return url.rstrip("/")
     node = _sources(args, environ).build().node
     host = node.advertise_host or node.host
@@ -371,8 +368,10 @@ def _node_info(url: str) -> dict[str, Any]:
 
 
 def _format_value(value: Any, key: str = "") -> str:
-    if key.endswith(("port", "_ms", "_id", "time")):
-        return str(value)
+    if key.endswith(("port", "_id")) or (key.endswith("_ms") and isinstance(value, int)):
+        return str(value)  # numbers that are names or timestamps, not quantities
+    if isinstance(value, Mapping) and not value:
+        return "-"
     if isinstance(value, float):
         return f"{value:,.3f}".rstrip("0").rstrip(".")
     if isinstance(value, int) and not isinstance(value, bool):
@@ -398,14 +397,18 @@ def _outline(value: Any, indent: int = 0) -> list[str]:
                 label = str(key).replace("_", " ")
                 lines.append(f"{pad}{label:<{width}}  {_format_value(item, str(key))}")
     elif isinstance(value, list):
-        for index, item in enumerate(value):
+        for index, item in enumerate(value[:OUTLINE_ITEMS]):
             lines.append(f"{pad}- [{index}]")
             lines.extend(_outline(item, indent + 1))
+        if len(value) > OUTLINE_ITEMS:
+            lines.append(f"{pad}... {len(value) - OUTLINE_ITEMS} more (--json shows all)")
     else:
         lines.append(f"{pad}{_format_value(value)}")
     return lines
 
 
+OUTLINE_ITEMS = 5
+"""Items of a list shown by ``status`` (``--json`` prints everything)."""
 STATUS_FIRST = ("node_id", "id", "http_url", "url", "port", "uptime", "uptime_seconds", "healthy")
 
 

@@ -88,7 +88,7 @@ def test_get_refuses_a_malformed_dispensary_id(cli: Cli) -> None:
 
 def test_node_url_must_be_http(cli: Cli) -> None:
     outcome = cli("status", "--node", "127.0.0.1:8468")
-    assert_user_error(outcome.code, outcome.err, "expected a URL")
+    assert_user_error(outcome.code, outcome.err, "must be http(s)://host[:port]")
 
 
 def test_help_and_version_exit_zero(cli: Cli) -> None:

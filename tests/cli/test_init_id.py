@@ -109,10 +109,14 @@ def test_init_validates_before_writing(cli: Cli, tmp_path: Path) -> None:
     assert not (tmp_path / "x" / "whnode.toml").exists()
 
 
-def test_id_without_data_directory(cli: Cli, tmp_path: Path) -> None:
-    outcome = cli("id", "--data-dir", str(tmp_path / "missing"))
-    assert outcome.code == 2
-    assert "run `whnode init` first" in outcome.err
+def test_id_never_creates_an_identity(cli: Cli, tmp_path: Path) -> None:
+    for data_dir in (tmp_path / "missing", tmp_path):
+        outcome = cli("id", "--data-dir", str(data_dir))
+        assert outcome.code == 2
+        assert outcome.err == (
+            f"whnode: error: no node identity in {data_dir}; run `whnode init` first\n"
+        )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_init_and_id_as_real_processes_use_the_environment(tmp_path: Path) -> None:
