@@ -27,7 +27,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -106,8 +106,8 @@ class DemoOptions:
 # Processes
 
 
-def free_port(host: str = HOST, *, taken: set[int] | None = None, udp: bool = True) -> int:
-    """A port number free for TCP (and UDP with ``udp``) on ``host`` right now."""
+def free_port(host: str = HOST, *, taken: set[int] | None = None) -> int:
+    """A port number free for both TCP and UDP on ``host`` right now, not in ``taken``."""
     taken = taken if taken is not None else set()
     for _ in range(PORT_ATTEMPTS):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
@@ -115,12 +115,11 @@ def free_port(host: str = HOST, *, taken: set[int] | None = None, udp: bool = Tr
             port: int = tcp.getsockname()[1]
             if port in taken:
                 continue
-            if udp:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as datagram:
-                    try:
-                        datagram.bind((host, port))
-                    except OSError:
-                        continue
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as datagram:
+                try:
+                    datagram.bind((host, port))
+                except OSError:
+                    continue
         taken.add(port)
         return port
     raise DemoError(f"no free port on {host} after {PORT_ATTEMPTS} attempts")
@@ -144,10 +143,6 @@ class Child:
     port: int
     data_dir: Path | None = None
     process: asyncio.subprocess.Process | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else None
 
     @property
     def running(self) -> bool:
@@ -245,11 +240,11 @@ class LocalNetwork:
         finally:
             log_file.close()
 
-    async def _start_with_retries(self, make: Any, health_path: str) -> Child:
+    async def _start_with_retries(self, make: Callable[[int], Child], health_path: str) -> Child:
         """Start the child ``make(port)`` returns; on an early exit retry on another port."""
         last: Child | None = None
         for _ in range(START_ATTEMPTS):
-            child: Child = make(free_port(taken=self.taken_ports))
+            child = make(free_port(taken=self.taken_ports))
             last = child
             await self._spawn(child)
             if await self._wait_healthy(child, health_path):
