@@ -1,7 +1,8 @@
 """Every cap on untrusted input, in one place.
 
 Each constant is a hard limit applied *before* the work it protects is done. The table in
-docs/limits.md is generated from this module (``whnode.limits.describe()``), never copied.
+docs/record-format.md (Limits) is generated from this module (``whnode.limits.describe()``),
+never copied.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ MAX_CBOR_DEPTH: Final = 16
 """Deepest nesting of CBOR arrays/maps in a payload or header."""
 MAX_CBOR_ITEMS: Final = 100_000
 """Most elements in one CBOR array or map."""
-MAX_CBOR_STRING_BYTES: Final = 64 * 1024
+MAX_CBOR_STRING_BYTES: Final = 80_000
 """Longest CBOR text or byte string inside a payload."""
 MAX_PRODUCTS_PER_MENU: Final = 10_000
 """Most products in one menu."""

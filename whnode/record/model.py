@@ -110,6 +110,10 @@ def _check_text(name: str, value: object, max_chars: int, *, allow_empty: bool =
         raise ModelError(f"{name} must be a string")
     if len(value) > max_chars:
         raise ModelError(f"{name} longer than {max_chars} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ModelError(f"{name} is not valid Unicode") from None
     if not allow_empty and not value.strip():
         raise ModelError(f"{name} must not be empty")
 
