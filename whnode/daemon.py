@@ -18,14 +18,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import inspect
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from whnode.config import Config
 from whnode.errors import WhnodeError
+
+if TYPE_CHECKING:
+    from whnode.node import Node
+    from whnode.service.types import MenuAnswer
 
 __all__ = ["EXIT_FORCED", "EXIT_OK", "fetch_menu", "loop_factory", "run", "serve"]
 
@@ -101,7 +104,7 @@ async def serve(
     config: Config,
     *,
     reload: Callable[[], Config] | None = None,
-    started: Callable[[Any], None] | None = None,
+    started: Callable[[Node], None] | None = None,
 ) -> int:
     """Start a node, serve until a stop signal, drain and stop; return the exit code.
 
@@ -130,7 +133,7 @@ async def serve(
             log.info(
                 "daemon running on the %s event loop: SIGTERM or Ctrl-C drains and stops,"
                 " SIGHUP reloads the upstream sources",
-                "uvloop" if loop_factory() is not None else "asyncio",
+                type(loop).__module__.partition(".")[0],
             )
             if started is not None:
                 started(node)
@@ -141,7 +144,7 @@ async def serve(
         signals.uninstall(loop)
 
 
-async def _stop(node: Any, config: Config, signals: _Signals) -> int:
+async def _stop(node: Node, config: Config, signals: _Signals) -> int:
     drain = config.node.drain_timeout
     stopping = asyncio.ensure_future(node.stop(drain_timeout=drain))
     deadline = drain + STOP_GRACE_SECONDS
@@ -161,7 +164,7 @@ async def _stop(node: Any, config: Config, signals: _Signals) -> int:
 
 
 async def _reload_loop(
-    node: Any, config: Config, signals: _Signals, reload: Callable[[], Config] | None
+    node: Node, config: Config, signals: _Signals, reload: Callable[[], Config] | None
 ) -> None:
     current = config
     while True:
@@ -175,14 +178,8 @@ async def _reload_loop(
         except WhnodeError as exc:
             log.error("SIGHUP: configuration not reloaded: %s", exc)
             continue
-        reload_sources = getattr(node, "reload_sources", None)
-        if reload_sources is None:
-            log.warning("SIGHUP: this node cannot reload sources; restart it instead")
-            continue
         try:
-            outcome = reload_sources(fresh)
-            if inspect.isawaitable(outcome):
-                await outcome
+            node.reload_sources(fresh)
         except WhnodeError as exc:
             log.error("SIGHUP: sources not reloaded: %s", exc)
             continue
@@ -206,7 +203,7 @@ def _changed_sections(old: Config, new: Config) -> set[str]:
 
 async def fetch_menu(
     config: Config, dispensary_id: str, *, max_age: float | None, at_ms: int | None
-) -> Any:
+) -> MenuAnswer:
     """Start a node in this process, answer one menu request, stop; returns a MenuAnswer."""
     from whnode.node import Node
 
