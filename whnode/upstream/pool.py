@@ -47,7 +47,7 @@ from typing import Any, Final, Self, TypeVar
 
 from whnode import limits
 from whnode.errors import UsageError
-from whnode.record.codec import content_hash, encode_menu
+from whnode.record.codec import encode_menu_with_hash
 from whnode.record.exceptions import RecordError
 from whnode.record.keys import ContentHash
 from whnode.record.model import Menu, MenuStatistics, Vendor
@@ -124,8 +124,7 @@ def package_menu(menu: Menu) -> ParsedMenu:
     menu = dataclasses.replace(menu, statistics=compute_statistics(menu))
     assert menu.statistics is not None
     try:
-        payload = encode_menu(menu)
-        digest = content_hash(menu)
+        payload, digest = encode_menu_with_hash(menu)
     except RecordError as exc:
         raise UpstreamParseError(
             f"the menu cannot be encoded: {_foreign(exc)}",
