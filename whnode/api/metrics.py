@@ -22,7 +22,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -237,14 +237,26 @@ class ApiMetrics:
             ["route", "exception"],
             registry=self.registry,
         )
+        # labelled children, looked up once: labels() is a measurable cost per request
+        self._request_children: dict[tuple[str, str, int], Any] = {}
+        self._duration_children: dict[tuple[str, str], Any] = {}
         self.registry.register(_HealthCollector(healthy, ready))
         self.registry.register(SnapshotCollector(snapshots))
 
     def observe(
         self, *, route: str, method: str, status: int, answer_path: str, seconds: float
     ) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.duration.labels(route, answer_path).observe(seconds)
+        key = (route, method, status)
+        counter = self._request_children.get(key)
+        if counter is None:
+            counter = self._request_children[key] = self.requests.labels(route, method, str(status))
+        counter.inc()
+        histogram = self._duration_children.get((route, answer_path))
+        if histogram is None:
+            histogram = self._duration_children[(route, answer_path)] = self.duration.labels(
+                route, answer_path
+            )
+        histogram.observe(seconds)
 
     def exposition(self) -> bytes:
         """The text exposition format of every metric (sync, cheap)."""
