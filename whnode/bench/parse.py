@@ -8,7 +8,8 @@ twice (statistics, canonical encoding, compression and content hash included):
 
 - inline: ``parse_menu_job`` called on the event loop, one menu after another;
 - pool: every menu submitted to a ``ParsePool`` at once (its back-pressure admits
-  ``--queue-depth`` at a time).
+  ``--queue-depth`` at a time); each job also reports the CPU time its worker spent, which
+  shows how many cores the pool actually got on a shared machine.
 
 Meanwhile a ticker coroutine sleeps 1 ms in a loop and records how late it wakes up: that is
 the event-loop lag every other request of the node would see.
@@ -29,7 +30,7 @@ from whnode.record.model import Vendor
 from whnode.upstream.http import UpstreamHttp, UpstreamHttpConfig
 from whnode.upstream.pool import ParsePool, default_workers, parse_menu_job
 
-__all__ = ["RawMenu", "fetch_raw_menus", "main", "measure_lag"]
+__all__ = ["RawMenu", "fetch_raw_menus", "main", "measure_lag", "timed_parse_job"]
 
 TICK_SECONDS = 0.001
 """The ticker's sleep."""
@@ -97,6 +98,15 @@ async def fetch_raw_menus(count: int, seed: int) -> list[RawMenu]:
         return list(await asyncio.gather(*(one(d) for d in wanted)))
 
 
+def timed_parse_job(
+    vendor: str, dispensary_id: str, pages: list[bytes], fetched_at_ms: int
+) -> tuple[int, float]:
+    """``parse_menu_job`` in a worker: (products, CPU seconds the worker spent on it)."""
+    started = time.process_time()
+    parsed = parse_menu_job(vendor, dispensary_id, pages, fetched_at_ms)
+    return parsed.product_count, time.process_time() - started
+
+
 async def measure_lag(
     work: Callable[[], Awaitable[list[int]]],
 ) -> tuple[float, list[int], list[float]]:
@@ -159,12 +169,17 @@ async def _run(args: argparse.Namespace) -> int:
     pool_counts: list[int] = []
     load_before = os.getloadavg()[0]
     async with _pool(args.workers, args.queue_depth) as pool:
+        worker_cpu: list[float] = []
 
         async def pooled() -> list[int]:
             parsed = await asyncio.gather(
-                *(pool.parse(m.vendor, m.dispensary_id, m.pages, now_ms) for m in menus)
+                *(
+                    pool.run(timed_parse_job, m.vendor, m.dispensary_id, m.pages, now_ms)
+                    for m in menus
+                )
             )
-            return [item.product_count for item in parsed]
+            worker_cpu.append(sum(cpu for _, cpu in parsed))
+            return [products for products, _ in parsed]
 
         for _ in range(args.rounds):  # interleaved, so that outside load hits both alike
             seconds, inline_counts, lateness = await measure_lag(lambda: _inline(menus, now_ms))
@@ -192,6 +207,11 @@ async def _run(args: argparse.Namespace) -> int:
     pooled_result = min(pool_runs, key=lambda r: r.seconds)
     for result in (*inline_runs, *pool_runs):
         print(result.line())
+    for result, cpu in zip(pool_runs, worker_cpu, strict=True):
+        print(
+            f"pool round: workers used {cpu:.1f} CPU s in {result.seconds:.1f} s, "
+            f"{cpu / result.seconds:.2f} cores on average (other processes take the rest)"
+        )
     print(
         f"best of {args.rounds}: speed-up of the pool over inline parsing "
         f"{inline.seconds / pooled_result.seconds:.2f}x on {default_workers()} cores; loop lag "
