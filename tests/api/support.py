@@ -134,6 +134,11 @@ class ServiceDouble:
         self.records.setdefault(record.dispensary_id, []).append(record)
         self.records[record.dispensary_id].sort(key=lambda r: r.fetched_at_ms, reverse=True)
 
+    def answer_hot(self, dispensary_id: str, max_age: float | None = None) -> MenuAnswer | None:
+        """The double has no hot cache: every request goes on to get_menu (recorded)."""
+        del dispensary_id, max_age
+        return None
+
     async def get_menu(
         self, dispensary_id: str, *, max_age: float | None = None, at_ms: int | None = None
     ) -> MenuAnswer:

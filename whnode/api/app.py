@@ -49,6 +49,11 @@ PEER_PREFIX: Final = "/peer/"
 MAX_INSTANCE_CHARS: Final = 256
 """Longest ``instance`` member (the request path) put in a problem document."""
 
+_CORS: Final = (
+    ("Access-Control-Allow-Origin", "*"),
+    ("Access-Control-Expose-Headers", ", ".join(EXPOSED_HEADERS)),
+)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -113,16 +118,21 @@ class PublicApi:
         wait = self.limiter.check(client_key(request.remote), time.monotonic())
         if wait > 0:
             raise ClientRateLimited("request rate exceeded for this client", retry_after=wait)
-        if len(request.rel_url.raw_query_string.encode()) > limits.MAX_QUERY_STRING_BYTES:
+        query = request.rel_url.raw_query_string
+        # a character is at most 4 bytes of UTF-8: most queries need no encoding to check
+        if (
+            len(query) * 4 > limits.MAX_QUERY_STRING_BYTES
+            and len(query.encode("utf-8", "surrogatepass")) > limits.MAX_QUERY_STRING_BYTES
+        ):
             raise QueryTooLong(f"query string longer than {limits.MAX_QUERY_STRING_BYTES} bytes")
-        if request.method in ("GET", "HEAD") and request.body_exists:
+        if request.body_exists and request.method in ("GET", "HEAD"):
             raise BodyNotAllowed(f"{request.method} requests take no body")
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
-        route = _route_label(request)
-        public = not request.path.startswith(PEER_PREFIX)
+        path = request.path
+        public = not path.startswith(PEER_PREFIX)
         try:
             if public:
                 self._refuse_early(request)
@@ -130,19 +140,19 @@ class PublicApi:
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            response = self._problem(request, exc, route)
+            response = self._problem(request, exc, _route_label(request))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            response = self._problem(request, exc, route)
-        if public and request.path.startswith("/v1/"):
-            response.headers.setdefault("Access-Control-Allow-Origin", "*")
-            response.headers.setdefault("Access-Control-Expose-Headers", ", ".join(EXPOSED_HEADERS))
+            response = self._problem(request, exc, _route_label(request))
+        headers = response.headers
+        if public and path.startswith("/v1/") and "Access-Control-Allow-Origin" not in headers:
+            headers.extend(_CORS)
         self.metrics.observe(
-            route=route,
+            route=_route_label(request),
             method=request.method if request.method in _METHODS else "other",
             status=response.status,
-            answer_path=response.headers.get("X-Whnode-Path", ""),
+            answer_path=headers.get("X-Whnode-Path", ""),
             seconds=time.perf_counter() - started,
         )
         return response

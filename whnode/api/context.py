@@ -30,6 +30,10 @@ class MenuReader(Protocol):
         """The menu answer under the read-through policy (see MenuService.get_menu)."""
         ...
 
+    def answer_hot(self, dispensary_id: str, max_age: float | None = None) -> MenuAnswer | None:
+        """A fresh hot-cache answer without awaiting, or None (then call get_menu)."""
+        ...
+
     async def history(self, dispensary_id: str, limit: int) -> list[SignedRecord]:
         """Up to ``limit`` snapshots, newest first."""
         ...

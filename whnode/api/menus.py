@@ -32,7 +32,7 @@ from whnode.api.render import RenderCache, RenderFormat, dumps, history_entry
 from whnode.record.model import parse_dispensary_id
 from whnode.record.signed import SignedRecord
 from whnode.service.exceptions import MenuNotFound
-from whnode.service.types import MenuAnswer
+from whnode.service.types import AnswerPath, MenuAnswer
 
 __all__ = [
     "CBOR",
@@ -73,7 +73,14 @@ EXPOSED_HEADERS: Final = (
 )
 """Headers a browser script may read cross-origin (Access-Control-Expose-Headers)."""
 
-_FORMAT_OF: Final = {JSON.name: "json", CBOR.name: "cbor", COSE.name: "cose"}
+_PATH_TEXT: Final = {path: path.value for path in AnswerPath}
+
+MAX_PARSED_QUERIES: Final = 1024
+"""Distinct menu query strings whose parse is kept (the table is cleared when full)."""
+MAX_FIXED_HEADER_ENTRIES: Final = 4096
+"""Records whose fixed response headers are kept (the table is cleared when full)."""
+
+_VARIANT_OF: Final = {JSON.name: "json", CBOR.name: "cbor", COSE.name: "cose"}
 
 
 def entity_tag(record: SignedRecord, variant: str) -> str:
@@ -114,6 +121,9 @@ class MenuHandlers:
     def __init__(self, context: ApiContext, renders: RenderCache) -> None:
         self._context = context
         self._renders = renders
+        # (id(record), variant) -> (record, headers that depend on the record alone)
+        self._fixed: dict[tuple[int, str], tuple[SignedRecord, dict[str, str]]] = {}
+        self._queries: dict[str, tuple[float | None, int | None]] = {}
 
     def _service(self) -> MenuReader:
         try:
@@ -122,24 +132,30 @@ class MenuHandlers:
             raise NodeNotReady("the node has not started") from None
 
     async def menu(self, request: web.Request) -> web.StreamResponse:
-        """GET /v1/menus/{dispensary}"""
+        """GET /v1/menus/{dispensary}
+
+        A hot hit (fresh record in the hot cache, representation already rendered) is
+        answered without awaiting anything: this is the path most requests take.
+        """
         dispensary_id = parse_dispensary_id(request.match_info["dispensary"])
-        query = single_values(request.query, ("max_age", "at"))
-        max_age = parse_max_age(query["max_age"]) if "max_age" in query else None
-        at_ms = parse_at(query["at"]) if "at" in query else None
-        if max_age is not None and at_ms is not None:
-            raise InvalidParameter("at", "cannot be combined with max_age")
+        max_age, at_ms = self._menu_query(request)
         representation = negotiate(request.headers.get("Accept"), MENU_TYPES)
-        answer = await self._service().get_menu(dispensary_id, max_age=max_age, at_ms=at_ms)
-        variant = _FORMAT_OF[representation.name]
-        headers = self._headers(answer, variant)
+        service = self._service()
+        answer = None if at_ms is not None else service.answer_hot(dispensary_id, max_age)
+        if answer is None:
+            answer = await service.get_menu(dispensary_id, max_age=max_age, at_ms=at_ms)
+        headers = self._headers(answer, _VARIANT_OF[representation.name])
         if not_modified(request, headers["ETag"], answer.record.fetched_at_ms):
             return web.Response(status=304, headers=headers)
         if representation is COSE:
             body = answer.record.encoded
         else:
-            body = await self._renders.get(
-                answer.record, RenderFormat.JSON if representation is JSON else RenderFormat.CBOR
+            render_format = RenderFormat.JSON if representation is JSON else RenderFormat.CBOR
+            cached = self._renders.peek(answer.record, render_format)
+            body = (
+                cached
+                if cached is not None
+                else await self._renders.get(answer.record, render_format)
             )
         headers["Content-Type"] = representation.content_type
         return web.Response(body=body, headers=headers)
@@ -191,19 +207,49 @@ class MenuHandlers:
         headers["Content-Type"] = JSON.content_type
         return web.Response(body=dumps(document), headers=headers)
 
+    def _menu_query(self, request: web.Request) -> tuple[float | None, int | None]:
+        """(max_age, at_ms) of a menu request; the parse of each distinct query string is
+        kept (clients repeat theirs), only when it is valid."""
+        raw = request.rel_url.raw_query_string
+        parsed = self._queries.get(raw)
+        if parsed is not None:
+            return parsed
+        query = single_values(request.query, ("max_age", "at"))
+        max_age = parse_max_age(query["max_age"]) if "max_age" in query else None
+        at_ms = parse_at(query["at"]) if "at" in query else None
+        if max_age is not None and at_ms is not None:
+            raise InvalidParameter("at", "cannot be combined with max_age")
+        if len(self._queries) >= MAX_PARSED_QUERIES:
+            self._queries.clear()
+        self._queries[raw] = (max_age, at_ms)
+        return max_age, at_ms
+
     def _headers(self, answer: MenuAnswer, variant: str) -> dict[str, str]:
+        """Response headers of an answer: the record's own, computed once per record and
+        variant and kept while it is served, and the per-request freshness headers."""
         record = answer.record
+        key = (id(record), variant)
+        fixed = self._fixed.get(key)
+        if fixed is None or fixed[0] is not record:
+            if len(self._fixed) >= MAX_FIXED_HEADER_ENTRIES:
+                self._fixed.clear()
+            fixed = self._fixed[key] = (record, _record_headers(record, variant))
+        headers = fixed[1].copy()
         now_ms = int(time.time() * 1000)
         max_age = 0 if answer.stale else max(0, (answer.fresh_until_ms - now_ms) // 1000)
-        return {
-            "ETag": entity_tag(record, variant),
-            "Last-Modified": _http_date(record.fetched_at_ms),
-            "Cache-Control": f"max-age={max_age}",
-            "Vary": "Accept",
-            HEADER_PATH: answer.path.value,
-            HEADER_PUBLISHER: bytes(record.publisher).hex(),
-            HEADER_CONTENT_HASH: bytes(record.content_hash).hex(),
-            HEADER_FETCHED_AT: str(record.fetched_at_ms),
-            HEADER_FRESH_UNTIL: str(answer.fresh_until_ms),
-            HEADER_STALE: "1" if answer.stale else "0",
-        }
+        headers["Cache-Control"] = f"max-age={max_age}"
+        headers[HEADER_PATH] = _PATH_TEXT[answer.path]
+        headers[HEADER_FRESH_UNTIL] = str(answer.fresh_until_ms)
+        headers[HEADER_STALE] = "1" if answer.stale else "0"
+        return headers
+
+
+def _record_headers(record: SignedRecord, variant: str) -> dict[str, str]:
+    return {
+        "ETag": entity_tag(record, variant),
+        "Last-Modified": _http_date(record.fetched_at_ms),
+        "Vary": "Accept",
+        HEADER_PUBLISHER: bytes(record.publisher).hex(),
+        HEADER_CONTENT_HASH: bytes(record.content_hash).hex(),
+        HEADER_FETCHED_AT: str(record.fetched_at_ms),
+    }

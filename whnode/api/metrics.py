@@ -16,16 +16,22 @@ The table in docs/api.md is generated from ``describe_metrics()``.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 __all__ = [
@@ -215,19 +221,7 @@ class ApiMetrics:
         ready: Callable[[], bool],
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.requests = Counter(
-            "whnode_http_requests",
-            HTTP_METRICS[0].help,
-            ["route", "method", "status"],
-            registry=self.registry,
-        )
-        self.duration = Histogram(
-            "whnode_http_request_duration_seconds",
-            HTTP_METRICS[1].help,
-            ["route", "answer_path"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        self._requests = _RequestCounts()
         self.problems = Counter(
             "whnode_http_problems", HTTP_METRICS[2].help, ["type"], registry=self.registry
         )
@@ -237,30 +231,72 @@ class ApiMetrics:
             ["route", "exception"],
             registry=self.registry,
         )
-        # labelled children, looked up once: labels() is a measurable cost per request
-        self._request_children: dict[tuple[str, str, int], Any] = {}
-        self._duration_children: dict[tuple[str, str], Any] = {}
+        self.registry.register(self._requests)
         self.registry.register(_HealthCollector(healthy, ready))
         self.registry.register(SnapshotCollector(snapshots))
 
     def observe(
         self, *, route: str, method: str, status: int, answer_path: str, seconds: float
     ) -> None:
-        key = (route, method, status)
-        counter = self._request_children.get(key)
-        if counter is None:
-            counter = self._request_children[key] = self.requests.labels(route, method, str(status))
-        counter.inc()
-        histogram = self._duration_children.get((route, answer_path))
-        if histogram is None:
-            histogram = self._duration_children[(route, answer_path)] = self.duration.labels(
-                route, answer_path
-            )
-        histogram.observe(seconds)
+        """Count one answered request and its latency (a few dict operations)."""
+        self._requests.observe(route, method, status, answer_path, seconds)
 
     def exposition(self) -> bytes:
         """The text exposition format of every metric (sync, cheap)."""
         return generate_latest(self.registry)
+
+
+def _bound_text(bound: float) -> str:
+    """A bucket bound as prometheus_client writes it (``+Inf``, ``0.005``, ``1.0``)."""
+    return "+Inf" if bound == math.inf else repr(float(bound))
+
+
+class _RequestCounts(Collector):
+    """Request counts and latency histograms kept as plain numbers, exported when scraped.
+
+    The middleware updates them on every request, so they are cheaper than prometheus_client
+    children (no lock: they are only touched from the event loop thread; a scrape from
+    another thread reads a possibly torn but never corrupt snapshot).
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str, int], int] = {}
+        # (route, answer_path) -> [count per bucket (last: above every bound), sum]
+        self._latency: dict[tuple[str, str], list[float]] = {}
+
+    def observe(
+        self, route: str, method: str, status: int, answer_path: str, seconds: float
+    ) -> None:
+        key = (route, method, status)
+        self._counts[key] = self._counts.get(key, 0) + 1
+        series = self._latency.get((route, answer_path))
+        if series is None:
+            series = self._latency[(route, answer_path)] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+        series[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        series[-1] += seconds
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        requests = CounterMetricFamily(
+            HTTP_METRICS[0].name.removesuffix("_total"),
+            HTTP_METRICS[0].help,
+            labels=list(HTTP_METRICS[0].labels),
+        )
+        for (route, method, status), count in list(self._counts.items()):
+            requests.add_metric([route, method, str(status)], count)
+        duration = HistogramMetricFamily(
+            HTTP_METRICS[1].name, HTTP_METRICS[1].help, labels=list(HTTP_METRICS[1].labels)
+        )
+        for labels, series in list(self._latency.items()):
+            cumulative = 0.0
+            buckets: list[tuple[str, float]] = []
+            for bound, observed in zip((*LATENCY_BUCKETS, math.inf), series[:-1], strict=True):
+                cumulative += observed
+                buckets.append((_bound_text(bound), cumulative))
+            duration.add_metric(list(labels), buckets, sum_value=series[-1])
+        return [requests, duration]
 
 
 class _HealthCollector(Collector):

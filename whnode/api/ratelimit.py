@@ -56,7 +56,8 @@ class ClientRateLimiter:
         self._rate = rate
         self._burst = float(burst)
         self._max_clients = max_clients
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        # key -> [tokens, last refill time], least recently seen first
+        self._buckets: OrderedDict[str, list[float]] = OrderedDict()
         self._admitted = 0
         self._refused = 0
 
@@ -65,19 +66,22 @@ class ClientRateLimiter:
 
         ``now`` is a monotonic time in seconds.
         """
-        tokens, last = self._buckets.pop(key, (self._burst, now))
-        tokens = min(self._burst, tokens + max(0.0, now - last) * self._rate)
-        wait = 0.0
-        if tokens >= 1.0:
-            tokens -= 1.0
-            self._admitted += 1
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = [self._burst, now]
+            if len(self._buckets) > self._max_clients:
+                self._buckets.popitem(last=False)
         else:
-            wait = (1.0 - tokens) / self._rate
-            self._refused += 1
-        self._buckets[key] = (tokens, now)
-        if len(self._buckets) > self._max_clients:
-            self._buckets.popitem(last=False)
-        return wait
+            self._buckets.move_to_end(key)
+            if now > bucket[1]:
+                bucket[0] = min(self._burst, bucket[0] + (now - bucket[1]) * self._rate)
+                bucket[1] = now
+        if bucket[0] >= 1.0:
+            bucket[0] -= 1.0
+            self._admitted += 1
+            return 0.0
+        self._refused += 1
+        return (1.0 - bucket[0]) / self._rate
 
     def statistics(self) -> RateLimiterStatistics:
         return RateLimiterStatistics(

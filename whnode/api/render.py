@@ -230,6 +230,20 @@ class RenderCache:
             render_format,
         )
 
+    def peek(self, record: SignedRecord, render_format: RenderFormat) -> bytes | None:
+        """The cached bytes (counted as a hit), or None without counting anything."""
+        key = (
+            record.dispensary_id,
+            record.fetched_at_ms,
+            bytes(record.content_hash),
+            render_format,
+        )
+        cached = self._entries.get(key)
+        if cached is not None:
+            self._entries.move_to_end(key)
+            self._hits += 1
+        return cached
+
     async def get(self, record: SignedRecord, render_format: RenderFormat) -> bytes:
         """The rendered bytes, from the cache or rendered once for all concurrent callers.
 

@@ -321,6 +321,10 @@ class MenuService:
         """The menu of ``dispensary_id``: fresh within ``max_age`` seconds when given, the
         snapshot current at ``at_ms`` when given, else fresh under the heuristic policy."""
         dispensary_id = parse_dispensary_id(dispensary_id)
+        if at_ms is None:
+            answer = self.answer_hot(dispensary_id, max_age)
+            if answer is not None:
+                return answer
         self._requests += 1
         now_ms = self.now_ms()
         try:
@@ -335,6 +339,26 @@ class MenuService:
         except Exception as exc:
             self._errors[type(exc).__name__] += 1
             raise
+
+    def answer_hot(self, dispensary_id: str, max_age: float | None = None) -> MenuAnswer | None:
+        """The answer from the hot cache when it holds a fresh record, else None.
+
+        The synchronous first step of ``get_menu`` (for a dispensary id already validated
+        by ``parse_dispensary_id``): it counts a request and a hot answer only when it
+        answers, so a caller that gets None goes on with ``get_menu`` and nothing is counted
+        twice.
+        """
+        stored = self._hot.peek_newest(dispensary_id)
+        if stored is None or dispensary_id in self._negative:
+            return None
+        if not self._locally_fresh(stored, max_age, self.now_ms()):
+            return None
+        record = stored.decoded
+        if not isinstance(record, SignedRecord):
+            return None
+        self._hot.newest(dispensary_id)  # counts the hit, refreshes the LRU order
+        self._requests += 1
+        return self._answer(record, AnswerPath.HOT, self._fresh_until_of(stored, max_age))
 
     async def _get_local(
         self, dispensary_id: str, max_age: float | None, now_ms: int

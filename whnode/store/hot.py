@@ -135,6 +135,12 @@ class HotCache:
         return True
 
     # ------------------------------------------------------------------ reads
+    def peek_newest(self, dispensary_id: str) -> StoredRecord | None:
+        """The newest record held for the dispensary, or None; counts nothing and leaves
+        the LRU order alone (a caller that uses the record then calls ``newest``)."""
+        entry = self._entries.get(dispensary_id)
+        return None if entry is None else entry.records[-1]
+
     def newest(self, dispensary_id: str) -> StoredRecord | None:
         """The newest record held for the dispensary, or None (a miss)."""
         entry = self._entries.get(dispensary_id)
