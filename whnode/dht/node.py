@@ -319,12 +319,14 @@ class DhtNode:
         return ceiling / 2 + self._random.uniform(0, ceiling / 2)
 
     # ------------------------------------------------------------------ lookups
-    async def find_owners(self, key: bytes, count: int) -> list[Contact]:
+    async def find_owners(self, key: bytes, count: int, *, fresh: bool = False) -> list[Contact]:
         """The ``count`` live owner-capable nodes closest to ``key``, closest first.
 
         Includes this node when it is among them (and not routing-only). Bounded by
         ``config.lookup_deadline``; never raises for a peer's misbehaviour. With an empty
         routing table the answer is this node alone (or nothing for a routing-only node).
+        Answers are cached briefly; ``fresh`` skips the cached answer (republish uses it, so
+        that records reach the owners of now, not those of a few seconds ago).
         """
         self._check_key(key)
         if count < 1:
@@ -332,7 +334,7 @@ class DhtNode:
         protocol = self._require_protocol()
         cache_key = (bytes(key), count)
         now = asyncio.get_running_loop().time()
-        cached = self._owner_cache.get(cache_key)
+        cached = None if fresh else self._owner_cache.get(cache_key)
         if cached is not None:
             if cached[0] > now:
                 self._counters.owner_cache_hits += 1

@@ -24,7 +24,7 @@ import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Final, Protocol, TypeVar
 
 from whnode.config import Config
 from whnode.dht import Contact
@@ -69,6 +69,8 @@ TRACKED_DISPENSARIES = 100_000
 RECENT_FILLS = 50
 """Fills kept for the status page."""
 HAND_OFF_DELAY = 1.0
+MAX_HANDED_OFF_MEMORY: Final = 4096
+"""Nodes whose last hand-off time is remembered (oldest forgotten first)."""
 """Seconds newcomers are batched before records are handed to them."""
 LIFETIME_CACHE_MS = 10_000
 """How long a dispensary's change history read from the store is reused."""
@@ -80,7 +82,9 @@ class OwnerDirectory(Protocol):
     @property
     def node_id(self) -> bytes: ...
 
-    async def find_owners(self, key: bytes, count: int) -> Sequence[Contact]: ...
+    async def find_owners(
+        self, key: bytes, count: int, *, fresh: bool = False
+    ) -> Sequence[Contact]: ...
 
     def contacts(self) -> Sequence[Contact]: ...
 
@@ -194,6 +198,9 @@ class MenuService:
         self._recent: deque[RecentFill] = deque(maxlen=RECENT_FILLS)
         self._newcomers: dict[bytes, Contact] = {}
         self._hand_off_scheduled = False
+        self._handed_off: dict[bytes, float] = {}
+        self._hand_offs_skipped = 0
+        self._duplicate_puts = 0
 
     def replace_fetcher(self, fetcher: UpstreamFetcher) -> None:
         """Use ``fetcher`` for fills from now on (sources reloaded); running fills finish."""
@@ -261,9 +268,9 @@ class MenuService:
     def _is_owner_set(self, owners: Sequence[Contact]) -> bool:
         return any(contact.node_id == self.node_id for contact in owners)
 
-    async def _owner_list(self, dispensary_id: str) -> list[Contact]:
+    async def _owner_list(self, dispensary_id: str, *, fresh: bool = False) -> list[Contact]:
         key: RoutingKey = routing_key(dispensary_id)
-        found = await self._owners.find_owners(key, self._config.node.replication)
+        found = await self._owners.find_owners(key, self._config.node.replication, fresh=fresh)
         return list(found)
 
     def _count_popularity(self, dispensary_id: str, now_ms: int, lifetime: float) -> int:
@@ -682,7 +689,7 @@ class MenuService:
         async for stored in self._store.iter_newest():
             try:
                 record = self._accept(stored.data, stored.dispensary_id, now_ms)
-                owners = await self._owner_list(stored.dispensary_id)
+                owners = await self._owner_list(stored.dispensary_id, fresh=True)
             except (RecordError, Exception) as exc:  # one bad entry must not stop the rest
                 self._errors["republish"] += 1
                 LOG.debug("republish of %s skipped: %s", stored.dispensary_id, exc)
@@ -700,6 +707,17 @@ class MenuService:
         """
         if self._config.node.routing_only:
             return
+        now = time.monotonic()
+        handed = self._handed_off.get(contact.node_id)
+        if handed is not None and now - handed < self._config.node.republish_interval:
+            # Re-admitted after missing a few requests (e.g. under load): it got its records
+            # less than a republish interval ago, and the periodic republish covers the rest.
+            self._hand_offs_skipped += 1
+            return
+        self._handed_off[contact.node_id] = now
+        if len(self._handed_off) > MAX_HANDED_OFF_MEMORY:
+            oldest = min(self._handed_off, key=self._handed_off.__getitem__)
+            del self._handed_off[oldest]
         self._newcomers[contact.node_id] = contact
         if not self._hand_off_scheduled:
             self._hand_off_scheduled = True
@@ -738,11 +756,22 @@ class MenuService:
         return None if stored is None else stored.data
 
     async def peer_put(self, dispensary_id: str, data: bytes) -> bool:
+        if await self._holds_exactly(dispensary_id, data):
+            # The same bytes were verified when first stored (hand-off and republish send
+            # records their owners often hold already): nothing to check or write.
+            self._duplicate_puts += 1
+            return False
         record = self._accept(data, dispensary_id, self.now_ms())
         created = await self._store_put(record)
         if dispensary_id in self._hot:  # the hot cache refuses records older than its own
             self._remember(record)
         return created
+
+    async def _holds_exactly(self, dispensary_id: str, data: bytes) -> bool:
+        """Whether the newest record in the durable store is byte for byte ``data`` (the hot
+        cache does not count: a requester keeps records there that it does not store)."""
+        held = await self._store.newest(dispensary_id)
+        return held is not None and held.data == data
 
     async def peer_fill(
         self, dispensary_id: str, max_age: float | None, budget: float
@@ -777,4 +806,6 @@ class MenuService:
             peer_rejections=dict(self._rejections),
             errors_by_kind=dict(self._errors),
             recent_fills=tuple(self._recent),
+            duplicate_puts=self._duplicate_puts,
+            hand_offs_skipped=self._hand_offs_skipped,
         )

@@ -61,3 +61,7 @@ class ServiceStatistics:
     """Records refused from peers, by reason."""
     errors_by_kind: dict[str, int]
     recent_fills: tuple[RecentFill, ...]
+    duplicate_puts: int = 0
+    """Records put by peers that this node already held byte for byte (not re-verified)."""
+    hand_offs_skipped: int = 0
+    """Re-admitted nodes not handed records again within a republish interval."""
