@@ -596,7 +596,9 @@ class MenuService:
         previous = await self._store.newest(dispensary_id)
         started = time.monotonic()
         self._upstream_calls += 1
-        parsed = await self._fetcher.fetch(dispensary_id, now_ms)
+        # The snapshot's time is when upstream is asked, not when this fill began (the
+        # replica round and the store read above may have taken a while under load).
+        parsed = await self._fetcher.fetch(dispensary_id, self.now_ms())
         record = sign_record(
             payload=parsed.payload,
             dispensary_id=dispensary_id,
