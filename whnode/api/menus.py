@@ -163,11 +163,7 @@ class MenuHandlers:
     async def stats(self, request: web.Request) -> web.StreamResponse:
         """GET /v1/menus/{dispensary}/stats"""
         dispensary_id = parse_dispensary_id(request.match_info["dispensary"])
-        query = single_values(request.query, ("max_age", "at"))
-        max_age = parse_max_age(query["max_age"]) if "max_age" in query else None
-        at_ms = parse_at(query["at"]) if "at" in query else None
-        if max_age is not None and at_ms is not None:
-            raise InvalidParameter("at", "cannot be combined with max_age")
+        max_age, at_ms = self._menu_query(request)
         negotiate(request.headers.get("Accept"), STATS_TYPES)
         answer = await self._service().get_menu(dispensary_id, max_age=max_age, at_ms=at_ms)
         headers = self._headers(answer, "stats")
