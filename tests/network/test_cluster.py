@@ -187,7 +187,7 @@ async def test_stale_while_revalidate_serves_stale_while_exactly_one_refresh_run
         await cluster.wait_idle()
         await asyncio.sleep(1.2)
         calls = sandbox.calls(dispensary)
-        sandbox.set_latency(0.5)
+        sandbox.set_latency(2.0)  # the refresh takes at least this long
         started = asyncio.get_running_loop().time()
         answers = await asyncio.gather(
             *(node.service.get_menu(dispensary) for node in cluster.nodes for _ in range(10))
@@ -195,7 +195,7 @@ async def test_stale_while_revalidate_serves_stale_while_exactly_one_refresh_run
         elapsed = asyncio.get_running_loop().time() - started
         assert all(answer.record.encoded == first.record.encoded for answer in answers)
         assert all(answer.stale for answer in answers)
-        assert elapsed < 0.5, "stale answers do not wait for the refresh"
+        assert elapsed < 1.5, "stale answers do not wait for the refresh"
         await cluster.wait_idle()
         sandbox.set_latency(0.0)
         assert sandbox.calls(dispensary) - calls == 1
