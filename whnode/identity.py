@@ -28,6 +28,7 @@ import stat
 from pathlib import Path
 from typing import Final
 
+from whnode import limits
 from whnode.errors import UsageError
 from whnode.record.exceptions import ModelError
 from whnode.record.keys import SigningKey
@@ -41,8 +42,8 @@ __all__ = [
 ]
 
 IDENTITY_FILE: Final = "identity.key"
-MAX_IDENTITY_FILE_BYTES: Final = 256
-"""Largest identity file read (a valid one is 65 bytes)."""
+MAX_IDENTITY_FILE_BYTES: Final = limits.MAX_IDENTITY_FILE_BYTES
+"""See whnode.limits."""
 _NO_HARD_LINKS: Final = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV})
 
 

@@ -34,6 +34,10 @@ MAX_DISPENSARY_ID_CHARS: Final = 160
 """Longest dispensary id."""
 MAX_FUTURE_SKEW_SECONDS: Final = 300
 """How far in the future a record's fetch time may lie."""
+MAX_PROTECTED_BYTES: Final = 1024
+"""Largest serialized protected header accepted (a version 1 header is under 300 bytes)."""
+MAX_CBOR_TOTAL_ITEMS: Final = 2_000_000
+"""Most CBOR items (every head: integers, strings, containers) in one payload."""
 
 # --- DHT (whnode.dht) --------------------------------------------------------------------
 MAX_DATAGRAM_BYTES: Final = 1400
@@ -46,6 +50,16 @@ DATAGRAM_BURST_PER_SOURCE: Final = 400
 """Datagram burst allowed from one source address."""
 MAX_TRACKED_SOURCES: Final = 10_000
 """Most source addresses tracked by the per-source rate limiter."""
+MAX_SUSPECTS: Final = 4096
+"""Most recently failed node ids remembered (lookups skip them for a while)."""
+MAX_OWNER_CACHE_ENTRIES: Final = 4096
+"""Most (key, count) owner lookups cached at once."""
+
+# --- local files ---------------------------------------------------------------------------
+MAX_IDENTITY_FILE_BYTES: Final = 256
+"""Largest identity file read (a valid one is 65 bytes)."""
+MAX_PEERS_FILE_BYTES: Final = 1024 * 1024
+"""Largest peer list file read (a list of a few hundred contacts is ~30 KB)."""
 
 # --- peer and public HTTP ------------------------------------------------------------------
 MAX_HTTP_BODY_BYTES: Final = MAX_RECORD_BYTES + 64 * 1024

@@ -21,7 +21,9 @@ import socket
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Final
 
+from whnode import limits
 from whnode.dht.config import DhtConfig
 from whnode.dht.contact import (
     NODE_ID_BYTES,
@@ -44,8 +46,8 @@ __all__ = ["MAX_OWNER_CACHE_ENTRIES", "DhtNode"]
 
 LOG = logging.getLogger(__name__)
 
-MAX_OWNER_CACHE_ENTRIES = 4096
-"""Most (key, count) owner lookups cached at once."""
+MAX_OWNER_CACHE_ENTRIES: Final = limits.MAX_OWNER_CACHE_ENTRIES
+"""See whnode.limits."""
 REFRESH_WIDTH = 5
 """Bucket refresh lookups after a join stop once this many closest nodes answered: a few
 contacts per distance are enough to make every region reachable."""

@@ -18,15 +18,17 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Final
 
+from whnode import limits
 from whnode.dht.contact import NODE_ID_BYTES, Contact, NodeId
 from whnode.dht.exceptions import PeersFileError
 from whnode.errors import UsageError
 
 __all__ = ["MAX_PEERS_FILE_BYTES", "load_peers", "save_peers"]
 
-MAX_PEERS_FILE_BYTES = 1024 * 1024
-"""Largest peer list file read (a list of a few hundred contacts is ~30 KB)."""
+MAX_PEERS_FILE_BYTES: Final = limits.MAX_PEERS_FILE_BYTES
+"""See whnode.limits."""
 FORMAT = "whnode-peers"
 VERSION = 1
 

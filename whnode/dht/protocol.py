@@ -37,7 +37,7 @@ import socket
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterator
 from functools import partial
-from typing import Any, NoReturn, cast
+from typing import Any, Final, NoReturn, cast
 
 from kademlia.node import Node
 from kademlia.protocol import KademliaProtocol
@@ -74,8 +74,8 @@ Address = tuple[str, int]
 Reply = tuple[bool, object]
 
 IDENTITY_REASONS = frozenset({"node_id", "identity"})
-MAX_SUSPECTS = 4096
-"""Most recently failed node ids remembered (lookups skip them for a while)."""
+MAX_SUSPECTS: Final = limits.MAX_SUSPECTS
+"""See whnode.limits."""
 
 
 class RoutingNode(Node):  # type: ignore[misc]

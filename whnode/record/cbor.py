@@ -34,10 +34,9 @@ __all__ = [
     "scan",
 ]
 
-MAX_CBOR_TOTAL_ITEMS: Final = 2_000_000
-"""Most CBOR items (every head: integers, strings, containers) in one payload.
-
-A menu at MAX_PRODUCTS_PER_MENU with four price options per product holds about 600,000."""
+MAX_CBOR_TOTAL_ITEMS: Final = limits.MAX_CBOR_TOTAL_ITEMS
+"""See whnode.limits (a menu at MAX_PRODUCTS_PER_MENU with four price options per product
+holds about 600,000 items)."""
 
 _SIMPLE_OK: Final = frozenset({20, 21, 22, 25, 26, 27})
 """Additional information of major type 7 that whnode accepts: false, true, null and the

@@ -86,8 +86,8 @@ HEADER_LABELS: Final = frozenset(
         LABEL_CONTENT_HASH,
     }
 )
-MAX_PROTECTED_BYTES: Final = 1024
-"""Largest serialized protected header accepted (a version 1 header is under 300 bytes)."""
+MAX_PROTECTED_BYTES: Final = limits.MAX_PROTECTED_BYTES
+"""See whnode.limits."""
 MAX_FETCHED_AT_MS: Final = 2**53
 """Latest fetch time representable (the model's bound; exact in every JSON number)."""
 
