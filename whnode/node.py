@@ -120,6 +120,20 @@ class Node:
             seeds.extend((seed.host, seed.port) for seed in load_seeds(seeds_file))
         return seeds
 
+    def seed_pins(self) -> dict[tuple[str, int], bytes]:
+        """(host, port) → pinned node id, from the seeds file (seeds given in the
+        configuration carry no pin)."""
+        seeds_file = self.config.node.seeds_file
+        if seeds_file is None:
+            return {}
+        from whnode.seeds import load_seeds
+
+        return {
+            (seed.host, seed.port): bytes(seed.node_id)
+            for seed in load_seeds(seeds_file)
+            if seed.node_id is not None
+        }
+
     async def start(self) -> None:
         if self._started:
             raise RuntimeError("node already started")
@@ -165,7 +179,7 @@ class Node:
                 policy=trust_policy(config),
             )
             self.dht.on_new_contact = self.service.on_new_contact
-            await self.dht.bootstrap(self.seeds())
+            await self.dht.bootstrap(self.seeds(), pins=self.seed_pins())
             self._tasks.append(asyncio.create_task(self._republish_loop(), name="republish"))
             self._tasks.append(asyncio.create_task(self._sample_loop(), name="status samples"))
         except BaseException:

@@ -129,3 +129,27 @@ async def test_stop_leaves_no_task_behind(tmp_path: Path) -> None:
     assert asyncio.all_tasks() - before == set()
     for node in [seed, *members]:
         await node.stop()  # twice is harmless
+
+
+async def test_a_seed_with_another_id_than_its_pin_is_not_used_to_join() -> None:
+    async with fleet() as nodes:
+        seed, members = await network(nodes, 4)
+        other_seed, _ = await network(nodes, 4)
+        # pinned correctly: joins through it
+        trusting = await start_node(fast(bootstrap_attempts=1))
+        nodes.append(trusting)
+        size = await trusting.bootstrap(
+            [(LOOPBACK, seed.port)], pins={(LOOPBACK, seed.port): seed.node_id}
+        )
+        assert size >= 4
+        assert trusting.statistics().seed_pin_mismatches == 0
+        # the pin names another node than the one answering at that address
+        wary = await start_node(fast(bootstrap_attempts=1))
+        nodes.append(wary)
+        size = await wary.bootstrap(
+            [(LOOPBACK, seed.port)], pins={(LOOPBACK, seed.port): other_seed.node_id}
+        )
+        assert size == 0
+        assert wary.statistics().seed_pin_mismatches == 1
+        assert seed.node_id not in {contact.node_id for contact in wary.contacts()}
+        assert all(member.node_id not in {c.node_id for c in wary.contacts()} for member in members)

@@ -19,7 +19,7 @@ import os
 import random
 import socket
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -87,6 +87,7 @@ class DhtNode:
         self._transport: asyncio.DatagramTransport | None = None
         self._self_contact: Contact | None = None
         self._seeds: list[Address] = []
+        self._pins: dict[Address, bytes] = {}
         self._fallback: list[Contact] = []
         self._introducers: list[Contact] = []
         self._level_retry: dict[int, tuple[float, float]] = {}
@@ -188,8 +189,17 @@ class DhtNode:
         )
 
     # ------------------------------------------------------------------ bootstrap
-    async def bootstrap(self, seeds: Sequence[tuple[str, int]]) -> int:
+    async def bootstrap(
+        self,
+        seeds: Sequence[tuple[str, int]],
+        *,
+        pins: Mapping[tuple[str, int], bytes] | None = None,
+    ) -> int:
         """Join the network through ``seeds`` (host, port) and the persisted peer list.
+
+        ``pins`` maps a seed (host, port), as given in ``seeds``, to the node id it must
+        have: a seed that answers with another id is not used to join, is dropped from the
+        routing table and is counted (``seed_pin_mismatches``) and logged.
 
         Each round pings every seed and saved peer in parallel, then looks up this node's own
         id through those that answered. Rounds are retried ``config.bootstrap_attempts``
@@ -199,6 +209,9 @@ class DhtNode:
         """
         protocol = self._require_protocol()
         self._seeds = [(str(host), int(port)) for host, port in seeds]
+        self._pins = {
+            (str(host), int(port)): bytes(pin) for (host, port), pin in (pins or {}).items()
+        }
         for attempt in range(self.config.bootstrap_attempts):
             if not self._seeds and not self._fallback and not protocol.table_size():
                 return 0
@@ -225,11 +238,37 @@ class DhtNode:
         protocol = self._require_protocol()
         self._counters.bootstrap_rounds += 1
         own = self.self_contact.address
-        seed_addresses = await self._resolve(self._seeds)
+        seed_addresses: list[Address] = []
+        pinned: dict[Address, bytes] = {}
+        for seed in self._seeds:
+            resolved = await self._resolve([seed])
+            seed_addresses.extend(resolved)
+            pin = self._pins.get(seed)
+            if pin is not None:
+                pinned.update((address, pin) for address in resolved)
         addresses = [*seed_addresses, *(contact.address for contact in self._fallback)]
         unique = [address for address in dict.fromkeys(addresses) if address != own]
         answers = await asyncio.gather(*(protocol.ping_address(address) for address in unique))
         responders = [contact for contact in answers if contact is not None]
+        impostors = [
+            contact
+            for contact in responders
+            if contact.address in pinned and contact.node_id != pinned[contact.address]
+        ]
+        for contact in impostors:
+            self._counters.seed_pin_mismatches += 1
+            protocol.forget(contact.node_id)
+            self._log.log(
+                asyncio.get_running_loop().time(),
+                "pin",
+                logging.WARNING,
+                "seed %s:%d answered as node %s, not the pinned %s: not used",
+                contact.address[0],
+                contact.address[1],
+                contact.node_id.hex(),
+                pinned[contact.address].hex(),
+            )
+        responders = [contact for contact in responders if contact not in impostors]
         if not responders and not protocol.table_size():
             return 0
         seeds = set(seed_addresses)

@@ -445,6 +445,13 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         if not was_member and not self.router.is_new_node(node):
             self._on_table_add(contact)
 
+    def forget(self, node_id: bytes) -> None:
+        """Drop a contact from the routing table (e.g. an impostor at a pinned seed address)."""
+        bucket = self.router.buckets[self.router.get_bucket_for(Node(node_id))]
+        node = bucket.nodes.get(node_id) or bucket.replacement_nodes.get(node_id)
+        if node is not None:
+            self.router.remove_contact(node)
+
     def welcome_if_new(self, node: RoutingNode) -> None:
         """kademlia's hook, without its store hand-off (KADEMLIA.md 9)."""
         self._welcome(node.contact)

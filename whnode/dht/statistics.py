@@ -62,6 +62,8 @@ class DhtCounters:
     """Bootstrap rounds (ping seeds and saved peers, then self lookup)."""
     rebootstraps: int = 0
     """Bootstrap rounds started by maintenance because the table was empty."""
+    seed_pin_mismatches: int = 0
+    """Seeds that answered with another node id than the one pinned in the seeds list."""
     callback_errors: int = 0
     """Exceptions raised by the on_new_contact callback."""
     maintenance_errors: int = 0
@@ -99,6 +101,7 @@ class DhtStatistics:
     owner_cache_hits: int
     bootstrap_rounds: int
     rebootstraps: int
+    seed_pin_mismatches: int
     callback_errors: int
     maintenance_errors: int
     peers_saved: int
