@@ -68,3 +68,49 @@ async def test_a_record_put_again_is_counted_as_duplicate_and_not_stored_twice(
         with pytest.raises(RecordError):
             await second.service.peer_put(dispensary, bytes(tampered))
         assert second.service.statistics().duplicate_puts == before + 1
+
+
+async def test_large_records_are_verified_off_the_event_loop(
+    tmp_path: Path, sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spy around the real accept_record notes the thread each record is verified on."""
+    import threading
+    import time
+
+    from whnode.record.codec import content_hash, encode_menu
+    from whnode.record.keys import SigningKey
+    from whnode.record.signed import sign_record
+    from whnode.service import core
+    from whnode.testing.factories import make_menu
+
+    threads: list[tuple[int, str]] = []
+    real = core.accept_record
+
+    def spy(data: bytes, **kwargs: object) -> object:
+        threads.append((len(data), threading.current_thread().name))
+        return real(data, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(core, "accept_record", spy)
+    key = SigningKey.generate()
+    now = int(time.time() * 1000)
+    records = []
+    for index, products in enumerate((3, 250)):
+        menu = make_menu(f"weedmaps:spied-{index}", products, seed=index)
+        records.append(
+            sign_record(
+                payload=encode_menu(menu),
+                dispensary_id=menu.dispensary_id,
+                fetched_at_ms=now,
+                content_hash=content_hash(menu),
+                signing_key=key,
+            )
+        )
+    async with LocalCluster(1, tmp_path, sandbox_url=sandbox.base_url) as cluster:
+        service = cluster.nodes[0].service
+        for record in records:
+            assert await service.peer_put(record.dispensary_id, record.encoded) is True
+    small, large = (len(record.encoded) for record in records)
+    assert small <= core.INLINE_ACCEPT_BYTES < large
+    by_size = dict(threads)
+    assert by_size[small] == threading.main_thread().name
+    assert by_size[large] != threading.main_thread().name
