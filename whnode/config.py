@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import importlib.metadata
 import tomllib
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from whnode.errors import ConfigError
 
@@ -53,6 +54,21 @@ class TrustMode(enum.StrEnum):
 class LogFormat(enum.StrEnum):
     TEXT = "text"
     JSON = "json"
+
+
+PROJECT_URL: Final = "https://github.com/whnode/whnode"
+"""Where an upstream operator reading the User-Agent learns what whnode is."""
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("whnode")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
+DEFAULT_USER_AGENT: Final = f"whnode/{_version()} (+{PROJECT_URL}; peer-to-peer menu cache)"
+"""Says who calls and why; never imitates a browser."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +153,7 @@ class SourceOverride:
 
 @dataclass(frozen=True, slots=True)
 class UpstreamConfig:
-    user_agent: str = "whnode/0.1 (peer-to-peer menu cache; +https://github.com/whnode/whnode)"
+    user_agent: str = DEFAULT_USER_AGENT
     """User-Agent sent upstream: honest, names the project."""
     requests_per_second: float = 2.0
     """Token-bucket rate per upstream host."""

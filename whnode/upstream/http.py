@@ -45,7 +45,6 @@ import contextlib
 import contextvars
 import email.utils
 import enum
-import importlib.metadata
 import logging
 import math
 import random
@@ -58,6 +57,7 @@ import aiohttp
 import yarl
 
 from whnode import limits
+from whnode.config import DEFAULT_USER_AGENT
 from whnode.errors import ConfigError, UsageError
 from whnode.upstream.breaker import Admission, BreakerState, CircuitBreaker
 from whnode.upstream.exceptions import (
@@ -85,19 +85,6 @@ __all__ = [
 
 LOG = logging.getLogger(__name__)
 
-PROJECT_URL: Final = "https://github.com/whnode/whnode"
-"""Where an upstream operator reading the User-Agent learns what whnode is."""
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("whnode")
-    except importlib.metadata.PackageNotFoundError:
-        return "0"
-
-
-DEFAULT_USER_AGENT: Final = f"whnode/{_version()} (+{PROJECT_URL}; peer-to-peer menu cache)"
-"""Says who calls and why; never imitates a browser."""
 READ_CHUNK_BYTES: Final = 64 * 1024
 """Bytes read from a response body at a time (the size cap is checked after each chunk)."""
 MAX_RETRY_AFTER_SECONDS: Final = 120.0
