@@ -124,6 +124,7 @@ class MenuHandlers:
         # (id(record), variant) -> (record, headers that depend on the record alone)
         self._fixed: dict[tuple[int, str], tuple[SignedRecord, dict[str, str]]] = {}
         self._queries: dict[str, tuple[float | None, int | None]] = {}
+        self._responses: dict[tuple[object, ...], tuple[SignedRecord, dict[str, str]]] = {}
 
     def _service(self) -> MenuReader:
         try:
@@ -144,9 +145,13 @@ class MenuHandlers:
         answer = None if at_ms is not None else service.answer_hot(dispensary_id, max_age)
         if answer is None:
             answer = await service.get_menu(dispensary_id, max_age=max_age, at_ms=at_ms)
-        headers = self._headers(answer, _VARIANT_OF[representation.name])
-        if not_modified(request, headers["ETag"], answer.record.fetched_at_ms):
-            return web.Response(status=304, headers=headers)
+        headers = self._response_headers(answer, representation)
+        request_headers = request.headers
+        if (
+            "If-None-Match" in request_headers or "If-Modified-Since" in request_headers
+        ) and not_modified(request, headers["ETag"], answer.record.fetched_at_ms):
+            unchanged = {k: v for k, v in headers.items() if k != "Content-Type"}
+            return web.Response(status=304, headers=unchanged)
         if representation is COSE:
             body = answer.record.encoded
         else:
@@ -157,8 +162,7 @@ class MenuHandlers:
                 if cached is not None
                 else await self._renders.get(answer.record, render_format)
             )
-        headers["Content-Type"] = representation.content_type
-        return web.Response(body=body, headers=headers)
+        return web.Response(body=body, headers=headers)  # aiohttp copies the headers
 
     async def stats(self, request: web.Request) -> web.StreamResponse:
         """GET /v1/menus/{dispensary}/stats"""
@@ -220,7 +224,33 @@ class MenuHandlers:
         self._queries[raw] = (max_age, at_ms)
         return max_age, at_ms
 
-    def _headers(self, answer: MenuAnswer, variant: str) -> dict[str, str]:
+    def _response_headers(self, answer: MenuAnswer, representation: MediaType) -> dict[str, str]:
+        """Every header of a menu answer, kept for the rest of the current second: hot hits
+        of one record within a second share one dict (callers must not change it)."""
+        record = answer.record
+        now_ms = int(time.time() * 1000)
+        key = (
+            id(record),
+            representation.name,
+            answer.path,
+            answer.fresh_until_ms,
+            answer.stale,
+            now_ms // 1000,
+        )
+        kept = self._responses.get(key)
+        if kept is not None and kept[0] is record:
+            return kept[1]
+        # max-age from the end of this second, so that a kept dict never overstates it
+        headers = self._headers(answer, _VARIANT_OF[representation.name], (key[5] + 1) * 1000)
+        headers["Content-Type"] = representation.content_type
+        if len(self._responses) >= MAX_FIXED_HEADER_ENTRIES:
+            self._responses.clear()
+        self._responses[key] = (record, headers)
+        return headers
+
+    def _headers(
+        self, answer: MenuAnswer, variant: str, now_ms: int | None = None
+    ) -> dict[str, str]:
         """Response headers of an answer: the record's own, computed once per record and
         variant and kept while it is served, and the per-request freshness headers."""
         record = answer.record
@@ -231,7 +261,8 @@ class MenuHandlers:
                 self._fixed.clear()
             fixed = self._fixed[key] = (record, _record_headers(record, variant))
         headers = fixed[1].copy()
-        now_ms = int(time.time() * 1000)
+        if now_ms is None:
+            now_ms = int(time.time() * 1000)
         max_age = 0 if answer.stale else max(0, (answer.fresh_until_ms - now_ms) // 1000)
         headers["Cache-Control"] = f"max-age={max_age}"
         headers[HEADER_PATH] = _PATH_TEXT[answer.path]

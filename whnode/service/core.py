@@ -381,7 +381,7 @@ class MenuService:
         record = stored.decoded
         if not isinstance(record, SignedRecord):
             return None
-        self._hot.newest(dispensary_id)  # counts the hit, refreshes the LRU order
+        self._hot.touch(dispensary_id)  # counts the hit, refreshes the LRU order
         self._requests += 1
         return self._answer(record, AnswerPath.HOT, self._fresh_until_of(stored, max_age))
 

@@ -141,6 +141,12 @@ class HotCache:
         entry = self._entries.get(dispensary_id)
         return None if entry is None else entry.records[-1]
 
+    def touch(self, dispensary_id: str) -> None:
+        """Count a hit on a held dispensary and mark it most recently used (after
+        ``peek_newest`` found what the caller uses)."""
+        self._entries.move_to_end(dispensary_id)
+        self._hits += 1
+
     def newest(self, dispensary_id: str) -> StoredRecord | None:
         """The newest record held for the dispensary, or None (a miss)."""
         entry = self._entries.get(dispensary_id)
