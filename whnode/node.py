@@ -81,6 +81,9 @@ class Node:
         self._tasks: list[asyncio.Task[None]] = []
         self._samples: deque[dict[str, Any]] = deque(maxlen=SAMPLES_KEPT)
         self._runner: web.AppRunner | None = None
+        self._seed_plan_cache: tuple[list[tuple[str, int]], dict[tuple[str, int], bytes]] | None = (
+            None
+        )
         self._session: aiohttp.ClientSession | None = None
         self._http: UpstreamHttp | None = None
         self._store: DurableStore | None = None
@@ -112,27 +115,25 @@ class Node:
         return self.config.node.advertise_host or self.config.node.host
 
     def seeds(self) -> list[tuple[str, int]]:
-        seeds = [parse_host_port(seed) for seed in self.config.node.seeds]
-        seeds_file = self.config.node.seeds_file
-        if seeds_file is not None:
-            from whnode.seeds import load_seeds
+        """Where to join: the configured seeds, then those of the seeds file."""
+        return list(self._seed_plan()[0])
 
-            seeds.extend((seed.host, seed.port) for seed in load_seeds(seeds_file))
-        return seeds
-
-    def seed_pins(self) -> dict[tuple[str, int], bytes]:
-        """(host, port) → pinned node id, from the seeds file (seeds given in the
+    def _seed_plan(self) -> tuple[list[tuple[str, int]], dict[tuple[str, int], bytes]]:
+        """(seeds, pinned node ids by seed), the seeds file read once (seeds given in the
         configuration carry no pin)."""
-        seeds_file = self.config.node.seeds_file
-        if seeds_file is None:
-            return {}
-        from whnode.seeds import load_seeds
+        if self._seed_plan_cache is None:
+            seeds = [parse_host_port(seed) for seed in self.config.node.seeds]
+            pins: dict[tuple[str, int], bytes] = {}
+            seeds_file = self.config.node.seeds_file
+            if seeds_file is not None:
+                from whnode.seeds import load_seeds
 
-        return {
-            (seed.host, seed.port): bytes(seed.node_id)
-            for seed in load_seeds(seeds_file)
-            if seed.node_id is not None
-        }
+                for seed in load_seeds(seeds_file):
+                    seeds.append((seed.host, seed.port))
+                    if seed.node_id is not None:
+                        pins[(seed.host, seed.port)] = bytes(seed.node_id)
+            self._seed_plan_cache = (seeds, pins)
+        return self._seed_plan_cache
 
     async def start(self) -> None:
         if self._started:
@@ -179,7 +180,8 @@ class Node:
                 policy=trust_policy(config),
             )
             self.dht.on_new_contact = self.service.on_new_contact
-            await self.dht.bootstrap(self.seeds(), pins=self.seed_pins())
+            seeds, pins = self._seed_plan()
+            await self.dht.bootstrap(seeds, pins=pins)
             self._tasks.append(asyncio.create_task(self._republish_loop(), name="republish"))
             self._tasks.append(asyncio.create_task(self._sample_loop(), name="status samples"))
         except BaseException:
@@ -343,7 +345,7 @@ class Node:
         dht = getattr(self, "dht", None)
         if dht is None or self._runner is None:
             return False
-        return bool(dht.contacts()) or not self.seeds()
+        return bool(dht.contacts()) or not self._seed_plan()[0]
 
     def ready(self) -> bool:
         return self.healthy() and getattr(self, "service", None) is not None

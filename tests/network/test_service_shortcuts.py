@@ -114,3 +114,18 @@ async def test_large_records_are_verified_off_the_event_loop(
     by_size = dict(threads)
     assert by_size[small] == threading.main_thread().name
     assert by_size[large] != threading.main_thread().name
+
+
+async def test_a_node_readmitted_within_a_republish_interval_is_not_handed_records_again(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    async with LocalCluster(2, tmp_path, sandbox_url=sandbox.base_url) as cluster:
+        first, second = cluster.nodes
+        newcomer = second.dht.self_contact
+        skipped = first.service.statistics().hand_offs_skipped
+        first.service.on_new_contact(newcomer)  # joined at start-up, or now: handed once
+        first.service.on_new_contact(newcomer)  # evicted and re-admitted: not again
+        assert first.service.statistics().hand_offs_skipped >= skipped + 1
+        before = first.service.statistics().hand_offs_skipped
+        first.service.on_new_contact(newcomer)
+        assert first.service.statistics().hand_offs_skipped == before + 1

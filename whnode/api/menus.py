@@ -32,7 +32,7 @@ from whnode.api.render import RenderCache, RenderFormat, dumps, history_entry
 from whnode.record.model import parse_dispensary_id
 from whnode.record.signed import SignedRecord
 from whnode.service.exceptions import MenuNotFound
-from whnode.service.types import AnswerPath, MenuAnswer
+from whnode.service.types import MenuAnswer
 
 __all__ = [
     "CBOR",
@@ -73,12 +73,10 @@ EXPOSED_HEADERS: Final = (
 )
 """Headers a browser script may read cross-origin (Access-Control-Expose-Headers)."""
 
-_PATH_TEXT: Final = {path: path.value for path in AnswerPath}
-
 MAX_PARSED_QUERIES: Final = 1024
 """Distinct menu query strings whose parse is kept (the table is cleared when full)."""
-MAX_FIXED_HEADER_ENTRIES: Final = 4096
-"""Records whose fixed response headers are kept (the table is cleared when full)."""
+MAX_KEPT_RESPONSE_HEADERS: Final = 4096
+"""Answers whose response headers are kept for the current second (cleared when full)."""
 
 _VARIANT_OF: Final = {JSON.name: "json", CBOR.name: "cbor", COSE.name: "cose"}
 
@@ -121,8 +119,6 @@ class MenuHandlers:
     def __init__(self, context: ApiContext, renders: RenderCache) -> None:
         self._context = context
         self._renders = renders
-        # (id(record), variant) -> (record, headers that depend on the record alone)
-        self._fixed: dict[tuple[int, str], tuple[SignedRecord, dict[str, str]]] = {}
         self._queries: dict[str, tuple[float | None, int | None]] = {}
         self._responses: dict[tuple[object, ...], tuple[SignedRecord, dict[str, str]]] = {}
 
@@ -243,7 +239,7 @@ class MenuHandlers:
         # max-age from the end of this second, so that a kept dict never overstates it
         headers = self._headers(answer, _VARIANT_OF[representation.name], (key[5] + 1) * 1000)
         headers["Content-Type"] = representation.content_type
-        if len(self._responses) >= MAX_FIXED_HEADER_ENTRIES:
+        if len(self._responses) >= MAX_KEPT_RESPONSE_HEADERS:
             self._responses.clear()
         self._responses[key] = (record, headers)
         return headers
@@ -251,32 +247,20 @@ class MenuHandlers:
     def _headers(
         self, answer: MenuAnswer, variant: str, now_ms: int | None = None
     ) -> dict[str, str]:
-        """Response headers of an answer: the record's own, computed once per record and
-        variant and kept while it is served, and the per-request freshness headers."""
+        """Response headers of an answer: the record's own and its freshness at ``now_ms``."""
         record = answer.record
-        key = (id(record), variant)
-        fixed = self._fixed.get(key)
-        if fixed is None or fixed[0] is not record:
-            if len(self._fixed) >= MAX_FIXED_HEADER_ENTRIES:
-                self._fixed.clear()
-            fixed = self._fixed[key] = (record, _record_headers(record, variant))
-        headers = fixed[1].copy()
         if now_ms is None:
             now_ms = int(time.time() * 1000)
         max_age = 0 if answer.stale else max(0, (answer.fresh_until_ms - now_ms) // 1000)
-        headers["Cache-Control"] = f"max-age={max_age}"
-        headers[HEADER_PATH] = _PATH_TEXT[answer.path]
-        headers[HEADER_FRESH_UNTIL] = str(answer.fresh_until_ms)
-        headers[HEADER_STALE] = "1" if answer.stale else "0"
-        return headers
-
-
-def _record_headers(record: SignedRecord, variant: str) -> dict[str, str]:
-    return {
-        "ETag": entity_tag(record, variant),
-        "Last-Modified": _http_date(record.fetched_at_ms),
-        "Vary": "Accept",
-        HEADER_PUBLISHER: bytes(record.publisher).hex(),
-        HEADER_CONTENT_HASH: bytes(record.content_hash).hex(),
-        HEADER_FETCHED_AT: str(record.fetched_at_ms),
-    }
+        return {
+            "ETag": entity_tag(record, variant),
+            "Last-Modified": _http_date(record.fetched_at_ms),
+            "Cache-Control": f"max-age={max_age}",
+            "Vary": "Accept",
+            HEADER_PATH: answer.path.value,
+            HEADER_PUBLISHER: bytes(record.publisher).hex(),
+            HEADER_CONTENT_HASH: bytes(record.content_hash).hex(),
+            HEADER_FETCHED_AT: str(record.fetched_at_ms),
+            HEADER_FRESH_UNTIL: str(answer.fresh_until_ms),
+            HEADER_STALE: "1" if answer.stale else "0",
+        }

@@ -232,12 +232,7 @@ class RenderCache:
 
     def peek(self, record: SignedRecord, render_format: RenderFormat) -> bytes | None:
         """The cached bytes (counted as a hit), or None without counting anything."""
-        key = (
-            record.dispensary_id,
-            record.fetched_at_ms,
-            bytes(record.content_hash),
-            render_format,
-        )
+        key = self.key(record, render_format)
         cached = self._entries.get(key)
         if cached is not None:
             self._entries.move_to_end(key)
@@ -251,12 +246,10 @@ class RenderCache:
         a task that every concurrent caller awaits and that a caller's cancellation (a client
         gone away) does not cancel.
         """
-        key = self.key(record, render_format)
-        cached = self._entries.get(key)
+        cached = self.peek(record, render_format)
         if cached is not None:
-            self._entries.move_to_end(key)
-            self._hits += 1
             return cached
+        key = self.key(record, render_format)
         if len(record.payload) <= INLINE_RENDER_PAYLOAD_BYTES:
             self._misses += 1
             data = self._renderer(record, render_format)

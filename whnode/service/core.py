@@ -69,12 +69,12 @@ TRACKED_DISPENSARIES = 100_000
 RECENT_FILLS = 50
 """Fills kept for the status page."""
 HAND_OFF_DELAY = 1.0
-INLINE_ACCEPT_BYTES: Final = 16 * 1024
-"""Records up to this size are verified and decoded on the event loop (about 1 ms); larger
-ones in a worker thread."""
+"""Seconds newcomers are batched before records are handed to them."""
 MAX_HANDED_OFF_MEMORY: Final = 4096
 """Nodes whose last hand-off time is remembered (oldest forgotten first)."""
-"""Seconds newcomers are batched before records are handed to them."""
+INLINE_ACCEPT_BYTES: Final = 16 * 1024
+"""Records up to this size are verified and decoded on the event loop; larger ones in a
+worker thread."""
 LIFETIME_CACHE_MS = 10_000
 """How long a dispensary's change history read from the store is reused."""
 
@@ -728,16 +728,16 @@ class MenuService:
         if self._config.node.routing_only:
             return
         now = time.monotonic()
-        handed = self._handed_off.get(contact.node_id)
+        handed = self._handed_off.pop(contact.node_id, None)
         if handed is not None and now - handed < self._config.node.republish_interval:
             # Re-admitted after missing a few requests (e.g. under load): it got its records
             # less than a republish interval ago, and the periodic republish covers the rest.
+            self._handed_off[contact.node_id] = handed
             self._hand_offs_skipped += 1
             return
-        self._handed_off[contact.node_id] = now
+        self._handed_off[contact.node_id] = now  # insertion order is hand-off time order
         if len(self._handed_off) > MAX_HANDED_OFF_MEMORY:
-            oldest = min(self._handed_off, key=self._handed_off.__getitem__)
-            del self._handed_off[oldest]
+            del self._handed_off[next(iter(self._handed_off))]
         self._newcomers[contact.node_id] = contact
         if not self._hand_off_scheduled:
             self._hand_off_scheduled = True

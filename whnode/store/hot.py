@@ -137,7 +137,7 @@ class HotCache:
     # ------------------------------------------------------------------ reads
     def peek_newest(self, dispensary_id: str) -> StoredRecord | None:
         """The newest record held for the dispensary, or None; counts nothing and leaves
-        the LRU order alone (a caller that uses the record then calls ``newest``)."""
+        the LRU order alone (a caller that uses the record then calls ``touch``)."""
         entry = self._entries.get(dispensary_id)
         return None if entry is None else entry.records[-1]
 
