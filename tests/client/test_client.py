@@ -283,7 +283,11 @@ async def test_history_is_verified_newest_first(
     async with Client([honest.url]) as client:
         records = await client.history(DISPENSARY, limit=10)
     assert [r.encoded for r in records] == [record.encoded, older.encoded]
-    forged = dataclasses.replace(older, encoded=older.encoded[:-1] + b"\x00")
+    # Flip a bit of the signature's last byte: replacing it with a constant
+    # would leave the record unchanged whenever the byte already had that value.
+    flipped = older.encoded[:-1] + bytes([older.encoded[-1] ^ 1])
+    assert flipped != older.encoded
+    forged = dataclasses.replace(older, encoded=flipped)
     honest.context.service.records[DISPENSARY] = [record, forged]
     async with Client([honest.url]) as client:
         with pytest.raises(RecordError):
