@@ -31,7 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from whnode import limits
 from whnode.api.context import ApiContext
 from whnode.api.exceptions import BodyNotAllowed, ClientRateLimited, NodeNotReady, QueryTooLong
-from whnode.api.menus import EXPOSED_HEADERS, MenuHandlers
+from whnode.api.menus import CORS_HEADERS, MenuHandlers
 from whnode.api.metrics import ApiMetrics
 from whnode.api.openapi import openapi_document
 from whnode.api.params import single_values
@@ -48,11 +48,6 @@ PEER_PREFIX: Final = "/peer/"
 """Paths under this prefix belong to the node-to-node API (its own limits)."""
 MAX_INSTANCE_CHARS: Final = 256
 """Longest ``instance`` member (the request path) put in a problem document."""
-
-_CORS: Final = (
-    ("Access-Control-Allow-Origin", "*"),
-    ("Access-Control-Expose-Headers", ", ".join(EXPOSED_HEADERS)),
-)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -147,7 +142,7 @@ class PublicApi:
             response = self._problem(request, exc, _route_label(request))
         headers = response.headers
         if public and path.startswith("/v1/") and "Access-Control-Allow-Origin" not in headers:
-            headers.extend(_CORS)
+            headers.extend(CORS_HEADERS)
         self.metrics.observe(
             route=_route_label(request),
             method=request.method if request.method in _METHODS else "other",

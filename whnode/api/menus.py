@@ -32,10 +32,11 @@ from whnode.api.render import RenderCache, RenderFormat, dumps, history_entry
 from whnode.record.model import parse_dispensary_id
 from whnode.record.signed import SignedRecord
 from whnode.service.exceptions import MenuNotFound
-from whnode.service.types import MenuAnswer
+from whnode.service.types import AnswerPath, MenuAnswer
 
 __all__ = [
     "CBOR",
+    "CORS_HEADERS",
     "COSE",
     "JSON",
     "MenuHandlers",
@@ -72,11 +73,17 @@ EXPOSED_HEADERS: Final = (
     HEADER_STALE,
 )
 """Headers a browser script may read cross-origin (Access-Control-Expose-Headers)."""
+CORS_HEADERS: Final = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": ", ".join(EXPOSED_HEADERS),
+}
+"""What every public ``/v1/`` answer carries: any origin may read it, and these headers."""
 
 MAX_PARSED_QUERIES: Final = 1024
 """Distinct menu query strings whose parse is kept (the table is cleared when full)."""
-MAX_KEPT_RESPONSE_HEADERS: Final = 4096
-"""Answers whose response headers are kept for the current second (cleared when full)."""
+MAX_KEPT_RESPONSES: Final = 4096
+"""Hot answers whose response (headers and body) is kept for the current second (the table
+is cleared when full)."""
 
 _VARIANT_OF: Final = {JSON.name: "json", CBOR.name: "cbor", COSE.name: "cose"}
 
@@ -120,7 +127,7 @@ class MenuHandlers:
         self._context = context
         self._renders = renders
         self._queries: dict[str, tuple[float | None, int | None]] = {}
-        self._responses: dict[tuple[object, ...], tuple[SignedRecord, dict[str, str]]] = {}
+        self._responses: dict[tuple[int, str, int], tuple[MenuAnswer, dict[str, str], bytes]] = {}
 
     def _service(self) -> MenuReader:
         try:
@@ -132,20 +139,33 @@ class MenuHandlers:
         """GET /v1/menus/{dispensary}
 
         A hot hit (fresh record in the hot cache, representation already rendered) is
-        answered without awaiting anything: this is the path most requests take.
+        answered without awaiting anything: this is the path most requests take. Its
+        headers and body are kept for the rest of the current second, so repeated hot hits
+        of one record cost a few dictionary lookups.
         """
-        dispensary_id = parse_dispensary_id(request.match_info["dispensary"])
-        max_age, at_ms = self._menu_query(request)
-        representation = negotiate(request.headers.get("Accept"), MENU_TYPES)
-        service = self._service()
-        answer = None if at_ms is not None else service.answer_hot(dispensary_id, max_age)
-        if answer is None:
-            answer = await service.get_menu(dispensary_id, max_age=max_age, at_ms=at_ms)
-        headers = self._response_headers(answer, representation)
+        raw_id = request.match_info["dispensary"]
+        try:
+            max_age, at_ms = self._menu_query(request)
+        except Exception:
+            parse_dispensary_id(raw_id)  # a bad dispensary id is reported first
+            raise
         request_headers = request.headers
-        if (
-            "If-None-Match" in request_headers or "If-Modified-Since" in request_headers
-        ) and not_modified(request, headers["ETag"], answer.record.fetched_at_ms):
+        representation = negotiate(request_headers.get("Accept"), MENU_TYPES)
+        service = self._service()
+        # A held id was validated when its record was accepted: an invalid or unknown id
+        # is not held and goes through parse_dispensary_id below.
+        answer = None if at_ms is not None else service.answer_hot(raw_id, max_age)
+        if answer is None:
+            dispensary_id = parse_dispensary_id(raw_id)
+            answer = await service.get_menu(dispensary_id, max_age=max_age, at_ms=at_ms)
+        conditional = "If-None-Match" in request_headers or "If-Modified-Since" in request_headers
+        kept = self._kept_response(answer, representation)
+        if kept is not None and not conditional:
+            if representation is not COSE:
+                self._renders.note_hit()  # the kept body is the rendered one
+            return web.Response(body=kept[2], headers=kept[1])  # aiohttp copies the headers
+        headers = self._response_headers(answer, representation)
+        if conditional and not_modified(request, headers["ETag"], answer.record.fetched_at_ms):
             unchanged = {k: v for k, v in headers.items() if k != "Content-Type"}
             return web.Response(status=304, headers=unchanged)
         if representation is COSE:
@@ -158,7 +178,9 @@ class MenuHandlers:
                 if cached is not None
                 else await self._renders.get(answer.record, render_format)
             )
-        return web.Response(body=body, headers=headers)  # aiohttp copies the headers
+        if answer.path is AnswerPath.HOT:
+            self._keep_response(answer, representation, headers, body)
+        return web.Response(body=body, headers=headers)
 
     async def stats(self, request: web.Request) -> web.StreamResponse:
         """GET /v1/menus/{dispensary}/stats"""
@@ -220,28 +242,30 @@ class MenuHandlers:
         self._queries[raw] = (max_age, at_ms)
         return max_age, at_ms
 
-    def _response_headers(self, answer: MenuAnswer, representation: MediaType) -> dict[str, str]:
-        """Every header of a menu answer, kept for the rest of the current second: hot hits
-        of one record within a second share one dict (callers must not change it)."""
-        record = answer.record
-        now_ms = int(time.time() * 1000)
-        key = (
-            id(record),
-            representation.name,
-            answer.path,
-            answer.fresh_until_ms,
-            answer.stale,
-            now_ms // 1000,
-        )
-        kept = self._responses.get(key)
-        if kept is not None and kept[0] is record:
-            return kept[1]
-        # max-age from the end of this second, so that a kept dict never overstates it
-        headers = self._headers(answer, _VARIANT_OF[representation.name], (key[5] + 1) * 1000)
-        headers["Content-Type"] = representation.content_type
-        if len(self._responses) >= MAX_KEPT_RESPONSE_HEADERS:
+    def _kept_response(
+        self, answer: MenuAnswer, representation: MediaType
+    ) -> tuple[MenuAnswer, dict[str, str], bytes] | None:
+        """The response kept for this answer object and representation in this second."""
+        kept = self._responses.get((id(answer), representation.name, int(time.time())))
+        # the table holds the answer, so no other object can have its id meanwhile
+        return kept if kept is not None and kept[0] is answer else None
+
+    def _keep_response(
+        self, answer: MenuAnswer, representation: MediaType, headers: dict[str, str], body: bytes
+    ) -> None:
+        if len(self._responses) >= MAX_KEPT_RESPONSES:
             self._responses.clear()
-        self._responses[key] = (record, headers)
+        key = (id(answer), representation.name, int(time.time()))
+        self._responses[key] = (answer, headers, body)
+
+    def _response_headers(self, answer: MenuAnswer, representation: MediaType) -> dict[str, str]:
+        """Every header of a menu answer, CORS included. Cache-Control's max-age is counted
+        from the end of the current second, so that an answer kept for the rest of the second
+        never overstates it."""
+        end_of_second_ms = (int(time.time()) + 1) * 1000
+        headers = self._headers(answer, _VARIANT_OF[representation.name], end_of_second_ms)
+        headers["Content-Type"] = representation.content_type
+        headers.update(CORS_HEADERS)
         return headers
 
     def _headers(

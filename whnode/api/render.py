@@ -239,6 +239,10 @@ class RenderCache:
             self._hits += 1
         return cached
 
+    def note_hit(self) -> None:
+        """Count a hit on bytes the caller kept from an earlier ``peek`` or ``get``."""
+        self._hits += 1
+
     async def get(self, record: SignedRecord, render_format: RenderFormat) -> bytes:
         """The rendered bytes, from the cache or rendered once for all concurrent callers.
 

@@ -77,6 +77,9 @@ INLINE_ACCEPT_BYTES: Final = 16 * 1024
 worker thread."""
 LIFETIME_CACHE_MS = 10_000
 """How long a dispensary's change history read from the store is reused."""
+MAX_HOT_ANSWERS: Final = 4096
+"""Hot answers kept for reuse, one per (dispensary, max_age) (the table is cleared when full)."""
+_HOT: Final = AnswerPath.HOT.value
 
 
 class OwnerDirectory(Protocol):
@@ -195,6 +198,7 @@ class MenuService:
         self._background: set[asyncio.Task[object]] = set()
         self._requests = 0
         self._answers: Counter[str] = Counter()
+        self._hot_answers: dict[tuple[str, float | None], MenuAnswer] = {}
         self._upstream_calls = 0
         self._rejections: Counter[str] = Counter()
         self._errors: Counter[str] = Counter()
@@ -369,21 +373,41 @@ class MenuService:
         """The answer from the hot cache when it holds a fresh record, else None.
 
         The synchronous first step of ``get_menu`` (for a dispensary id already validated
-        by ``parse_dispensary_id``): it counts a request and a hot answer only when it
-        answers, so a caller that gets None goes on with ``get_menu`` and nothing is counted
-        twice.
+        by ``parse_dispensary_id``; an unknown or invalid id is simply not held): it counts
+        a request and a hot answer only when it answers, so a caller that gets None goes on
+        with ``get_menu`` and nothing is counted twice. Hot hits are most requests: the
+        answer object for one record and freshness is built once and handed out again
+        (MenuAnswer is frozen).
         """
         stored = self._hot.peek_newest(dispensary_id)
         if stored is None or dispensary_id in self._negative:
             return None
-        if not self._locally_fresh(stored, max_age, self.now_ms()):
-            return None
+        fetched_at_ms = stored.fetched_at_ms
+        if max_age is None:
+            fresh_until = self._fresh_until.get(dispensary_id)
+            if fresh_until is None or fresh_until < fetched_at_ms:
+                return None
+            if self.now_ms() > fresh_until:
+                return None
+        else:
+            if self.now_ms() - fetched_at_ms > max_age * 1000:
+                return None
+            fresh_until = fetched_at_ms + int(max_age * 1000)
         record = stored.decoded
         if not isinstance(record, SignedRecord):
             return None
+        key = (dispensary_id, max_age)
+        answer = self._hot_answers.get(key)
+        if answer is None or answer.record is not record or answer.fresh_until_ms != fresh_until:
+            if len(self._hot_answers) >= MAX_HOT_ANSWERS:
+                self._hot_answers.clear()
+            answer = self._hot_answers[key] = MenuAnswer(
+                record=record, path=AnswerPath.HOT, fresh_until_ms=fresh_until
+            )
         self._hot.touch(dispensary_id)  # counts the hit, refreshes the LRU order
         self._requests += 1
-        return self._answer(record, AnswerPath.HOT, self._fresh_until_of(stored, max_age))
+        self._answers[_HOT] += 1
+        return answer
 
     async def _get_local(
         self, dispensary_id: str, max_age: float | None, now_ms: int
