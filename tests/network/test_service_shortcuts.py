@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from whnode.api.app import public_api
 from whnode.record.exceptions import RecordError
 from whnode.service.types import AnswerPath
 from whnode.testing.cluster import LocalCluster
@@ -44,6 +46,51 @@ async def test_answer_hot_answers_fresh_records_and_counts_only_what_it_answers(
         assert service.statistics().requests == 2
         # an unvalidated id is the caller's job; an unknown one simply misses
         assert service.answer_hot("weedmaps:not-held-here", 600) is None
+
+        # one answer object per record and freshness, handed out again ...
+        assert service.answer_hot(dispensary, 600) is hot
+        shorter = service.answer_hot(dispensary, 300)
+        assert shorter is not None and shorter is not hot
+        assert shorter.fresh_until_ms == filled.record.fetched_at_ms + 300_000
+        # ... until a newer record is held
+        refreshed = await service.get_menu(dispensary, max_age=0)
+        assert refreshed.record.fetched_at_ms > filled.record.fetched_at_ms
+        newer = service.answer_hot(dispensary, 600)
+        assert newer is not None and newer is not hot
+        assert newer.record.encoded == refreshed.record.encoded
+
+
+async def test_hot_api_answers_replay_within_a_second_and_follow_a_new_record(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    dispensary = sandbox.tiny_dispensary
+    async with (
+        LocalCluster(1, tmp_path, sandbox_url=sandbox.base_url) as cluster,
+        aiohttp.ClientSession() as session,
+    ):
+        node = cluster.nodes[0]
+        url = f"{node.http_url}/v1/menus/{dispensary}?max_age=600"
+        answers = []
+        for _ in range(3):
+            async with session.get(url) as response:
+                assert response.status == 200
+                answers.append((response.headers.copy(), await response.read()))
+        assert [a[0]["X-Whnode-Path"] for a in answers] == ["fill", "hot", "hot"]
+        assert answers[1][1] == answers[2][1] == answers[0][1]
+        assert answers[2][0]["ETag"] == answers[0][0]["ETag"]
+        assert answers[2][0]["Access-Control-Allow-Origin"] == "*"
+        renders = public_api(node.app).renders.statistics()
+        assert renders.hits >= 2, "replayed bodies count as render cache hits"
+        # the CBOR representation of the same answer is kept apart from the JSON one
+        async with session.get(url, headers={"Accept": "application/cbor"}) as response:
+            assert response.headers["Content-Type"] == "application/cbor"
+            assert response.headers["ETag"].endswith('-cbor"')
+        # a newer record is answered at once, not a kept response of the old one
+        refreshed = await node.service.get_menu(dispensary, max_age=0)
+        async with session.get(url) as response:
+            assert response.headers["X-Whnode-Path"] == "hot"
+            assert response.headers["X-Whnode-Fetched-At"] == str(refreshed.record.fetched_at_ms)
+            assert response.headers["ETag"] != answers[0][0]["ETag"]
 
 
 async def test_a_record_put_again_is_counted_as_duplicate_and_not_stored_twice(

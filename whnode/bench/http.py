@@ -1,8 +1,9 @@
 """``whnode bench http``: hot-hit throughput of the public API, and a node's memory.
 
 1. Starts one node (with the sandbox upstream) in a server process, fills one realistic menu,
-   and beside it, in the same process, a bare aiohttp handler that returns the same JSON
-   bytes. A real load generator (``wrk`` when installed, else a Python client in another
+   and beside it, in the same process, a bare aiohttp handler on the same route that
+   returns the same bytes (body and headers; aiohttp adds Date, Server and Content-Length to
+   both), asked with the same path and query. A real load generator (``wrk`` when installed, else a Python client in another
    process) then hits ``GET /v1/menus/{id}`` and the bare handler, one after the other, with
    the same connections and duration, in several rounds that alternate which goes first.
    The figure is the median ratio of requests per second.
@@ -51,17 +52,19 @@ async def main():
                     url = f"{node.http_url}/v1/menus/{dispensary}?max_age=86400"
                     async with session.get(url) as response:
                         body = await response.read()
-                        content_type = response.headers["Content-Type"]
+                        headers = {k: v for k, v in response.headers.items()
+                                   if k not in ("Date", "Server", "Content-Length")}
                 async def bare(request):
-                    return web.Response(body=body, headers={"Content-Type": content_type})
+                    return web.Response(body=body, headers=headers)
                 app = web.Application()
-                app.router.add_get("/bare", bare)
+                app.router.add_get("/v1/menus/{dispensary}", bare)
                 runner = web.AppRunner(app, access_log=None)
                 await runner.setup()
                 site = web.TCPSite(runner, "127.0.0.1", 0)
                 await site.start()
                 bare_port = runner.addresses[0][1]
-                print(json.dumps({"api": url, "bare": f"http://127.0.0.1:{bare_port}/bare",
+                bare_url = f"http://127.0.0.1:{bare_port}/v1/menus/{dispensary}?max_age=86400"
+                print(json.dumps({"api": url, "bare": bare_url,
                                   "bytes": len(body)}), flush=True)
                 await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
                 await runner.cleanup()
