@@ -50,13 +50,15 @@ async def test_answer_hot_answers_fresh_records_and_counts_only_what_it_answers(
         # one answer object per record and freshness, handed out again ...
         assert service.answer_hot(dispensary, 600) is hot
         shorter = service.answer_hot(dispensary, 300)
-        assert shorter is not None and shorter is not hot
+        assert shorter is not None
+        assert shorter is not hot
         assert shorter.fresh_until_ms == filled.record.fetched_at_ms + 300_000
         # ... until a newer record is held
         refreshed = await service.get_menu(dispensary, max_age=0)
         assert refreshed.record.fetched_at_ms > filled.record.fetched_at_ms
         newer = service.answer_hot(dispensary, 600)
-        assert newer is not None and newer is not hot
+        assert newer is not None
+        assert newer is not hot
         assert newer.record.encoded == refreshed.record.encoded
 
 
