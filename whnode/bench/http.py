@@ -5,8 +5,9 @@
    returns the same bytes (body and headers; aiohttp adds Date, Server and Content-Length to
    both), asked with the same path and query. A real load generator (``wrk`` when
    installed, else a Python client in another process) then hits ``GET /v1/menus/{id}``
-   and the bare handler, one after the other, with the same connections and duration, in several rounds that alternate which goes first.
-   The figure is the median ratio of requests per second.
+   and the bare handler, one after the other, with the same connections and duration, in
+   several rounds that alternate which goes first. The figure is the median ratio of
+   requests per second.
 2. Reports the RSS of an idle node and of a node holding N records (signed snapshots put into
    its store and hot cache through the node-to-node PUT path).
 """
