@@ -159,12 +159,17 @@ class MenuHandlers:
             dispensary_id = parse_dispensary_id(raw_id)
             answer = await service.get_menu(dispensary_id, max_age=max_age, at_ms=at_ms)
         conditional = "If-None-Match" in request_headers or "If-Modified-Since" in request_headers
-        kept = self._kept_response(answer, representation)
-        if kept is not None and not conditional:
+        hot = answer.path is AnswerPath.HOT
+        second = int(time.time())
+        # only hot answers are kept: the service hands out one answer object per record
+        key = (id(answer), representation.name, second)
+        kept = self._responses.get(key) if hot and not conditional else None
+        # the table holds the answer, so no other object can have its id meanwhile
+        if kept is not None and kept[0] is answer:
             if representation is not COSE:
                 self._renders.note_hit()  # the kept body is the rendered one
             return web.Response(body=kept[2], headers=kept[1])  # aiohttp copies the headers
-        headers = self._response_headers(answer, representation)
+        headers = self._response_headers(answer, representation, second)
         if conditional and not_modified(request, headers["ETag"], answer.record.fetched_at_ms):
             unchanged = {k: v for k, v in headers.items() if k != "Content-Type"}
             return web.Response(status=304, headers=unchanged)
@@ -178,8 +183,10 @@ class MenuHandlers:
                 if cached is not None
                 else await self._renders.get(answer.record, render_format)
             )
-        if answer.path is AnswerPath.HOT:
-            self._keep_response(answer, representation, headers, body)
+        if hot:
+            if len(self._responses) >= MAX_KEPT_RESPONSES:
+                self._responses.clear()
+            self._responses[key] = (answer, headers, body)
         return web.Response(body=body, headers=headers)
 
     async def stats(self, request: web.Request) -> web.StreamResponse:
@@ -242,27 +249,13 @@ class MenuHandlers:
         self._queries[raw] = (max_age, at_ms)
         return max_age, at_ms
 
-    def _kept_response(
-        self, answer: MenuAnswer, representation: MediaType
-    ) -> tuple[MenuAnswer, dict[str, str], bytes] | None:
-        """The response kept for this answer object and representation in this second."""
-        kept = self._responses.get((id(answer), representation.name, int(time.time())))
-        # the table holds the answer, so no other object can have its id meanwhile
-        return kept if kept is not None and kept[0] is answer else None
-
-    def _keep_response(
-        self, answer: MenuAnswer, representation: MediaType, headers: dict[str, str], body: bytes
-    ) -> None:
-        if len(self._responses) >= MAX_KEPT_RESPONSES:
-            self._responses.clear()
-        key = (id(answer), representation.name, int(time.time()))
-        self._responses[key] = (answer, headers, body)
-
-    def _response_headers(self, answer: MenuAnswer, representation: MediaType) -> dict[str, str]:
-        """Every header of a menu answer, CORS included. Cache-Control's max-age is counted
-        from the end of the current second, so that an answer kept for the rest of the second
-        never overstates it."""
-        end_of_second_ms = (int(time.time()) + 1) * 1000
+    def _response_headers(
+        self, answer: MenuAnswer, representation: MediaType, second: int
+    ) -> dict[str, str]:
+        """Every header of a menu answer, CORS included (the middleware then adds nothing).
+        Cache-Control's max-age is counted from the end of ``second`` (Unix seconds), so that
+        an answer kept for the rest of that second never overstates it."""
+        end_of_second_ms = (second + 1) * 1000
         headers = self._headers(answer, _VARIANT_OF[representation.name], end_of_second_ms)
         headers["Content-Type"] = representation.content_type
         headers.update(CORS_HEADERS)

@@ -79,7 +79,6 @@ LIFETIME_CACHE_MS = 10_000
 """How long a dispensary's change history read from the store is reused."""
 MAX_HOT_ANSWERS: Final = 4096
 """Hot answers kept for reuse, one per (dispensary, max_age) (the table is cleared when full)."""
-_HOT: Final = AnswerPath.HOT.value
 
 
 class OwnerDirectory(Protocol):
@@ -382,17 +381,9 @@ class MenuService:
         stored = self._hot.peek_newest(dispensary_id)
         if stored is None or dispensary_id in self._negative:
             return None
-        fetched_at_ms = stored.fetched_at_ms
-        if max_age is None:
-            fresh_until = self._fresh_until.get(dispensary_id)
-            if fresh_until is None or fresh_until < fetched_at_ms:
-                return None
-            if self.now_ms() > fresh_until:
-                return None
-        else:
-            if self.now_ms() - fetched_at_ms > max_age * 1000:
-                return None
-            fresh_until = fetched_at_ms + int(max_age * 1000)
+        if not self._locally_fresh(stored, max_age, self.now_ms()):
+            return None
+        fresh_until = self._fresh_until_of(stored, max_age)
         record = stored.decoded
         if not isinstance(record, SignedRecord):
             return None
@@ -406,7 +397,7 @@ class MenuService:
             )
         self._hot.touch(dispensary_id)  # counts the hit, refreshes the LRU order
         self._requests += 1
-        self._answers[_HOT] += 1
+        self._answers[AnswerPath.HOT.value] += 1
         return answer
 
     async def _get_local(
