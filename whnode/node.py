@@ -20,7 +20,7 @@ import time
 from collections import deque
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import aiohttp
 from aiohttp import web
@@ -42,6 +42,9 @@ from whnode.upstream.fetcher import Fetcher
 from whnode.upstream.http import UpstreamHttp
 from whnode.upstream.pool import ParsePool
 from whnode.upstream.sources import SourcesConfig
+
+if TYPE_CHECKING:
+    from whnode.api.app import PublicApi
 
 __all__ = ["Node"]
 
@@ -226,8 +229,8 @@ class Node:
 
     async def _bind(self, data_dir: Path) -> DhtNode:
         """Listen on UDP and TCP with the same port number (retrying free ports for port 0)."""
-        add_peer_routes(self.app, self._peer_handler())
-        self._add_api_routes()
+        api = self._add_api_routes()
+        add_peer_routes(self.app, self._peer_handler(), instrument=api.instrument)
         self._runner = web.AppRunner(
             self.app,
             handle_signals=False,
@@ -269,10 +272,10 @@ class Node:
 
         return Handler()
 
-    def _add_api_routes(self) -> None:
+    def _add_api_routes(self) -> PublicApi:
         from whnode.api.app import add_public_routes
 
-        add_public_routes(self.app, self)
+        return add_public_routes(self.app, self)
 
     async def stop(self, drain_timeout: float | None = None) -> None:
         """Drain in-flight requests, then stop everything. Safe to call twice."""

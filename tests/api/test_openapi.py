@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.api.support import ApiServer, ContextDouble
-from whnode.api.app import add_public_routes
+from whnode.api.app import UNMATCHED, add_public_routes
 from whnode.api.openapi import openapi_document, render_markdown
 from whnode.api.problems import PROBLEM_TYPES
 
@@ -22,6 +22,8 @@ def _routes(app: web.Application) -> set[tuple[str, str]]:
         resource = route.resource
         assert resource is not None
         path = resource.canonical
+        if resource.name == UNMATCHED:
+            continue  # the catch-all that answers 404/405 problem documents
         if path.startswith(EXCLUDED_PREFIXES) or route.method == "HEAD":
             continue
         routes.add((route.method.lower(), path))

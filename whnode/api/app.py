@@ -7,11 +7,19 @@ Routes (documented in the OpenAPI document served at ``/openapi.json``, docs/api
 - ``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json``;
 - ``/`` and ``/static/...``: the volunteer status page (when ``config.api.status_page``).
 
-One middleware wraps every request on the application (the node-to-node routes under
-``/peer/`` included): it refuses what the public API never accepts (a body on GET/HEAD, a
-query string over ``limits.MAX_QUERY_STRING_BYTES``, a client over its rate) before any work,
-turns every error into an RFC 9457 problem document (``whnode.api.problems``), and records
-request metrics. The ``/peer/`` routes keep their own limits and problem documents.
+Every route is registered through ``PublicApi.guard``, which wraps its handler in one
+coroutine: it refuses what the public API never accepts (a body on GET/HEAD, a query string
+over ``limits.MAX_QUERY_STRING_BYTES``, a client over its rate) before any work, turns every
+error into an RFC 9457 problem document (``whnode.api.problems``), adds the CORS headers of
+``/v1/`` answers and records request metrics. A last catch-all route answers unknown paths
+(404) and known paths asked with another method (405, with ``Allow``) the same way. The
+node-to-node routes under ``/peer/`` are wrapped for metrics only (``PublicApi.instrument``):
+they keep their own limits and problem documents.
+
+Guards instead of an aiohttp middleware: a middleware adds two coroutine layers to every
+request, a measurable share of a hot menu hit (docs/performance.md). A guarded handler may
+also answer synchronously: when it returns a response instead of an awaitable, nothing is
+awaited at all (the menu handler does so for hot hits).
 """
 
 from __future__ import annotations
@@ -31,16 +39,16 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from whnode import limits
 from whnode.api.context import ApiContext
 from whnode.api.exceptions import BodyNotAllowed, ClientRateLimited, NodeNotReady, QueryTooLong
-from whnode.api.menus import CORS_HEADERS, MenuHandlers
+from whnode.api.menus import CORS_HEADERS, HEADER_PATH, MenuHandlers
 from whnode.api.metrics import ApiMetrics
 from whnode.api.openapi import openapi_document
 from whnode.api.params import single_values
 from whnode.api.problems import INTERNAL_ERROR, problem_for, problem_response
 from whnode.api.ratelimit import ClientRateLimiter, client_key
 from whnode.api.render import RenderCache
-from whnode.api.status_page import add_status_page
+from whnode.api.status_page import status_page_routes
 
-__all__ = ["PEER_PREFIX", "PublicApi", "add_public_routes", "public_api"]
+__all__ = ["PEER_PREFIX", "UNMATCHED", "PublicApi", "add_public_routes", "public_api"]
 
 LOG = logging.getLogger(__name__)
 
@@ -50,6 +58,12 @@ MAX_INSTANCE_CHARS: Final = 256
 """Longest ``instance`` member (the request path) put in a problem document."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+GuardedHandler = Callable[[web.Request], web.StreamResponse | Awaitable[web.StreamResponse]]
+"""A handler a guard wraps: a coroutine function, or a function that answers at once with a
+response or returns an awaitable of one."""
+
+UNMATCHED: Final = "unmatched"
+"""Route label (metrics) and route name of the catch-all route: no route matched the path."""
 
 
 def _jsonable(value: object) -> object:
@@ -73,13 +87,6 @@ def json_response(document: object, *, status: int = 200, cache: str = "no-cache
         content_type="application/json",
         headers={"Cache-Control": cache},
     )
-
-
-def _route_label(request: web.Request) -> str:
-    resource = request.match_info.route.resource
-    if resource is None:
-        return "unmatched"
-    return resource.canonical
 
 
 class PublicApi:
@@ -107,9 +114,9 @@ class PublicApi:
         snapshots["api_rate_limiter"] = self.limiter.statistics()
         return snapshots
 
-    # ------------------------------------------------------------------ middleware
+    # ------------------------------------------------------------------ guards
     def _refuse_early(self, request: web.Request) -> None:
-        """Checks done before routing work: rate, query size, body on GET/HEAD."""
+        """Checks done before any work: rate, query size, body on GET/HEAD."""
         wait = self.limiter.check(client_key(request.remote), time.monotonic())
         if wait > 0:
             raise ClientRateLimited("request rate exceeded for this client", retry_after=wait)
@@ -123,31 +130,89 @@ class PublicApi:
         if request.body_exists and request.method in ("GET", "HEAD"):
             raise BodyNotAllowed(f"{request.method} requests take no body")
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    def guard(self, route: str, handler: GuardedHandler) -> Handler:
+        """``handler`` of the public route ``route`` (its path pattern, the metrics label),
+        wrapped in the checks, problem documents, CORS headers and metrics of the API."""
+        cors = route.startswith("/v1/")
+        refuse_early = self._refuse_early
+        problem = self._problem
+        observe = self.metrics.observe
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            started = time.perf_counter()
+            try:
+                refuse_early(request)
+                response = handler(request)
+                if not isinstance(response, web.StreamResponse):
+                    response = await response
+            except web.HTTPException as exc:
+                if exc.status < 400:
+                    raise
+                response = problem(request, exc, route)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                response = problem(request, exc, route)
+            headers = response.headers
+            if cors and "Access-Control-Allow-Origin" not in headers:
+                headers.extend(CORS_HEADERS)
+            method = request.method
+            observe(
+                route=route,
+                method=method if method in _METHODS else "other",
+                status=response.status,
+                answer_path=headers.get(HEADER_PATH, ""),
+                seconds=time.perf_counter() - started,
+            )
+            return response
+
+        return guarded
+
+    def instrument(self, route: str, handler: Handler) -> Handler:
+        """``handler`` of the node-to-node route ``route``, with request metrics only: it
+        keeps its own limits and problem documents."""
+        observe = self.metrics.observe
+
+        async def instrumented(request: web.Request) -> web.StreamResponse:
+            started = time.perf_counter()
+            response = await handler(request)
+            method = request.method
+            observe(
+                route=route,
+                method=method if method in _METHODS else "other",
+                status=response.status,
+                answer_path="",
+                seconds=time.perf_counter() - started,
+            )
+            return response
+
+        return instrumented
+
+    async def unmatched(self, request: web.Request) -> web.StreamResponse:
+        """The catch-all route: 405 (with Allow) when another method would match the path,
+        else 404; both as problem documents, counted under the ``unmatched`` label."""
         started = time.perf_counter()
         path = request.path
         public = not path.startswith(PEER_PREFIX)
         try:
             if public:
                 self._refuse_early(request)
-            response = await handler(request)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            response = self._problem(request, exc, _route_label(request))
-        except asyncio.CancelledError:
-            raise
+            allowed: set[str] = set()
+            for resource in request.app.router.resources():
+                if resource.name != UNMATCHED:
+                    allowed |= (await resource.resolve(request))[1]
+            if allowed:
+                raise web.HTTPMethodNotAllowed(request.method, allowed)
+            raise web.HTTPNotFound()
         except Exception as exc:
-            response = self._problem(request, exc, _route_label(request))
-        headers = response.headers
-        if public and path.startswith("/v1/") and "Access-Control-Allow-Origin" not in headers:
-            headers.extend(CORS_HEADERS)
+            response = self._problem(request, exc, UNMATCHED)
+        if public and path.startswith("/v1/"):
+            response.headers.extend(CORS_HEADERS)
         self.metrics.observe(
-            route=_route_label(request),
+            route=UNMATCHED,
             method=request.method if request.method in _METHODS else "other",
             status=response.status,
-            answer_path=headers.get("X-Whnode-Path", ""),
+            answer_path="",
             seconds=time.perf_counter() - started,
         )
         return response
@@ -219,29 +284,36 @@ PUBLIC_API_KEY: Final = web.AppKey("whnode_public_api", PublicApi)
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 
-def add_public_routes(app: web.Application, context: ApiContext) -> None:
-    """Register the public API, its middleware and the status page on ``app``.
+def add_public_routes(app: web.Application, context: ApiContext) -> PublicApi:
+    """Register the public API, the status page and the catch-all route on ``app``.
 
     The context is only read while answering requests (and ``context.config`` now), so a
-    node may call this before its service exists.
+    node may call this before its service exists. Routes added to ``app`` afterwards are
+    found first when their path is longer than ``/`` (aiohttp resolves the longest prefix
+    first); the node-to-node routes are wrapped with ``PublicApi.instrument``.
     """
     api = PublicApi(context)
     app[PUBLIC_API_KEY] = api
-    app.middlewares.append(api.middleware)
     app.on_cleanup.append(api.close)
-    router = app.router
-    router.add_get("/v1/menus/{dispensary}", api.menus.menu)
-    router.add_get("/v1/menus/{dispensary}/history", api.menus.history)
-    router.add_get("/v1/menus/{dispensary}/stats", api.menus.stats)
-    router.add_get("/v1/dispensaries", api.dispensaries)
-    router.add_get("/v1/node", api.node)
-    router.add_get("/v1/node/history", api.node_history)
-    router.add_get("/healthz", api.healthz)
-    router.add_get("/readyz", api.readyz)
-    router.add_get("/metrics", api.metrics_text)
-    router.add_get("/openapi.json", api.openapi)
+    routes: list[tuple[str, GuardedHandler]] = [
+        ("/v1/menus/{dispensary}", api.menus.menu),
+        ("/v1/menus/{dispensary}/history", api.menus.history),
+        ("/v1/menus/{dispensary}/stats", api.menus.stats),
+        ("/v1/dispensaries", api.dispensaries),
+        ("/v1/node", api.node),
+        ("/v1/node/history", api.node_history),
+        ("/healthz", api.healthz),
+        ("/readyz", api.readyz),
+        ("/metrics", api.metrics_text),
+        ("/openapi.json", api.openapi),
+    ]
     if context.config.api.status_page:
-        add_status_page(app, context, node_info=api.node_info_document)
+        routes.extend(status_page_routes(context, node_info=api.node_info_document))
+    for path, handler in routes:
+        app.router.add_get(path, api.guard(path, handler))
+    # last: registered after the status page's "/" (same index key, so tried after it)
+    app.router.add_route("*", "/{tail:.*}", api.unmatched, name=UNMATCHED)
+    return api
 
 
 def public_api(app: web.Application) -> PublicApi:

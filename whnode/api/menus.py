@@ -13,6 +13,7 @@ from __future__ import annotations
 import email.utils
 import functools
 import time
+from collections.abc import Awaitable
 from typing import Final
 
 import cbor2
@@ -135,13 +136,14 @@ class MenuHandlers:
         except AttributeError:
             raise NodeNotReady("the node has not started") from None
 
-    async def menu(self, request: web.Request) -> web.StreamResponse:
-        """GET /v1/menus/{dispensary}
+    def menu(self, request: web.Request) -> web.StreamResponse | Awaitable[web.StreamResponse]:
+        """GET /v1/menus/{dispensary}: a response at once, or an awaitable of one.
 
         A hot hit (fresh record in the hot cache, representation already rendered) is
-        answered without awaiting anything: this is the path most requests take. Its
-        headers and body are kept for the rest of the current second, so repeated hot hits
-        of one record cost a few dictionary lookups.
+        answered synchronously, without creating a coroutine: this is the path most
+        requests take. Its headers and body are kept for the rest of the current second, so
+        repeated hot hits of one record cost a few dictionary lookups. Anything else (a miss,
+        ``at``, a representation not rendered yet) returns an awaitable.
         """
         raw_id = request.match_info["dispensary"]
         try:
@@ -153,40 +155,81 @@ class MenuHandlers:
         representation = negotiate(request_headers.get("Accept"), MENU_TYPES)
         service = self._service()
         # A held id was validated when its record was accepted: an invalid or unknown id
-        # is not held and goes through parse_dispensary_id below.
+        # is not held and goes through parse_dispensary_id.
         answer = None if at_ms is not None else service.answer_hot(raw_id, max_age)
         if answer is None:
             dispensary_id = parse_dispensary_id(raw_id)
-            answer = await service.get_menu(dispensary_id, max_age=max_age, at_ms=at_ms)
+            return self._menu_awaited(request, representation, dispensary_id, max_age, at_ms)
         conditional = "If-None-Match" in request_headers or "If-Modified-Since" in request_headers
-        hot = answer.path is AnswerPath.HOT
         second = int(time.time())
-        # only hot answers are kept: the service hands out one answer object per record
-        key = (id(answer), representation.name, second)
-        kept = self._responses.get(key) if hot and not conditional else None
-        # the table holds the answer, so no other object can have its id meanwhile
-        if kept is not None and kept[0] is answer:
-            if representation is not COSE:
-                self._renders.note_hit()  # the kept body is the rendered one
-            return web.Response(body=kept[2], headers=kept[1])  # aiohttp copies the headers
+        if not conditional:
+            # only hot answers are kept: the service hands out one answer object per record
+            kept = self._responses.get((id(answer), representation.name, second))
+            # the table holds the answer, so no other object can have its id meanwhile
+            if kept is not None and kept[0] is answer:
+                if representation is not COSE:
+                    self._renders.note_hit()  # the kept body is the rendered one
+                return web.Response(body=kept[2], headers=kept[1])  # aiohttp copies them
+        return self._respond(request, answer, representation, conditional, second)
+
+    async def _menu_awaited(
+        self,
+        request: web.Request,
+        representation: MediaType,
+        dispensary_id: str,
+        max_age: float | None,
+        at_ms: int | None,
+    ) -> web.StreamResponse:
+        """A menu answer the service must look for (store, network, upstream)."""
+        answer = await self._service().get_menu(dispensary_id, max_age=max_age, at_ms=at_ms)
+        request_headers = request.headers
+        conditional = "If-None-Match" in request_headers or "If-Modified-Since" in request_headers
+        response = self._respond(request, answer, representation, conditional, int(time.time()))
+        if not isinstance(response, web.StreamResponse):
+            response = await response
+        return response
+
+    def _respond(
+        self,
+        request: web.Request,
+        answer: MenuAnswer,
+        representation: MediaType,
+        conditional: bool,
+        second: int,
+    ) -> web.StreamResponse | Awaitable[web.StreamResponse]:
+        """The response to ``answer`` at Unix second ``second``; an awaitable only when the
+        representation must be rendered first."""
         headers = self._response_headers(answer, representation, second)
         if conditional and not_modified(request, headers["ETag"], answer.record.fetched_at_ms):
             unchanged = {k: v for k, v in headers.items() if k != "Content-Type"}
             return web.Response(status=304, headers=unchanged)
         if representation is COSE:
-            body = answer.record.encoded
-        else:
-            render_format = RenderFormat.JSON if representation is JSON else RenderFormat.CBOR
-            cached = self._renders.peek(answer.record, render_format)
-            body = (
-                cached
-                if cached is not None
-                else await self._renders.get(answer.record, render_format)
-            )
-        if hot:
+            return self._complete(answer, representation, second, headers, answer.record.encoded)
+        render_format = RenderFormat.JSON if representation is JSON else RenderFormat.CBOR
+        body = self._renders.peek(answer.record, render_format)
+        if body is None:
+            return self._render_then_complete(answer, representation, second, headers)
+        return self._complete(answer, representation, second, headers, body)
+
+    async def _render_then_complete(
+        self, answer: MenuAnswer, representation: MediaType, second: int, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        render_format = RenderFormat.JSON if representation is JSON else RenderFormat.CBOR
+        body = await self._renders.get(answer.record, render_format)
+        return self._complete(answer, representation, second, headers, body)
+
+    def _complete(
+        self,
+        answer: MenuAnswer,
+        representation: MediaType,
+        second: int,
+        headers: dict[str, str],
+        body: bytes,
+    ) -> web.Response:
+        if answer.path is AnswerPath.HOT:
             if len(self._responses) >= MAX_KEPT_RESPONSES:
                 self._responses.clear()
-            self._responses[key] = (answer, headers, body)
+            self._responses[(id(answer), representation.name, second)] = (answer, headers, body)
         return web.Response(body=body, headers=headers)
 
     async def stats(self, request: web.Request) -> web.StreamResponse:

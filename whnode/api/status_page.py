@@ -12,7 +12,7 @@ import hashlib
 import html
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from importlib import resources
 from typing import Any, Final
 
@@ -21,7 +21,7 @@ from aiohttp import web
 from whnode.api.context import ApiContext
 from whnode.api.params import single_values
 
-__all__ = ["CONTENT_SECURITY_POLICY", "add_status_page", "initial_data_block"]
+__all__ = ["CONTENT_SECURITY_POLICY", "initial_data_block", "status_page_routes"]
 
 CONTENT_SECURITY_POLICY: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -103,10 +103,10 @@ class StatusPage:
         return web.Response(body=body, headers=headers)
 
 
-def add_status_page(
-    app: web.Application, context: ApiContext, *, node_info: Callable[[], Mapping[str, Any]]
-) -> None:
-    """Serve the status page at ``/`` and its script and style under ``/static/``."""
+def status_page_routes(
+    context: ApiContext, *, node_info: Callable[[], Mapping[str, Any]]
+) -> list[tuple[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]]:
+    """The GET routes of the status page: ``/`` and its script and style under ``/static/``
+    (``add_public_routes`` registers them with the API's guard)."""
     page = StatusPage(context, node_info)
-    app.router.add_get("/", page.index)
-    app.router.add_get("/static/{name}", page.asset)
+    return [("/", page.index), ("/static/{name}", page.asset)]

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,7 +26,17 @@ from whnode.peer.ratelimit import TokenBuckets
 from whnode.record.exceptions import LimitExceeded, ModelError, RecordError
 from whnode.record.model import parse_dispensary_id
 
-__all__ = ["FillResult", "PeerHandler", "PeerProblem", "add_peer_routes", "error_status"]
+__all__ = [
+    "FillResult",
+    "PeerHandler",
+    "PeerProblem",
+    "PeerRoute",
+    "add_peer_routes",
+    "error_status",
+]
+
+PeerRoute = Callable[[web.Request], Awaitable[web.StreamResponse]]
+"""A registered node-to-node route handler."""
 
 LOG = logging.getLogger(__name__)
 
@@ -89,8 +100,14 @@ def _problem(status: int, kind: wire.ErrorKind, detail: str) -> web.Response:
     )
 
 
-def add_peer_routes(app: web.Application, handler: PeerHandler) -> None:
-    """Register /peer/v1 routes on ``app``."""
+def add_peer_routes(
+    app: web.Application,
+    handler: PeerHandler,
+    *,
+    instrument: Callable[[str, PeerRoute], PeerRoute] | None = None,
+) -> None:
+    """Register /peer/v1 routes on ``app``; ``instrument(path, handler)``, when given, wraps
+    each handler (the node counts their requests in its metrics)."""
     buckets = TokenBuckets(
         rate=limits.PEER_REQUESTS_PER_SECOND,
         burst=limits.PEER_REQUEST_BURST,
@@ -192,16 +209,16 @@ def add_peer_routes(app: web.Application, handler: PeerHandler) -> None:
             return _problem(404, wire.ErrorKind.NOT_FOUND, "no history")
         return web.Response(body=cbor2.dumps(items), content_type=wire.CBOR_TYPE)
 
-    def route(work: _Work) -> _Work:
+    def route(path: str, work: _Work) -> tuple[str, PeerRoute]:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             return await guarded(request, work)
 
-        return wrapped
+        return path, wrapped if instrument is None else instrument(path, wrapped)
 
-    app.router.add_get(wire.PREFIX + "/records/{dispensary}", route(get_record))
-    app.router.add_put(wire.PREFIX + "/records/{dispensary}", route(put_record))
-    app.router.add_post(wire.PREFIX + "/fill/{dispensary}", route(fill))
-    app.router.add_get(wire.PREFIX + "/history/{dispensary}", route(history))
+    app.router.add_get(*route(wire.PREFIX + "/records/{dispensary}", get_record))
+    app.router.add_put(*route(wire.PREFIX + "/records/{dispensary}", put_record))
+    app.router.add_post(*route(wire.PREFIX + "/fill/{dispensary}", fill))
+    app.router.add_get(*route(wire.PREFIX + "/history/{dispensary}", history))
 
 
 class _Work(Protocol):
