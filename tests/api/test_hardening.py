@@ -112,6 +112,21 @@ async def test_wrong_methods_are_405_with_allow(server: ApiServer) -> None:
         assert "GET" in body["allowed"]
 
 
+async def test_unmatched_answers_under_v1_carry_cors_headers_others_do_not(
+    server: ApiServer,
+) -> None:
+    for method, path, cors in (
+        ("GET", "/v1/nothing", True),
+        ("POST", MENU, True),
+        ("GET", "/nothing", False),
+        ("POST", "/healthz", False),
+    ):
+        async with server.http.request(method, path) as response:
+            assert response.status in (404, 405)
+            assert response.content_type == "application/problem+json"
+            assert (response.headers.get("Access-Control-Allow-Origin") == "*") is cors, path
+
+
 async def test_unknown_paths_are_404(server: ApiServer) -> None:
     for path in (
         "/v2/menus/x",
@@ -192,8 +207,16 @@ async def test_rate_limit_answers_429_with_retry_after(service: ServiceDouble) -
             body = await response.json()
         assert body["type"] == "urn:whnode:problem:rate-limited"
         assert body["retry_after"] == 2
-        async with server.http.get("/metrics") as response:
-            assert response.status == 429  # every public route counts
+        # every public route counts, unknown paths, wrong methods and the status page too
+        for method, path in (
+            ("GET", "/metrics"),
+            ("GET", "/nothing"),
+            ("POST", MENU),
+            ("GET", "/"),
+        ):
+            async with server.http.request(method, path) as response:
+                assert response.status == 429, (method, path)
+                assert response.content_type == "application/problem+json"
 
 
 # ---------------------------------------------------------------------- fuzzer

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
 from whnode.api.app import public_api
 from whnode.record.exceptions import RecordError
@@ -93,6 +95,71 @@ async def test_hot_api_answers_replay_within_a_second_and_follow_a_new_record(
             assert response.headers["X-Whnode-Path"] == "hot"
             assert response.headers["X-Whnode-Fetched-At"] == str(refreshed.record.fetched_at_ms)
             assert response.headers["ETag"] != answers[0][0]["ETag"]
+
+
+async def test_hot_menu_hits_are_answered_without_awaiting(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    """The menu handler answers a hot hit synchronously (a response, not an awaitable): the
+    guard then awaits nothing, the cheapest path a request can take. The request is built
+    with aiohttp's make_mocked_request (no socket): whether the handler returned a response
+    or an awaitable cannot be seen over the wire. Everything else here is a real node."""
+    dispensary = sandbox.tiny_dispensary
+    async with LocalCluster(1, tmp_path, sandbox_url=sandbox.base_url) as cluster:
+        node = cluster.nodes[0]
+        menus = public_api(node.app).menus
+
+        path = f"/v1/menus/{dispensary}?max_age=600"
+
+        async def answer(path: str, **headers: str) -> tuple[bool, web.StreamResponse]:
+            made = make_mocked_request("GET", path, headers=headers, app=node.app)
+            made._match_info = await node.app.router.resolve(made)
+            result = menus.menu(made)
+            if isinstance(result, web.StreamResponse):
+                return True, result
+            return False, await result
+
+        synchronous, response = await answer(path)
+        assert not synchronous, "a miss waits for the fill"
+        assert response.headers["X-Whnode-Path"] == "fill"
+        synchronous, response = await answer(path)
+        assert synchronous
+        assert response.headers["X-Whnode-Path"] == "hot"
+        synchronous, response = await answer(path, Accept="application/cose")
+        assert synchronous, "the signed record needs no rendering"
+        # a representation not rendered yet is awaited once, then answered at once
+        synchronous, response = await answer(path, Accept="application/cbor")
+        assert not synchronous
+        synchronous, response = await answer(path, Accept="application/cbor")
+        assert synchronous
+        assert response.headers["Content-Type"] == "application/cbor"
+        # ``at`` asks for history: always awaited
+        at = response.headers["X-Whnode-Fetched-At"]
+        synchronous, response = await answer(f"/v1/menus/{dispensary}?at={at}")
+        assert not synchronous
+        assert response.status == 200
+
+
+async def test_peer_routes_are_counted_in_the_request_metrics(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    dispensary = sandbox.tiny_dispensary
+    async with (
+        LocalCluster(3, tmp_path, sandbox_url=sandbox.base_url) as cluster,
+        aiohttp.ClientSession() as session,
+    ):
+        await cluster.nodes[0].service.get_menu(dispensary, max_age=600)
+        counted = 0
+        for node in cluster.nodes:
+            async with session.get(f"{node.http_url}/metrics") as response:
+                text = await response.text()
+            for line in text.splitlines():
+                if line.startswith("whnode_http_requests_total{") and 'route="/peer/v1/' in line:
+                    counted += int(float(line.rsplit(" ", 1)[1]))
+        assert counted >= 1, "the fill stored its record on peers through /peer/v1/ routes"
+        async with session.get(f"{cluster.nodes[1].http_url}/peer/v1/nowhere") as response:
+            assert response.status == 404
+            assert response.content_type == "application/problem+json"
 
 
 async def test_a_record_put_again_is_counted_as_duplicate_and_not_stored_twice(

@@ -7,7 +7,8 @@
    installed, else a Python client in another process) then hits ``GET /v1/menus/{id}``
    and the bare handler, one after the other, with the same connections and duration, in
    several rounds that alternate which goes first. The figure is the median ratio of
-   requests per second.
+   requests per second; beside it, the server process's CPU time per answered request of
+   each side (from /proc), a figure less sensitive to the load generator sharing the CPUs.
 2. Reports the RSS of an idle node and of a node holding N records (signed snapshots put into
    its store and hot cache through the node-to-node PUT path).
 """
@@ -96,7 +97,14 @@ with asyncio.Runner(loop_factory=loop_factory()) as runner:
 """
 
 
-def _load(url: str, connections: int, duration: float) -> tuple[float, str]:
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _load(url: str, connections: int, duration: float) -> tuple[float, int, str]:
+    """(requests per second, requests answered, tool) of one load run against ``url``."""
     wrk = shutil.which("wrk")
     if wrk:
         output = subprocess.run(
@@ -106,16 +114,20 @@ def _load(url: str, connections: int, duration: float) -> tuple[float, str]:
             check=True,
         ).stdout
         match = re.search(r"Requests/sec:\s+([\d.]+)", output)
+        answered = re.search(r"(\d+) requests in", output)
         latency = re.search(r"99%\s+(\S+)", output)
         assert match is not None, output
-        return float(match.group(1)), f"wrk, p99 {latency.group(1) if latency else '?'}"
+        assert answered is not None, output
+        tool = f"wrk, p99 {latency.group(1) if latency else '?'}"
+        return float(match.group(1)), int(answered.group(1)), tool
     output = subprocess.run(
         [sys.executable, "-c", PY_LOAD, url, str(connections), str(duration)],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    return float(output.strip()), "python aiohttp client"
+    rate = float(output.strip())
+    return rate, int(rate * duration), "python aiohttp client"
 
 
 def _rss_kib(pid: int) -> int:
@@ -186,19 +198,29 @@ def main(argv: list[str]) -> int:
         _load(urls["api"], args.connections, 2.0)  # warm up
         _load(urls["bare"], args.connections, 2.0)
         ratios: list[float] = []
+        cpu_ratios: list[float] = []
         for round_number in range(1, args.rounds + 1):
             # alternate which side goes first: a drift in machine load hits both equally
             order = ("api", "bare") if round_number % 2 else ("bare", "api")
-            rates: dict[str, tuple[float, str]] = {}
+            rates: dict[str, tuple[float, float, str]] = {}
             for side in order:
-                rates[side] = _load(urls[side], args.connections, args.duration)
-            (api, tool), (bare, _) = rates["api"], rates["bare"]
+                cpu_before = _cpu_seconds(server.pid)
+                rate, answered, tool = _load(urls[side], args.connections, args.duration)
+                cpu = (_cpu_seconds(server.pid) - cpu_before) / max(answered, 1)
+                rates[side] = (rate, cpu, tool)
+            (api, api_cpu, tool), (bare, bare_cpu, _) = rates["api"], rates["bare"]
             ratios.append(api / bare)
+            cpu_ratios.append(bare_cpu / api_cpu)
             print(
                 f"  round {round_number}: whnode GET /v1/menus/{{id}} {api:>8,.0f} req/s "
-                f"({tool}); bare aiohttp handler {bare:>8,.0f} req/s; ratio {api / bare:.2f}"
+                f"({tool}); bare aiohttp handler {bare:>8,.0f} req/s; ratio {api / bare:.2f}; "
+                f"server CPU per request {api_cpu * 1e6:.0f} vs {bare_cpu * 1e6:.0f} us"
             )
         print(f"  median ratio over {args.rounds} rounds: {statistics.median(ratios):.2f}")
+        print(
+            "  median ratio of server CPU per request (bare / whnode): "
+            f"{statistics.median(cpu_ratios):.2f}"
+        )
     finally:
         if server.stdin is not None:
             server.stdin.close()
