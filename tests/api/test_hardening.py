@@ -118,6 +118,7 @@ async def test_unmatched_answers_under_v1_carry_cors_headers_others_do_not(
     for method, path, cors in (
         ("GET", "/v1/nothing", True),
         ("POST", MENU, True),
+        ("POST", "/v1/menus/%0A", True),  # a newline in the decoded path
         ("GET", "/nothing", False),
         ("POST", "/healthz", False),
     ):

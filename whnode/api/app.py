@@ -136,7 +136,7 @@ class PublicApi:
         cors = route.startswith("/v1/")
         refuse_early = self._refuse_early
         problem = self._problem
-        observe = self.metrics.observe
+        observe = self.metrics.observe_request
 
         async def guarded(request: web.Request) -> web.StreamResponse:
             started = time.perf_counter()
@@ -158,11 +158,11 @@ class PublicApi:
                 headers.extend(CORS_HEADERS)
             method = request.method
             observe(
-                route=route,
-                method=method if method in _METHODS else "other",
-                status=response.status,
-                answer_path=headers.get(HEADER_PATH, ""),
-                seconds=time.perf_counter() - started,
+                route,
+                method if method in _METHODS else "other",
+                response.status,
+                headers.get(HEADER_PATH, ""),
+                time.perf_counter() - started,
             )
             return response
 
@@ -311,8 +311,9 @@ def add_public_routes(app: web.Application, context: ApiContext) -> PublicApi:
         routes.extend(status_page_routes(context, node_info=api.node_info_document))
     for path, handler in routes:
         app.router.add_get(path, api.guard(path, handler))
-    # last: registered after the status page's "/" (same index key, so tried after it)
-    app.router.add_route("*", "/{tail:.*}", api.unmatched, name=UNMATCHED)
+    # last: registered after the status page's "/" (same index key, so tried after it);
+    # [\s\S] and not ".": a decoded path may hold a newline (%0A)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", api.unmatched, name=UNMATCHED)
     return api
 
 

@@ -18,6 +18,7 @@ from typing import Final
 
 import cbor2
 from aiohttp import web
+from multidict import CIMultiDict
 
 from whnode.api.context import ApiContext, MenuReader
 from whnode.api.exceptions import InvalidParameter, NodeNotReady
@@ -81,7 +82,8 @@ CORS_HEADERS: Final = {
 """What every public ``/v1/`` answer carries: any origin may read it, and these headers."""
 
 MAX_PARSED_QUERIES: Final = 1024
-"""Distinct menu query strings whose parse is kept (the table is cleared when full)."""
+"""Distinct menu query strings, and Accept headers, whose parse is kept (each table is
+cleared when full)."""
 MAX_KEPT_RESPONSES: Final = 4096
 """Hot answers whose response (headers and body) is kept for the current second (the table
 is cleared when full)."""
@@ -128,7 +130,9 @@ class MenuHandlers:
         self._context = context
         self._renders = renders
         self._queries: dict[str, tuple[float | None, int | None]] = {}
-        self._responses: dict[tuple[int, str, int], tuple[MenuAnswer, dict[str, str], bytes]] = {}
+        # (id of answer, media type, Unix second) -> (answer, headers, body)
+        self._responses: dict[tuple[int, str, int], tuple[MenuAnswer, CIMultiDict[str], bytes]] = {}
+        self._representations: dict[str, MediaType] = {}
 
     def _service(self) -> MenuReader:
         try:
@@ -152,7 +156,7 @@ class MenuHandlers:
             parse_dispensary_id(raw_id)  # a bad dispensary id is reported first
             raise
         request_headers = request.headers
-        representation = negotiate(request_headers.get("Accept"), MENU_TYPES)
+        representation = self._representation(request_headers.get("Accept"))
         service = self._service()
         # A held id was validated when its record was accepted: an invalid or unknown id
         # is not held and goes through parse_dispensary_id.
@@ -229,8 +233,23 @@ class MenuHandlers:
         if answer.path is AnswerPath.HOT:
             if len(self._responses) >= MAX_KEPT_RESPONSES:
                 self._responses.clear()
-            self._responses[(id(answer), representation.name, second)] = (answer, headers, body)
+            # kept as a CIMultiDict: aiohttp copies one faster than a dict
+            kept = (answer, CIMultiDict(headers), body)
+            self._responses[(id(answer), representation.name, second)] = kept
         return web.Response(body=body, headers=headers)
+
+    def _representation(self, accept: str | None) -> MediaType:
+        """The menu representation an Accept header asks for; the answer for each distinct
+        header is kept (clients repeat theirs), only when one is acceptable."""
+        if accept is None:
+            return JSON
+        found = self._representations.get(accept)
+        if found is None:
+            found = negotiate(accept, MENU_TYPES)
+            if len(self._representations) >= MAX_PARSED_QUERIES:
+                self._representations.clear()
+            self._representations[accept] = found
+        return found
 
     async def stats(self, request: web.Request) -> web.StreamResponse:
         """GET /v1/menus/{dispensary}/stats"""

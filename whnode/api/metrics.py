@@ -241,6 +241,12 @@ class ApiMetrics:
         """Count one answered request and its latency (a few dict operations)."""
         self._requests.observe(route, method, status, answer_path, seconds)
 
+    @property
+    def observe_request(self) -> Callable[[str, str, int, str, float], None]:
+        """``observe`` with positional arguments (route, method, status, answer path,
+        seconds) and no extra call: what the API's guards bind once per route."""
+        return self._requests.observe
+
     def exposition(self) -> bytes:
         """The text exposition format of every metric (sync, cheap)."""
         return generate_latest(self.registry)
