@@ -64,6 +64,30 @@ async def test_answer_hot_answers_fresh_records_and_counts_only_what_it_answers(
         assert newer.record.encoded == refreshed.record.encoded
 
 
+async def test_answer_hot_follows_the_dispensary_lifetime_when_no_max_age_is_given(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    dispensary = sandbox.tiny_dispensary
+    async with LocalCluster(1, tmp_path, sandbox_url=sandbox.base_url) as cluster:
+        service = cluster.nodes[0].service
+        filled = await service.get_menu(dispensary)  # the heuristic lifetime
+        hot = service.answer_hot(dispensary)
+        assert hot is not None
+        assert hot.fresh_until_ms == filled.fresh_until_ms > filled.record.fetched_at_ms
+        assert service.answer_hot(dispensary) is hot
+        # a longer lifetime (say, learnt from newer snapshots) gives a new answer at once
+        service._fresh_until[dispensary] = filled.fresh_until_ms + 60_000
+        longer = service.answer_hot(dispensary)
+        assert longer is not None
+        assert longer is not hot
+        assert longer.fresh_until_ms == filled.fresh_until_ms + 60_000
+        # an expired lifetime: no hot answer, nothing counted
+        requests = service.statistics().requests
+        service._fresh_until[dispensary] = filled.record.fetched_at_ms
+        assert service.answer_hot(dispensary) is None
+        assert service.statistics().requests == requests
+
+
 async def test_hot_api_answers_replay_within_a_second_and_follow_a_new_record(
     tmp_path: Path, sandbox: SandboxHandle
 ) -> None:

@@ -150,14 +150,22 @@ class MenuHandlers:
         ``at``, a representation not rendered yet) returns an awaitable.
         """
         raw_id = request.match_info["dispensary"]
-        try:
-            max_age, at_ms = self._menu_query(request)
-        except Exception:
-            parse_dispensary_id(raw_id)  # a bad dispensary id is reported first
-            raise
+        # the parse of each distinct query string and Accept header is kept: clients repeat
+        parsed = self._queries.get(request.rel_url.raw_query_string)
+        if parsed is None:
+            try:
+                parsed = self._menu_query(request)
+            except Exception:
+                parse_dispensary_id(raw_id)  # a bad dispensary id is reported first
+                raise
+        max_age, at_ms = parsed
         request_headers = request.headers
-        representation = self._representation(request_headers.get("Accept"))
-        service = self._service()
+        accept = request_headers.get("Accept")
+        representation = JSON if accept is None else self._representation(accept)
+        try:
+            service = self._context.service
+        except AttributeError:
+            raise NodeNotReady("the node has not started") from None
         # A held id was validated when its record was accepted: an invalid or unknown id
         # is not held and goes through parse_dispensary_id.
         answer = None if at_ms is not None else service.answer_hot(raw_id, max_age)
@@ -238,11 +246,9 @@ class MenuHandlers:
             self._responses[(id(answer), representation.name, second)] = kept
         return web.Response(body=body, headers=headers)
 
-    def _representation(self, accept: str | None) -> MediaType:
+    def _representation(self, accept: str) -> MediaType:
         """The menu representation an Accept header asks for; the answer for each distinct
         header is kept (clients repeat theirs), only when one is acceptable."""
-        if accept is None:
-            return JSON
         found = self._representations.get(accept)
         if found is None:
             found = negotiate(accept, MENU_TYPES)

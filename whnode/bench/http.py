@@ -8,7 +8,9 @@
    and the bare handler, one after the other, with the same connections and duration, in
    several rounds that alternate which goes first. The figure is the median ratio of
    requests per second; beside it, the server process's CPU time per answered request of
-   each side (from /proc), a figure less sensitive to the load generator sharing the CPUs.
+   each side (from /proc) and how busy the server was (near 100% of a CPU: the server, not
+   the load generator, set the pace). With two CPUs or more, the server process and the
+   load generator are pinned to separate CPUs (``Placement``).
 2. Reports the RSS of an idle node and of a node holding N records (signed snapshots put into
    its store and hot cache through the node-to-node PUT path).
 """
@@ -26,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["main"]
@@ -103,31 +107,103 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _load(url: str, connections: int, duration: float) -> tuple[float, int, str]:
-    """(requests per second, requests answered, tool) of one load run against ``url``."""
+@dataclass(frozen=True)
+class Placement:
+    """CPUs of the server process and of the load generator. With two CPUs or more they
+    get separate ones, so that the two never compete for a CPU: each run then measures the
+    server's own cost per request, not how the scheduler shared the CPUs."""
+
+    server: frozenset[int] | None
+    load: frozenset[int] | None
+
+    @property
+    def load_threads(self) -> int:
+        return len(self.load) if self.load else 2
+
+    @classmethod
+    def choose(cls) -> Placement:
+        try:
+            cpus = sorted(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            return cls(None, None)
+        if len(cpus) < 2:
+            return cls(None, None)
+        return cls(frozenset(cpus[:1]), frozenset(cpus[1:]))
+
+    def describe(self) -> str:
+        if self.server is None or self.load is None:
+            return "server and load generator share the CPUs"
+        return (
+            f"server pinned to CPU {','.join(map(str, sorted(self.server)))}, "
+            f"load generator to CPU {','.join(map(str, sorted(self.load)))}"
+        )
+
+
+def _pinned(cpus: frozenset[int] | None) -> Callable[[], None] | None:
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One load run against one side."""
+
+    rate: float
+    """Requests answered per second."""
+    cpu_per_request: float
+    """Server process CPU seconds (user + system) per answered request."""
+    busy: float
+    """Server process CPU seconds per second of the run (1.0: one CPU saturated)."""
+    tool: str
+
+
+def _load(url: str, connections: int, duration: float, placement: Placement, pid: int) -> Run:
+    """One load run against ``url``, with the server process's CPU time over it."""
+    cpu_before, started = _cpu_seconds(pid), time.monotonic()
     wrk = shutil.which("wrk")
     if wrk:
         output = subprocess.run(
-            [wrk, "-t2", f"-c{connections}", f"-d{duration:g}s", "--latency", url],
+            [
+                wrk,
+                f"-t{placement.load_threads}",
+                f"-c{connections}",
+                f"-d{duration:g}s",
+                "--latency",
+                url,
+            ],
             capture_output=True,
             text=True,
             check=True,
+            preexec_fn=_pinned(placement.load),
         ).stdout
         match = re.search(r"Requests/sec:\s+([\d.]+)", output)
-        answered = re.search(r"(\d+) requests in", output)
+        answered_match = re.search(r"(\d+) requests in", output)
         latency = re.search(r"99%\s+(\S+)", output)
         assert match is not None, output
-        assert answered is not None, output
+        assert answered_match is not None, output
+        rate, answered = float(match.group(1)), int(answered_match.group(1))
         tool = f"wrk, p99 {latency.group(1) if latency else '?'}"
-        return float(match.group(1)), int(answered.group(1)), tool
-    output = subprocess.run(
-        [sys.executable, "-c", PY_LOAD, url, str(connections), str(duration)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rate = float(output.strip())
-    return rate, int(rate * duration), "python aiohttp client"
+    else:
+        output = subprocess.run(
+            [sys.executable, "-c", PY_LOAD, url, str(connections), str(duration)],
+            capture_output=True,
+            text=True,
+            check=True,
+            preexec_fn=_pinned(placement.load),
+        ).stdout
+        rate = float(output.strip())
+        answered, tool = int(rate * duration), "python aiohttp client"
+    cpu = _cpu_seconds(pid) - cpu_before
+    wall = time.monotonic() - started
+    return Run(rate, cpu / max(answered, 1), cpu / wall, tool)
+
+
+def _quartiles(values: list[float]) -> str:
+    if len(values) < 2:
+        return "-"
+    low, _, high = statistics.quantiles(values, n=4)
+    return f"{low:.2f}-{high:.2f}"
 
 
 def _rss_kib(pid: int) -> int:
@@ -177,49 +253,54 @@ async def _memory(records: int) -> tuple[int, int]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="whnode bench http", description=__doc__)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per load run")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating runs of each side")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per load run")
+    parser.add_argument("--rounds", type=int, default=9, help="alternating runs of each side")
     parser.add_argument("--records", type=int, default=10_000)
     args = parser.parse_args(argv)
 
+    placement = Placement.choose()
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=_pinned(placement.server),
     )
     try:
         assert server.stdout is not None
         urls = json.loads(server.stdout.readline())
         print(
             f"hot-hit GET of a 250-product menu ({urls['bytes']:,} bytes of JSON), "
-            f"{args.connections} connections, {args.duration:g} s per run"
+            f"{args.connections} connections, {args.duration:g} s per run; "
+            f"{placement.describe()}"
         )
-        _load(urls["api"], args.connections, 2.0)  # warm up
-        _load(urls["bare"], args.connections, 2.0)
+        for side in ("api", "bare"):  # warm up
+            _load(urls[side], args.connections, 2.0, placement, server.pid)
         ratios: list[float] = []
         cpu_ratios: list[float] = []
+        busy: list[float] = []
         for round_number in range(1, args.rounds + 1):
-            # alternate which side goes first: a drift in machine load hits both equally
+            # alternate which side goes first: a drift in machine speed hits both equally
             order = ("api", "bare") if round_number % 2 else ("bare", "api")
-            rates: dict[str, tuple[float, float, str]] = {}
-            for side in order:
-                cpu_before = _cpu_seconds(server.pid)
-                rate, answered, tool = _load(urls[side], args.connections, args.duration)
-                cpu = (_cpu_seconds(server.pid) - cpu_before) / max(answered, 1)
-                rates[side] = (rate, cpu, tool)
-            (api, api_cpu, tool), (bare, bare_cpu, _) = rates["api"], rates["bare"]
-            ratios.append(api / bare)
-            cpu_ratios.append(bare_cpu / api_cpu)
+            runs = {
+                side: _load(urls[side], args.connections, args.duration, placement, server.pid)
+                for side in order
+            }
+            api, bare = runs["api"], runs["bare"]
+            ratios.append(api.rate / bare.rate)
+            cpu_ratios.append(bare.cpu_per_request / api.cpu_per_request)
+            busy.extend((api.busy, bare.busy))
             print(
-                f"  round {round_number}: whnode GET /v1/menus/{{id}} {api:>8,.0f} req/s "
-                f"({tool}); bare aiohttp handler {bare:>8,.0f} req/s; ratio {api / bare:.2f}; "
-                f"server CPU per request {api_cpu * 1e6:.0f} vs {bare_cpu * 1e6:.0f} us"
+                f"  round {round_number}: whnode GET /v1/menus/{{id}} {api.rate:>8,.0f} req/s "
+                f"({api.cpu_per_request * 1e6:.0f} us CPU each); bare aiohttp handler "
+                f"{bare.rate:>8,.0f} req/s ({bare.cpu_per_request * 1e6:.0f} us); "
+                f"ratio {api.rate / bare.rate:.2f} ({api.tool})"
             )
-        print(f"  median ratio over {args.rounds} rounds: {statistics.median(ratios):.2f}")
         print(
-            "  median ratio of server CPU per request (bare / whnode): "
-            f"{statistics.median(cpu_ratios):.2f}"
+            f"  median ratio over {args.rounds} rounds: {statistics.median(ratios):.2f} "
+            f"(quartiles {_quartiles(ratios)}); of server CPU per request (bare / whnode): "
+            f"{statistics.median(cpu_ratios):.2f}; server busy {statistics.median(busy):.0%} "
+            "of a CPU (median over runs)"
         )
     finally:
         if server.stdin is not None:

@@ -77,6 +77,7 @@ INLINE_ACCEPT_BYTES: Final = 16 * 1024
 worker thread."""
 LIFETIME_CACHE_MS = 10_000
 """How long a dispensary's change history read from the store is reused."""
+_HOT: Final = AnswerPath.HOT.value
 MAX_HOT_ANSWERS: Final = 4096
 """Hot answers kept for reuse, one per (dispensary, max_age) (the table is cleared when full)."""
 
@@ -197,7 +198,8 @@ class MenuService:
         self._background: set[asyncio.Task[object]] = set()
         self._requests = 0
         self._answers: Counter[str] = Counter()
-        self._hot_answers: dict[tuple[str, float | None], MenuAnswer] = {}
+        # (dispensary, max_age) -> (the hot cache's record, the answer built for it)
+        self._hot_answers: dict[tuple[str, float | None], tuple[StoredRecord, MenuAnswer]] = {}
         self._upstream_calls = 0
         self._rejections: Counter[str] = Counter()
         self._errors: Counter[str] = Counter()
@@ -381,23 +383,46 @@ class MenuService:
         stored = self._hot.peek_newest(dispensary_id)
         if stored is None or dispensary_id in self._negative:
             return None
-        if not self._locally_fresh(stored, max_age, self.now_ms()):
+        now_ms = int(self._clock() * 1000)
+        key = (dispensary_id, max_age)
+        held = self._hot_answers.get(key)
+        if held is not None and held[0] is stored:
+            # the answer built for this very record: only its freshness is checked again
+            answer = held[1]
+            if max_age is not None:
+                fresh = now_ms - stored.fetched_at_ms <= max_age * 1000
+            elif self._fresh_until.get(dispensary_id) != answer.fresh_until_ms:
+                # the dispensary's lifetime changed since: a new answer
+                return self._answer_hot_anew(stored, key, now_ms)
+            else:
+                fresh = now_ms <= answer.fresh_until_ms
+            if not fresh:
+                return None
+            self._hot.touch(dispensary_id)  # counts the hit, refreshes the LRU order
+            self._requests += 1
+            self._answers[_HOT] += 1
+            return answer
+        return self._answer_hot_anew(stored, key, now_ms)
+
+    def _answer_hot_anew(
+        self, stored: StoredRecord, key: tuple[str, float | None], now_ms: int
+    ) -> MenuAnswer | None:
+        """answer_hot for a record without a kept answer (or whose lifetime changed)."""
+        dispensary_id, max_age = key
+        if not self._locally_fresh(stored, max_age, now_ms):
             return None
-        fresh_until = self._fresh_until_of(stored, max_age)
         record = stored.decoded
         if not isinstance(record, SignedRecord):
             return None
-        key = (dispensary_id, max_age)
-        answer = self._hot_answers.get(key)
-        if answer is None or answer.record is not record or answer.fresh_until_ms != fresh_until:
-            if len(self._hot_answers) >= MAX_HOT_ANSWERS:
-                self._hot_answers.clear()
-            answer = self._hot_answers[key] = MenuAnswer(
-                record=record, path=AnswerPath.HOT, fresh_until_ms=fresh_until
-            )
+        if len(self._hot_answers) >= MAX_HOT_ANSWERS:
+            self._hot_answers.clear()
+        answer = MenuAnswer(
+            record=record, path=AnswerPath.HOT, fresh_until_ms=self._fresh_until_of(stored, max_age)
+        )
+        self._hot_answers[key] = (stored, answer)
         self._hot.touch(dispensary_id)  # counts the hit, refreshes the LRU order
         self._requests += 1
-        self._answers[AnswerPath.HOT.value] += 1
+        self._answers[_HOT] += 1
         return answer
 
     async def _get_local(
