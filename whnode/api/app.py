@@ -17,9 +17,9 @@ node-to-node routes under ``/peer/`` are wrapped for metrics only (``PublicApi.i
 they keep their own limits and problem documents.
 
 Guards instead of an aiohttp middleware: a middleware adds two coroutine layers to every
-request, a measurable share of a hot menu hit (docs/performance.md). A guarded handler may
-also answer synchronously: when it returns a response instead of an awaitable, nothing is
-awaited at all (the menu handler does so for hot hits).
+request, a measurable share of a hot menu hit (docs/architecture.md, "A hot hit"). A
+guarded handler may also answer synchronously: when it returns a response instead of an
+awaitable, nothing is awaited at all (the menu handler does so for hot hits).
 """
 
 from __future__ import annotations

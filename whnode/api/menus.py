@@ -320,7 +320,7 @@ class MenuHandlers:
     def _response_headers(
         self, answer: MenuAnswer, representation: MediaType, second: int
     ) -> dict[str, str]:
-        """Every header of a menu answer, CORS included (the middleware then adds nothing).
+        """Every header of a menu answer, CORS included (the guard then adds nothing).
         Cache-Control's max-age is counted from the end of ``second`` (Unix seconds), so that
         an answer kept for the rest of that second never overstates it."""
         end_of_second_ms = (second + 1) * 1000

@@ -2,7 +2,7 @@
 
 Two kinds:
 
-- request metrics kept by the API middleware (``HTTP_METRICS``: requests by route, method and
+- request metrics kept by the API guards (``HTTP_METRICS``: requests by route, method and
   status; latency by route and answer path; problems by type; unexpected errors);
 - component statistics read at scrape time: ``SnapshotCollector`` calls
   ``context.statistics()`` (component name → frozen statistics dataclass) and flattens every
@@ -211,7 +211,7 @@ class SnapshotCollector(Collector):
 
 
 class ApiMetrics:
-    """The node's metrics registry and the request metrics the middleware updates."""
+    """The node's metrics registry and the request metrics the API guards update."""
 
     def __init__(
         self,
@@ -260,7 +260,7 @@ def _bound_text(bound: float) -> str:
 class _RequestCounts(Collector):
     """Request counts and latency histograms kept as plain numbers, exported when scraped.
 
-    The middleware updates them on every request, so they are cheaper than prometheus_client
+    The API guards update them on every request, so they are cheaper than prometheus_client
     children (no lock: they are only touched from the event loop thread; a scrape from
     another thread reads a possibly torn but never corrupt snapshot).
     """

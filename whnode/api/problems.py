@@ -4,7 +4,7 @@ Every error the public API answers with is an ``application/problem+json`` docum
 ``type`` is one of ``PROBLEM_TYPES``. ``problem_for(exc)`` walks the exception's MRO and uses
 the most specific class listed in ``ERROR_PROBLEMS``, so each class maps to exactly one status
 and one problem type; anything unlisted is an internal error (500), logged and counted by the
-middleware. The table in docs/api.md is generated from this module (``describe_problems``).
+API guards. The table in docs/api.md is generated from this module (``describe_problems``).
 
 Members beyond RFC 9457's ``type``/``title``/``status``/``detail``/``instance``:
 ``dispensary_id`` (when the error concerns one), ``parameter`` (the offending query
