@@ -383,6 +383,7 @@ class DhtNode:
             del self._owner_cache[cache_key]
         task = self._owner_lookups.get(cache_key)
         if task is None:
+            self._counters.owner_lookups += 1
             task = protocol.spawn(self._owner_lookup(cache_key[0], count))
             self._owner_lookups[cache_key] = task
             task.add_done_callback(lambda _: self._owner_lookups.pop(cache_key, None))

@@ -58,6 +58,8 @@ class DhtCounters:
     """Lookups that ended at their deadline rather than by converging."""
     owner_cache_hits: int = 0
     """find_owners calls answered from the short-lived cache."""
+    owner_lookups: int = 0
+    """Owner lookups started (find_owners calls neither cached nor joined to one running)."""
     bootstrap_rounds: int = 0
     """Bootstrap rounds (ping seeds and saved peers, then self lookup)."""
     rebootstraps: int = 0
@@ -99,6 +101,7 @@ class DhtStatistics:
     lookup_rpcs: int
     lookup_deadline_hits: int
     owner_cache_hits: int
+    owner_lookups: int
     bootstrap_rounds: int
     rebootstraps: int
     seed_pin_mismatches: int
