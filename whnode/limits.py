@@ -48,6 +48,11 @@ DATAGRAMS_PER_SOURCE_PER_SECOND: Final = 200
 """Datagram rate allowed from one source address (token bucket refill)."""
 DATAGRAM_BURST_PER_SOURCE: Final = 400
 """Datagram burst allowed from one source address."""
+DATAGRAMS_PER_IP_PER_SECOND: Final = 1000
+"""Datagram rate allowed from one IP address (IPv6: one /64), all its ports together: a few
+nodes may share an address behind NAT, but hopping source ports buys no more budget."""
+DATAGRAM_BURST_PER_IP: Final = 2000
+"""Datagram burst allowed from one IP address (IPv6: one /64)."""
 MAX_TRACKED_SOURCES: Final = 10_000
 """Most source addresses tracked by the per-source rate limiter."""
 MAX_SUSPECTS: Final = 4096

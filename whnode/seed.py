@@ -20,8 +20,10 @@ HTTP listener on the same port number over TCP:
 
 Abuse limits: the DHT layer rate-limits datagrams per source address (configured here by
 ``datagrams_per_source_per_second`` and ``datagram_burst_per_source``, tighter than a node's
-defaults) and drops oversize datagrams; the HTTP listener rate-limits requests per client IP
-(429 with ``Retry-After``), accepts no request bodies and only GET/HEAD.
+defaults) and per IP address, all source ports together (``datagrams_per_ip_per_second``,
+``datagram_burst_per_ip``; IPv6 by /64; loopback exempt), and drops oversize datagrams;
+the HTTP listener rate-limits requests per client IP (429 with ``Retry-After``), accepts no
+request bodies and only GET/HEAD.
 
 Every ``stats_interval`` seconds (60 by default) one line is logged: peers in the table, RPCs
 answered and sent, and datagrams dropped since the previous line.
@@ -96,6 +98,11 @@ DATAGRAMS_PER_SOURCE_PER_SECOND: Final = 25.0
 """Datagram rate a seed allows from one source address (a joining node needs a few)."""
 DATAGRAM_BURST_PER_SOURCE: Final = 100
 """Datagram burst a seed allows from one source address (one bootstrap lookup fits)."""
+DATAGRAMS_PER_IP_PER_SECOND: Final = 100.0
+"""Datagram rate a seed allows from one IP address (IPv6: one /64), all source ports
+together: a few nodes may join from behind one NAT address; port hopping buys nothing."""
+DATAGRAM_BURST_PER_IP: Final = 400
+"""Datagram burst a seed allows from one IP address (IPv6: one /64)."""
 HTTP_REQUESTS_PER_IP_PER_SECOND: Final = 5.0
 """HTTP requests per second a seed allows from one client IP (health checks, scrapes)."""
 HTTP_BURST_PER_IP: Final = 30
@@ -155,6 +162,11 @@ class SeedConfig:
     limiter); excess datagrams are dropped unread and counted."""
     datagram_burst_per_source: int = DATAGRAM_BURST_PER_SOURCE
     """Token-bucket burst for datagrams from one source address."""
+    datagrams_per_ip_per_second: float = DATAGRAMS_PER_IP_PER_SECOND
+    """Token-bucket rate for datagrams from one IP address (IPv6: one /64), whatever their
+    source port; loopback sources are exempt (every local process shares 127.0.0.1)."""
+    datagram_burst_per_ip: int = DATAGRAM_BURST_PER_IP
+    """Token-bucket burst for datagrams from one IP address."""
     http_requests_per_second: float = HTTP_REQUESTS_PER_IP_PER_SECOND
     """Token-bucket rate for HTTP requests from one client IP; excess gets 429."""
     http_burst: int = HTTP_BURST_PER_IP
@@ -175,6 +187,7 @@ class SeedConfig:
             "stats_interval",
             "health_grace",
             "datagrams_per_source_per_second",
+            "datagrams_per_ip_per_second",
             "http_requests_per_second",
             "rpc_timeout",
             "peers_save_interval",
@@ -182,7 +195,13 @@ class SeedConfig:
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"{name} must be a positive number of seconds, not {value}")
-        for name in ("datagram_burst_per_source", "http_burst", "ksize", "max_saved_peers"):
+        for name in (
+            "datagram_burst_per_source",
+            "datagram_burst_per_ip",
+            "http_burst",
+            "ksize",
+            "max_saved_peers",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
         if any(not isinstance(peer, Seed) for peer in self.peers):
@@ -200,6 +219,8 @@ class SeedConfig:
             peers_save_interval=self.peers_save_interval,
             datagrams_per_source_per_second=self.datagrams_per_source_per_second,
             datagram_burst_per_source=self.datagram_burst_per_source,
+            datagrams_per_ip_per_second=self.datagrams_per_ip_per_second,
+            datagram_burst_per_ip=self.datagram_burst_per_ip,
         )
 
 
@@ -799,6 +820,21 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"datagram burst allowed from one source (default {DATAGRAM_BURST_PER_SOURCE})",
     )
     parser.add_argument(
+        "--rate-per-ip",
+        type=_positive_seconds,
+        default=DATAGRAMS_PER_IP_PER_SECOND,
+        metavar="N",
+        help="datagrams per second allowed from one IP address (IPv6: one /64), all ports "
+        f"together; loopback is exempt (default {DATAGRAMS_PER_IP_PER_SECOND:g})",
+    )
+    parser.add_argument(
+        "--burst-per-ip",
+        type=_count,
+        default=DATAGRAM_BURST_PER_IP,
+        metavar="N",
+        help=f"datagram burst allowed from one IP address (default {DATAGRAM_BURST_PER_IP})",
+    )
+    parser.add_argument(
         "--log-format",
         choices=[item.value for item in LogFormat],
         default="text",
@@ -828,6 +864,8 @@ def config_from_args(args: argparse.Namespace) -> SeedConfig:
         health_grace=args.health_grace,
         datagrams_per_source_per_second=args.rate,
         datagram_burst_per_source=args.burst,
+        datagrams_per_ip_per_second=args.rate_per_ip,
+        datagram_burst_per_ip=args.burst_per_ip,
     )
 
 

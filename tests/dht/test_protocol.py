@@ -6,6 +6,7 @@ import asyncio
 import os
 import socket
 import time
+from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
@@ -179,6 +180,49 @@ async def test_rate_limit_per_source_address() -> None:
         # another source address keeps its own budget
         assert (await polite.ask("ping", hello_args(polite), target))[0] == node.node_id
         assert node.statistics().tracked_sources == 2
+
+
+async def test_rate_limit_per_ip_address_whatever_the_source_port() -> None:
+    """Port hopping buys no budget: 6 sockets of one IP, each within its own per-source
+    budget, share one per-IP bucket. Loopback is exempt by default, so the test turns the
+    exemption off to exercise the bucket over real loopback sockets."""
+    config = fast(
+        datagrams_per_source_per_second=1.0,
+        datagram_burst_per_source=10,
+        datagrams_per_ip_per_second=1.0,
+        datagram_burst_per_ip=20,
+        ip_limit_exempts_loopback=False,
+    )
+    async with AsyncExitStack() as stack, fleet() as nodes:
+        node = await start_node(config)
+        nodes.append(node)
+        target = (LOOPBACK, node.port)
+        peers = [await stack.enter_async_context(raw_peer()) for _ in range(6)]
+        for peer in peers:
+            for _ in range(5):  # half of each source's own burst
+                peer.request("ping", hello_args(peer), target)
+        await wait_for_condition(lambda: node.statistics().datagrams_received >= 30)
+        await asyncio.sleep(0.1)
+        answered = sum(peer.replies.qsize() for peer in peers)
+        assert 20 <= answered <= 21, answered
+        stats = node.statistics()
+        assert stats.ip_rate_limited_drops == 30 - answered
+        assert stats.rate_limited_drops == 30 - answered
+
+
+async def test_loopback_sources_skip_the_per_ip_bucket_by_default() -> None:
+    config = fast(datagrams_per_ip_per_second=1.0, datagram_burst_per_ip=5)
+    async with AsyncExitStack() as stack, fleet() as nodes:
+        node = await start_node(config)
+        nodes.append(node)
+        target = (LOOPBACK, node.port)
+        peers = [await stack.enter_async_context(raw_peer()) for _ in range(4)]
+        for peer in peers:
+            for _ in range(5):
+                peer.request("ping", hello_args(peer), target)
+        await wait_for_condition(lambda: node.statistics().datagrams_received >= 20)
+        await wait_for_condition(lambda: sum(p.replies.qsize() for p in peers) == 20)
+        assert node.statistics().rate_limited_drops == 0
 
 
 async def test_send_errors_are_surfaced() -> None:

@@ -369,3 +369,17 @@ async def test_whnode_seed_process_stops_cleanly_on_signal_and_saves_peers(
     assert "Traceback" not in rest
     saved = json.loads((data_dir / PEERS_FILE_NAME).read_text(encoding="utf-8"))
     assert {peer["node_id"] for peer in saved["peers"]} == {n.node_id.hex() for n in nodes}
+
+
+def test_per_ip_datagram_limits_come_from_flags_and_reach_the_dht_layer(tmp_path: Path) -> None:
+    from whnode.seed import DATAGRAM_BURST_PER_IP, DATAGRAMS_PER_IP_PER_SECOND, config_from_args
+
+    default = config_from_args(build_parser().parse_args(["--data-dir", str(tmp_path)]))
+    assert default.dht_config().datagrams_per_ip_per_second == DATAGRAMS_PER_IP_PER_SECOND
+    assert default.dht_config().datagram_burst_per_ip == DATAGRAM_BURST_PER_IP
+    argv = ["--data-dir", str(tmp_path), "--rate-per-ip", "7.5", "--burst-per-ip", "30"]
+    config = config_from_args(build_parser().parse_args(argv))
+    assert config.dht_config().datagrams_per_ip_per_second == 7.5
+    assert config.dht_config().datagram_burst_per_ip == 30
+    with pytest.raises(ConfigError, match="datagram_burst_per_ip"):
+        seed_config(tmp_path, datagram_burst_per_ip=0)

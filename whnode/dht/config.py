@@ -74,6 +74,15 @@ class DhtConfig:
     """Token-bucket refill rate for datagrams from one source address."""
     datagram_burst_per_source: int = limits.DATAGRAM_BURST_PER_SOURCE
     """Token-bucket burst for datagrams from one source address."""
+    datagrams_per_ip_per_second: float = limits.DATAGRAMS_PER_IP_PER_SECOND
+    """Token-bucket refill rate for datagrams from one IP address (IPv6: one /64), whatever
+    their source port; checked after the per-source bucket."""
+    datagram_burst_per_ip: int = limits.DATAGRAM_BURST_PER_IP
+    """Token-bucket burst for datagrams from one IP address (IPv6: one /64)."""
+    ip_limit_exempts_loopback: bool = True
+    """Loopback sources (127.0.0.0/8, ::1) skip the per-IP bucket, not the per-source one:
+    every process of a local network shares 127.0.0.1, and no remote host can send from a
+    loopback address."""
     log_interval: float = 10.0
     """Window in seconds of the log limiter: each problem category logs at most a few lines
     per window, then one summary of what was suppressed."""
@@ -91,6 +100,7 @@ class DhtConfig:
             "max_saved_peers": self.max_saved_peers,
             "receive_buffer_bytes": self.receive_buffer_bytes,
             "datagram_burst_per_source": self.datagram_burst_per_source,
+            "datagram_burst_per_ip": self.datagram_burst_per_ip,
         }
         for name, number in positive_ints.items():
             if number < 1:
@@ -105,6 +115,7 @@ class DhtConfig:
             "refresh_interval": self.refresh_interval,
             "peers_save_interval": self.peers_save_interval,
             "datagrams_per_source_per_second": self.datagrams_per_source_per_second,
+            "datagrams_per_ip_per_second": self.datagrams_per_ip_per_second,
             "log_interval": self.log_interval,
         }
         for name, seconds in positive_floats.items():

@@ -29,6 +29,7 @@ shadowed with None), and datagrams are dispatched through an explicit table anyw
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import ipaddress
 import logging
@@ -149,6 +150,12 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
             config.datagram_burst_per_source,
             limits.MAX_TRACKED_SOURCES,
         )
+        self._ip_limiter = SourceRateLimiter(
+            config.datagrams_per_ip_per_second,
+            config.datagram_burst_per_ip,
+            limits.MAX_TRACKED_SOURCES,
+        )
+        self._loopback_exempt = config.ip_limit_exempts_loopback
         self._log = LogLimiter(LOG, config.log_interval)
         self._handlers: dict[str, Callable[..., object]] = {
             RpcName.PING: self.rpc_ping,
@@ -216,6 +223,15 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         if not self._limiter.allow(source, now):
             self.counters.rate_limited_drops += 1
             self._log.log(now, "rate_limited", logging.INFO, "rate limiting %s", source)
+            return
+        group = _ip_group(source[0])
+        if not (
+            (self._loopback_exempt and _is_loopback(source[0]))
+            or self._ip_limiter.allow((group, 0), now)
+        ):
+            self.counters.rate_limited_drops += 1
+            self.counters.ip_rate_limited_drops += 1
+            self._log.log(now, "ip_rate_limited", logging.INFO, "rate limiting IP %s", group)
             return
         try:
             kind, msg_id = decode_header(data)
@@ -655,3 +671,24 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         if self._family == socket.AF_INET6 and ":" not in address[0]:
             return (f"::ffff:{address[0]}", address[1])
         return address
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_group(host: str) -> str:
+    """The per-IP rate-limit key of a source host: the IPv4 address, or the IPv6 /64 (one
+    subscriber usually holds a whole /64)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return str(ip)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

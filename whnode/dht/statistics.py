@@ -32,7 +32,9 @@ class DhtCounters:
     handler_errors: int = 0
     """Unexpected exceptions while handling a datagram (bugs; logged rate-limited)."""
     rate_limited_drops: int = 0
-    """Datagrams dropped by the per-source token bucket."""
+    """Datagrams dropped by the per-source or the per-IP token bucket."""
+    ip_rate_limited_drops: int = 0
+    """Of those, datagrams dropped by the per-IP bucket (a source within its own budget)."""
     rejected_ids: int = 0
     """Requests or replies with an id of the wrong length, an id that is not SHA-1 of the key
     sent with it, or a reply from another id than the one asked."""
@@ -89,6 +91,7 @@ class DhtStatistics:
     unknown_rpcs: int
     handler_errors: int
     rate_limited_drops: int
+    ip_rate_limited_drops: int
     rejected_ids: int
     invalid_replies: int
     wrong_source_replies: int
