@@ -108,6 +108,6 @@ def describe() -> list[tuple[str, int | float, str]]:
             if index + 1 < len(body):
                 following = body[index + 1]
                 if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
-                    doc = str(following.value.value)
+                    doc = " ".join(str(following.value.value).split())
             rows.append((name, getattr(module, name), doc))
     return rows
