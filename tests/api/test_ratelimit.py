@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from whnode.api.ratelimit import ClientRateLimiter, client_key
+from whnode.api.ratelimit import LRU_GRANULARITY, ClientRateLimiter, client_key
 
 
 def test_burst_then_refill_at_rate() -> None:
@@ -33,6 +33,26 @@ def test_table_is_bounded() -> None:
     for index in range(1000):
         limiter.check(f"client-{index}", 0.0)
     assert limiter.statistics().clients == 100
+
+
+def test_the_least_recently_seen_client_is_forgotten_first_to_within_a_second() -> None:
+    assert LRU_GRANULARITY == 1.0
+    limiter = ClientRateLimiter(rate=0.001, burst=1, max_clients=2)
+    assert limiter.check("a", 0.0) == 0.0
+    assert limiter.check("b", 0.0) == 0.0
+    assert limiter.check("a", 2.0) > 0  # seen again (and moved): its empty bucket is kept
+    assert limiter.check("c", 2.0) == 0.0  # the table is full: b, least recently seen, goes
+    assert limiter.check("a", 2.0) > 0  # a kept its state
+    assert limiter.check("b", 2.0) == 0.0  # b starts afresh ... and c, now oldest, went
+    assert limiter.statistics().clients == 2
+    # within LRU_GRANULARITY a client keeps its place: d, seen 0.5 s after its first
+    # request, is still the oldest when e arrives
+    limiter = ClientRateLimiter(rate=0.001, burst=1, max_clients=2)
+    limiter.check("d", 0.0)
+    limiter.check("f", 0.0)
+    limiter.check("d", 0.5)
+    limiter.check("e", 0.5)
+    assert limiter.check("d", 0.5) == 0.0  # forgotten, so a full bucket again
 
 
 def test_client_keys_group_ipv6_by_slash_64() -> None:

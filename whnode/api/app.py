@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from aiohttp import web
+from multidict import istr
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from whnode import limits
@@ -154,14 +155,14 @@ class PublicApi:
             except Exception as exc:
                 response = problem(request, exc, route)
             headers = response.headers
-            if cors and "Access-Control-Allow-Origin" not in headers:
+            if cors and _ALLOW_ORIGIN not in headers:
                 headers.extend(CORS_HEADERS)
             method = request.method
             observe(
                 route,
                 method if method in _METHODS else "other",
                 response.status,
-                headers.get(HEADER_PATH, ""),
+                headers.get(_ANSWER_PATH, ""),
                 time.perf_counter() - started,
             )
             return response
@@ -282,6 +283,9 @@ class PublicApi:
 
 PUBLIC_API_KEY: Final = web.AppKey("whnode_public_api", PublicApi)
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+# header names as istr: multidict compares them without case-folding them on every lookup
+_ALLOW_ORIGIN: Final = istr("Access-Control-Allow-Origin")
+_ANSWER_PATH: Final = istr(HEADER_PATH)
 
 
 def add_public_routes(app: web.Application, context: ApiContext) -> PublicApi:

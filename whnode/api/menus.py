@@ -17,7 +17,7 @@ from collections.abc import Awaitable
 from typing import Final
 
 import cbor2
-from aiohttp import web
+from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
 from whnode.api.context import ApiContext, MenuReader
@@ -160,7 +160,7 @@ class MenuHandlers:
                 raise
         max_age, at_ms = parsed
         request_headers = request.headers
-        accept = request_headers.get("Accept")
+        accept = request_headers.get(hdrs.ACCEPT)
         representation = JSON if accept is None else self._representation(accept)
         try:
             service = self._context.service
@@ -172,7 +172,9 @@ class MenuHandlers:
         if answer is None:
             dispensary_id = parse_dispensary_id(raw_id)
             return self._menu_awaited(request, representation, dispensary_id, max_age, at_ms)
-        conditional = "If-None-Match" in request_headers or "If-Modified-Since" in request_headers
+        conditional = (
+            hdrs.IF_NONE_MATCH in request_headers or hdrs.IF_MODIFIED_SINCE in request_headers
+        )
         second = int(time.time())
         if not conditional:
             # only hot answers are kept: the service hands out one answer object per record
@@ -195,7 +197,9 @@ class MenuHandlers:
         """A menu answer the service must look for (store, network, upstream)."""
         answer = await self._service().get_menu(dispensary_id, max_age=max_age, at_ms=at_ms)
         request_headers = request.headers
-        conditional = "If-None-Match" in request_headers or "If-Modified-Since" in request_headers
+        conditional = (
+            hdrs.IF_NONE_MATCH in request_headers or hdrs.IF_MODIFIED_SINCE in request_headers
+        )
         response = self._respond(request, answer, representation, conditional, int(time.time()))
         if not isinstance(response, web.StreamResponse):
             response = await response

@@ -12,10 +12,16 @@ import functools
 import ipaddress
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Final
 
 from whnode import limits
 
-__all__ = ["ClientRateLimiter", "RateLimiterStatistics", "client_key"]
+__all__ = ["LRU_GRANULARITY", "ClientRateLimiter", "RateLimiterStatistics", "client_key"]
+
+LRU_GRANULARITY: Final = 1.0
+"""Seconds: a client's place in the least-recently-seen order is refreshed at most this
+often (forgetting the least recently seen client when the table is full is exact to within
+this)."""
 
 
 @functools.lru_cache(maxsize=4096)
@@ -56,7 +62,7 @@ class ClientRateLimiter:
         self._rate = rate
         self._burst = float(burst)
         self._max_clients = max_clients
-        # key -> [tokens, last refill time], least recently seen first
+        # key -> [tokens, last refill time, last moved], least recently seen first
         self._buckets: OrderedDict[str, list[float]] = OrderedDict()
         self._admitted = 0
         self._refused = 0
@@ -68,13 +74,18 @@ class ClientRateLimiter:
         """
         bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[key] = [self._burst, now]
+            bucket = self._buckets[key] = [self._burst, now, now]
             if len(self._buckets) > self._max_clients:
                 self._buckets.popitem(last=False)
         else:
-            self._buckets.move_to_end(key)
+            if now - bucket[2] > LRU_GRANULARITY:
+                # least recently seen first, to within LRU_GRANULARITY: a busy client's
+                # entry moves at most once per that many seconds, not on every request
+                self._buckets.move_to_end(key)
+                bucket[2] = now
             if now > bucket[1]:
-                bucket[0] = min(self._burst, bucket[0] + (now - bucket[1]) * self._rate)
+                tokens = bucket[0] + (now - bucket[1]) * self._rate
+                bucket[0] = tokens if tokens < self._burst else self._burst
                 bucket[1] = now
         if bucket[0] >= 1.0:
             bucket[0] -= 1.0
