@@ -6,11 +6,13 @@
    both), asked with the same path and query. A real load generator (``wrk`` when
    installed, else a Python client in another process) then hits ``GET /v1/menus/{id}``
    and the bare handler, one after the other, with the same connections and duration, in
-   several rounds that alternate which goes first. The figure is the median ratio of
-   requests per second; beside it, the server process's CPU time per answered request of
-   each side (from /proc) and how busy the server was (near 100% of a CPU: the server, not
-   the load generator, set the pace). With two CPUs or more, the server process and the
-   load generator are pinned to separate CPUs (``Placement``).
+   many short rounds that alternate which goes first (1 s each by default: the machine's
+   speed may drift within seconds, and short alternating runs compare both sides under the
+   same conditions). The figure is the median ratio of requests per second; beside it, the
+   server process's CPU time per answered request of each side (from /proc) and how busy
+   the server was (near 100% of a CPU: the server, not the load generator, set the pace).
+   With two CPUs or more, the server process and the load generator are pinned to separate
+   CPUs (``Placement``).
 2. Reports the RSS of an idle node and of a node holding N records (signed snapshots put into
    its store and hot cache through the node-to-node PUT path).
 """
@@ -253,8 +255,8 @@ async def _memory(records: int) -> tuple[int, int]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="whnode bench http", description=__doc__)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--duration", type=float, default=3.0, help="seconds per load run")
-    parser.add_argument("--rounds", type=int, default=9, help="alternating runs of each side")
+    parser.add_argument("--duration", type=float, default=1.0, help="seconds per load run")
+    parser.add_argument("--rounds", type=int, default=21, help="alternating runs of each side")
     parser.add_argument("--records", type=int, default=10_000)
     args = parser.parse_args(argv)
 
@@ -274,8 +276,9 @@ def main(argv: list[str]) -> int:
             f"{args.connections} connections, {args.duration:g} s per run; "
             f"{placement.describe()}"
         )
-        for side in ("api", "bare"):  # warm up
-            _load(urls[side], args.connections, 2.0, placement, server.pid)
+        warm_up = min(2.0, max(1.0, args.duration))
+        for side in ("api", "bare"):
+            _load(urls[side], args.connections, warm_up, placement, server.pid)
         ratios: list[float] = []
         cpu_ratios: list[float] = []
         busy: list[float] = []
