@@ -54,7 +54,8 @@ nodes may share an address behind NAT, but hopping source ports buys no more bud
 DATAGRAM_BURST_PER_IP: Final = 2000
 """Datagram burst allowed from one IP address (IPv6: one /64)."""
 MAX_TRACKED_SOURCES: Final = 10_000
-"""Most source addresses tracked by the per-source rate limiter."""
+"""Most source addresses (and, separately, IP addresses) tracked by the DHT's datagram rate
+limiters."""
 MAX_SUSPECTS: Final = 4096
 """Most recently failed node ids remembered (lookups skip them for a while)."""
 MAX_OWNER_CACHE_ENTRIES: Final = 4096

@@ -182,7 +182,7 @@ class PublicApi:
                 route=route,
                 method=method if method in _METHODS else "other",
                 status=response.status,
-                answer_path="",
+                answer_path=response.headers.get(_ANSWER_PATH, ""),  # fills say how they answered
                 seconds=time.perf_counter() - started,
             )
             return response
@@ -293,8 +293,11 @@ def add_public_routes(app: web.Application, context: ApiContext) -> PublicApi:
 
     The context is only read while answering requests (and ``context.config`` now), so a
     node may call this before its service exists. Routes added to ``app`` afterwards are
-    found first when their path is longer than ``/`` (aiohttp resolves the longest prefix
-    first); the node-to-node routes are wrapped with ``PublicApi.instrument``.
+    still found when their fixed prefix is longer than ``/`` (aiohttp 3.10 and later resolve
+    the longest prefix first; pyproject.toml requires 3.12): the node adds its
+    ``/peer/v1/...`` routes afterwards, wrapped with ``PublicApi.instrument``. A later route
+    whose first segment is dynamic (``/{x}``) would share the catch-all's index key ``/`` and
+    never be reached.
     """
     api = PublicApi(context)
     app[PUBLIC_API_KEY] = api

@@ -291,7 +291,7 @@ def main(argv: list[str]) -> int:
             }
             api, bare = runs["api"], runs["bare"]
             ratios.append(api.rate / bare.rate)
-            cpu_ratios.append(bare.cpu_per_request / api.cpu_per_request)
+            cpu_ratios.append(bare.cpu_per_request / max(api.cpu_per_request, 1e-9))
             busy.extend((api.busy, bare.busy))
             print(
                 f"  round {round_number}: whnode GET /v1/menus/{{id}} {api.rate:>8,.0f} req/s "
