@@ -162,10 +162,7 @@ class MenuHandlers:
         request_headers = request.headers
         accept = request_headers.get(hdrs.ACCEPT)
         representation = JSON if accept is None else self._representation(accept)
-        try:
-            service = self._context.service
-        except AttributeError:
-            raise NodeNotReady("the node has not started") from None
+        service = self._service()
         # A held id was validated when its record was accepted: an invalid or unknown id
         # is not held and goes through parse_dispensary_id.
         answer = None if at_ms is not None else service.answer_hot(raw_id, max_age)
