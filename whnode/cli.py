@@ -58,6 +58,7 @@ BENCHES = {
     "fetch": "whnode.bench.fetch",
     "cluster": "whnode.bench.cluster",
     "http": "whnode.bench.http",
+    "fidelity": "whnode.bench.fidelity",
 }
 
 HTTP_TIMEOUT = 10.0

@@ -31,15 +31,12 @@ from whnode.upstream.normalize import (
     parse_lineage,
     parse_potency,
     parse_price_cents,
-    parse_quantity,
     parse_stock,
     parse_timestamp_ms,
-    quantity_from_name,
-    quantity_of,
-    size_for,
     split_brand_from_name,
     strip_html,
 )
+from whnode.upstream.sizes import parse_quantity, quantity_from_name, quantity_of, size_for
 
 G = QuantityUnit.GRAMS
 MG = QuantityUnit.MILLIGRAMS

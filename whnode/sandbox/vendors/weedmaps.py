@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import Any, Final
 
@@ -34,6 +35,10 @@ from whnode.sandbox.vendors.base import (
 __all__ = [
     "QUIRKY_ITEMS",
     "QUIRKY_JSONAPI",
+    "PricesShape",
+    "discovery_prices",
+    "jsonapi_has_variants",
+    "prices_shape",
     "render_discovery_item",
     "render_jsonapi_item",
     "routes",
@@ -154,6 +159,54 @@ def _metrics(item: Item, rng: Any) -> dict[str, Any]:
     return {"cannabinoids": cannabinoids, "terpenes": []}
 
 
+class PricesShape(enum.Enum):
+    """The ways discovery items state their prices (each served in turn, by item number)."""
+
+    TIERS_FRACTION = "tiers, units a bare fraction of the key's unit"
+    TIERS_UNIT_WORDS = "tiers, units and label with unit words (1 g, 1/8 oz)"
+    TIERS_LABEL_ONLY = "tiers, only a label (1/4 oz)"
+    OBJECT_PER_SIZE = "one object per size key (gram, eighth)"
+    OBJECT_PER_SIZE_LABELLED = "one object per size key, with units and label strings"
+    OBJECT_PER_LABEL = "one object per unit, keyed by its label"
+
+
+def prices_shape(item: Item) -> PricesShape:
+    """How ``item``'s discovery prices are served."""
+    shapes = list(PricesShape)
+    return shapes[(item.number // 2) % len(shapes)]
+
+
+def _tier_words(size: SizeKind) -> str:
+    unit, units = TIERS[size]
+    if unit == "unit":
+        return "1 each"
+    return f"{units} {'g' if unit == 'gram' else 'oz'}"
+
+
+def discovery_prices(item: Item, rng: Any) -> dict[str, Any]:
+    """The ``prices`` object of a discovery item in the shape ``prices_shape`` picks."""
+    shape = prices_shape(item)
+    prices: dict[str, Any] = {}
+    for option in item.options:
+        unit, units = TIERS[option.size]
+        words = _tier_words(option.size)
+        sale = _sale(option, rng)
+        if shape is PricesShape.TIERS_FRACTION:
+            prices.setdefault(unit, []).append({"units": units, **sale})
+        elif shape is PricesShape.TIERS_UNIT_WORDS:
+            prices.setdefault(unit, []).append({"units": words, "label": words, **sale})
+        elif shape is PricesShape.TIERS_LABEL_ONLY:
+            prices.setdefault(unit, []).append({"label": words, **sale})
+        elif shape is PricesShape.OBJECT_PER_SIZE:
+            prices[SHAPE_B_KEYS[option.size]] = sale
+        elif shape is PricesShape.OBJECT_PER_SIZE_LABELLED:
+            prices[SHAPE_B_KEYS[option.size]] = {"units": words, "label": words, **sale}
+        else:
+            prices[words] = {"label": words, "units": words, **sale}
+    prices["grams_per_eighth"] = 3.5
+    return prices
+
+
 def render_discovery_item(item: Item) -> dict[str, Any]:
     """One generated item as a discovery ``menu_items[]`` entry."""
     rng = quirk_rng(item, "weedmaps")
@@ -162,17 +215,9 @@ def render_discovery_item(item: Item) -> dict[str, Any]:
     category = type_name
     if item.category is Category.FLOWER:
         category = FLOWER_CATEGORY.get(item.lineage, "Flower")
-    prices: dict[str, Any]
-    if rng.random() < 0.5:  # shape A: tiers per unit
-        prices = {}
-        for option in item.options:
-            unit, units = TIERS[option.size]
-            prices.setdefault(unit, []).append({"units": units, **_sale(option, rng)})
-    else:  # shape B: one object per size
-        prices = {SHAPE_B_KEYS[o.size]: _sale(o, rng) for o in item.options}
-    prices["grams_per_eighth"] = 3.5
+    prices = discovery_prices(item, rng)
     first = item.options[0]
-    return {
+    document = {
         "id": weedmaps_id(item),
         "name": name,
         "slug": item.name.lower().replace(" ", "-"),
@@ -198,6 +243,14 @@ def render_discovery_item(item: Item) -> dict[str, Any]:
         "created_at": iso(item.created_ms, fraction=False),
         "updated_at": iso(item.updated_ms, fraction=False),
     }
+    if item.number % 2 == 1:  # the top-level price is often missing
+        del document["price"]
+    return document
+
+
+def jsonapi_has_variants(item: Item) -> bool:
+    """Whether a JSON:API item lists ``variants`` (else only its ``prices`` table)."""
+    return item.number % 4 != 3
 
 
 def render_jsonapi_item(item: Item, spec: DispensarySpec) -> dict[str, Any]:
@@ -225,6 +278,8 @@ def render_jsonapi_item(item: Item, spec: DispensarySpec) -> dict[str, Any]:
                 "inventory_quantity": option.stock,
             }
         )
+    if not jsonapi_has_variants(item):
+        variants = []  # the prices table alone: sizes and prices, no stock
     cannabinoids: dict[str, str] = {}
     measurements = []
     for code, potency in (("thc", item.thc), ("cbd", item.cbd)):

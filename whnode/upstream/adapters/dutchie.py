@@ -46,10 +46,10 @@ from whnode.upstream.normalize import (
     parse_price_cents,
     parse_stock,
     parse_timestamp_ms,
-    size_for,
     sorted_options,
     source_id,
 )
+from whnode.upstream.sizes import size_for
 from whnode.upstream.sources import SourceConfig, store_of
 
 __all__ = ["ADAPTER", "endpoint", "fetch_pages", "parse_pages", "request_params"]

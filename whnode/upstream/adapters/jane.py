@@ -40,10 +40,10 @@ from whnode.upstream.normalize import (
     parse_potency,
     parse_price_cents,
     parse_timestamp_ms,
-    size_for,
     sorted_options,
     source_id,
 )
+from whnode.upstream.sizes import size_for
 from whnode.upstream.sources import SourceConfig, store_of
 
 __all__ = ["ADAPTER", "fetch_pages", "parse_hit", "parse_pages", "request_body"]

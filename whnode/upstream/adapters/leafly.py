@@ -39,13 +39,11 @@ from whnode.upstream.normalize import (
     parse_lineage,
     parse_potency,
     parse_price_cents,
-    parse_quantity,
     parse_stock,
     parse_timestamp_ms,
-    quantity_of,
-    size_for,
     source_id,
 )
+from whnode.upstream.sizes import parse_quantity, quantity_of, size_for
 from whnode.upstream.sources import SourceConfig, store_of
 
 __all__ = ["ADAPTER", "fetch_pages", "parse_item", "parse_pages"]

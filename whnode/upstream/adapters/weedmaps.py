@@ -45,7 +45,6 @@ from whnode.upstream.adapters.base import (
     paginate,
 )
 from whnode.upstream.normalize import (
-    GRAMS_PER_OUNCE,
     AdapterParseError,
     Candidate,
     build_menu,
@@ -58,15 +57,13 @@ from whnode.upstream.normalize import (
     parse_lineage,
     parse_potency,
     parse_price_cents,
-    parse_quantity,
     parse_stock,
     parse_timestamp_ms,
-    quantity_of,
-    size_for,
     sorted_options,
     source_id,
     split_brand_from_name,
 )
+from whnode.upstream.sizes import GRAMS_PER_OUNCE, parse_quantity, quantity_of, size_for
 from whnode.upstream.sources import SourceConfig, WeedmapsApi, store_of
 
 __all__ = ["ADAPTER", "fetch_pages", "parse_discovery_item", "parse_jsonapi_item", "parse_pages"]
