@@ -4,9 +4,7 @@
 aiohttp request, the body back, ``HttpStatusError`` on anything but 2xx.
 
 ``check_generated`` compares a parsed generated menu with the sandbox's items (the truth behind
-its pages) field by field, within what each vendor's API can say: Jane has no stock and folds
-lineage into four words, Weedmaps discovery has no stock and puts the lineage only on flower,
-the JSON:API menu and Leafly have no specials. The tables below are written out by hand.
+its pages) field by field, within what each vendor's API can say.
 """
 
 from __future__ import annotations
@@ -18,11 +16,9 @@ from typing import Any
 
 import aiohttp
 
-from whnode.record.model import Category, Lineage, Menu, Potency, PotencyUnit, Product, Vendor
+from whnode.record.model import Menu
 from whnode.sandbox import Item, SandboxConfig, SandboxServer, run_sandbox
-from whnode.sandbox.vendors.jane import jane_product_id
-from whnode.sandbox.vendors.leafly import leafly_ids
-from whnode.sandbox.vendors.weedmaps import weedmaps_id
+from whnode.sandbox.fidelity import compare
 from whnode.upstream.adapters import ADAPTERS
 from whnode.upstream.sources import SourceConfig, SourcesConfig
 
@@ -88,83 +84,9 @@ async def upstream(config: SandboxConfig | None = None) -> AsyncIterator[Upstrea
 
 
 # --------------------------------------------------------------------------- expectations
-JANE_LINEAGE = {
-    Lineage.INDICA: Lineage.INDICA,
-    Lineage.SATIVA: Lineage.SATIVA,
-    Lineage.HYBRID: Lineage.HYBRID,
-    Lineage.INDICA_HYBRID: Lineage.INDICA,
-    Lineage.SATIVA_HYBRID: Lineage.SATIVA,
-    Lineage.HIGH_CBD: Lineage.HIGH_CBD,
-    Lineage.BALANCED: Lineage.HIGH_CBD,
-    Lineage.UNKNOWN: Lineage.UNKNOWN,
-}
-WEEDMAPS_FLOWER_LINEAGE = {
-    Lineage.INDICA: Lineage.INDICA,
-    Lineage.SATIVA: Lineage.SATIVA,
-    Lineage.HYBRID: Lineage.HYBRID,
-    Lineage.INDICA_HYBRID: Lineage.INDICA,
-    Lineage.SATIVA_HYBRID: Lineage.SATIVA,
-}
-
-
-def expected_id(vendor: Vendor, item: Item) -> str:
-    if vendor is Vendor.DUTCHIE:
-        return item.key[:24]
-    if vendor is Vendor.JANE:
-        return str(jane_product_id(item))
-    if vendor is Vendor.WEEDMAPS:
-        return str(weedmaps_id(item))
-    return str(leafly_ids(item)[0])
-
-
-def expected_lineage(shape: str, item: Item) -> Lineage:
-    if shape == "jane":
-        return JANE_LINEAGE[item.lineage]
-    if shape == "weedmaps":
-        if item.category is not Category.FLOWER:
-            return Lineage.UNKNOWN
-        return WEEDMAPS_FLOWER_LINEAGE.get(item.lineage, Lineage.UNKNOWN)
-    return item.lineage
-
-
-def expected_thc(shape: str, potency: Potency | None) -> Potency | None:
-    if shape == "jane":
-        if potency is None or potency.unit is not PotencyUnit.PERCENT:
-            return None
-        return Potency(potency.high, potency.high, PotencyUnit.PERCENT)
-    return potency
-
-
 def check_generated(menu: Menu, items: tuple[Item, ...], shape: str) -> None:
-    """Compare a parsed generated menu with its items. ``shape``: dutchie, jane, weedmaps
+    """Compare a parsed generated menu with its items (``whnode.sandbox.fidelity.compare``,
+    the comparison ``whnode bench fidelity`` makes): ``shape`` is dutchie, jane, weedmaps
     (discovery), weedmaps-v1 or leafly."""
-    vendor = Vendor(shape.partition("-")[0])
-    assert len(menu.products) == len(items)
-    by_name: dict[str, Product] = {product.name: product for product in menu.products}
-    assert len(by_name) == len(items), "generated names are unique"
-    specials = shape in ("dutchie", "jane", "weedmaps")
-    stock = shape in ("dutchie", "leafly", "weedmaps-v1")
-    for item in items:
-        product = by_name[item.name]
-        assert product.source_id == expected_id(vendor, item), item.name
-        assert product.category is item.category, item.name
-        assert (product.brand or "").casefold() == (item.brand or "").casefold(), item.name
-        assert product.lineage is expected_lineage(shape, item), item.name
-        assert product.thc == expected_thc(shape, item.thc), item.name
-        assert product.cbd == expected_thc(shape, item.cbd), item.name
-        assert product.description == item.description, item.name
-        assert product.image_url == item.image_url, item.name
-        got = {
-            (o.quantity, o.price_cents, o.special_price_cents, o.stock)
-            for o in product.price_options
-        }
-        want = {
-            (
-                o.quantity,
-                o.price_cents,
-                o.special_price_cents if specials else None,
-                o.stock if stock else None,
-            )
-            for o in item.options
-        }
-        assert got == want, item.name
+    report = compare(menu, items, shape)
+    assert report.exact, "\n".join([report.line(), *report.details()])

@@ -53,7 +53,6 @@ from whnode.upstream.normalize import (
     http_url,
     make_option,
     parse_category,
-    parse_decimal,
     parse_lineage,
     parse_potency,
     parse_price_cents,
@@ -63,7 +62,7 @@ from whnode.upstream.normalize import (
     source_id,
     split_brand_from_name,
 )
-from whnode.upstream.sizes import GRAMS_PER_OUNCE, parse_quantity, quantity_of, size_for
+from whnode.upstream.sizes import parse_quantity, quantity_of, read_size, size_for
 from whnode.upstream.sources import SourceConfig, WeedmapsApi, store_of
 
 __all__ = ["ADAPTER", "fetch_pages", "parse_discovery_item", "parse_jsonapi_item", "parse_pages"]
@@ -85,17 +84,18 @@ SIZE_KEYS: Final[dict[str, Quantity | None]] = {
 }
 """Per-size price keys (``price_<key>`` in JSON:API, ``<key>`` in discovery); None = one
 item, sized by the name when it says."""
-TIER_UNITS: Final[dict[str, float | None]] = {
-    "gram": 1.0,
-    "grams": 1.0,
-    "half_gram": 0.5,
-    "ounce": GRAMS_PER_OUNCE,
-    "ounces": GRAMS_PER_OUNCE,
-    "unit": None,
-    "units": None,
-    "each": None,
+UNIT_KEYS: Final[dict[str, str]] = {
+    "gram": "g",
+    "grams": "g",
+    "ounce": "oz",
+    "ounces": "oz",
+    "milligram": "mg",
+    "milligrams": "mg",
+    "unit": "each",
+    "units": "each",
+    "each": "each",
 }
-"""Discovery tier lists: grams per ``units`` of each unit key (None: a count of items)."""
+"""Discovery price keys that name a unit: a tier's bare ``units`` ("1/8") counts in it."""
 MILLIGRAM_CATEGORIES: Final = frozenset(
     {Category.EDIBLE, Category.BEVERAGE, Category.CAPSULE, Category.TINCTURE}
 )
@@ -177,17 +177,6 @@ async def fetch_pages(http: HttpRequester, source: SourceConfig, dispensary_id: 
 
 
 # --------------------------------------------------------------------------- discovery
-def _fraction(value: object) -> float | None:
-    if isinstance(value, str) and "/" in value:
-        numerator, _, denominator = value.strip().partition("/")
-        top, bottom = parse_decimal(numerator), parse_decimal(denominator)
-        if top is None or bottom is None or bottom == 0:
-            return None
-        return float(top / bottom)
-    number = parse_decimal(value)
-    return None if number is None else float(number)
-
-
 def _sale(entry: dict[str, Any]) -> tuple[int | None, int | None]:
     """(regular price, special price) of one price entry with ``on_sale``/``original_price``."""
     price = parse_price_cents(entry.get("price"))
@@ -198,37 +187,37 @@ def _sale(entry: dict[str, Any]) -> tuple[int | None, int | None]:
     return price, None
 
 
-def _tier_size(unit_key: str, units: object, name: str) -> Quantity | None:
-    amount = _fraction(units if units is not None else 1)
-    if amount is None or amount <= 0:
-        return None
-    grams = TIER_UNITS.get(unit_key.lower())
-    if grams is None:
-        if unit_key.lower() not in TIER_UNITS:
-            return None
-        return size_for(quantity_of(amount, "each"), name)
-    return quantity_of(amount * grams, "g")
+def _entry_size(key: str, entry: dict[str, Any], name: str) -> Quantity | None:
+    """The size of one discovery price entry: its ``units`` (a bare count of the key's unit,
+    or words: "1/8 oz"), its ``label``, its ``unit``, else what the key itself names."""
+    key = key.strip().lower()
+    unit = UNIT_KEYS.get(key)
+    size = read_size(entry.get("units"), entry.get("label"), entry.get("unit"), unit=unit)
+    if size is None:
+        if key in SIZE_KEYS:
+            size = SIZE_KEYS[key] or read_size("each")
+        elif unit is not None:
+            size = quantity_of(1, unit)
+        else:
+            size = read_size(key)  # a key that is itself a label: "1/8 oz"
+    return None if size is None else size_for(size, name)
 
 
 def _discovery_options(item: dict[str, Any], name: str) -> tuple[PriceOption, ...]:
     found: list[PriceOption | None] = []
-    prices = as_dict(item.get("prices"))
-    for key, value in prices.items():
-        if isinstance(value, list):  # tiers per unit: {"ounce": [{"price", "units": "1/8"}]}
-            for tier in value:
-                tier = as_dict(tier)
-                price, special = _sale(tier)
-                found.append(make_option(_tier_size(key, tier.get("units"), name), price, special))
-        elif isinstance(value, dict) and key in SIZE_KEYS:  # one object per size
-            size = SIZE_KEYS[key] or size_for("each", name)
-            price, special = _sale(value)
-            found.append(make_option(size, price, special))
+    for key, value in as_dict(item.get("prices")).items():
+        # tiers per unit ({"ounce": [{"units": "1/8", "price"}]}) or one object per size;
         # anything else (grams_per_eighth: 3.5, nulls) is not a price
+        entries = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
+        for entry in entries:
+            entry = as_dict(entry)
+            price, special = _sale(entry)
+            found.append(make_option(_entry_size(str(key), entry, name), price, special))
     if not any(found):
         single = as_dict(item.get("price"))
         price, special = _sale(single)
-        label = single.get("unit") or single.get("label")
-        found.append(make_option(size_for(label, name), price, special))
+        size = read_size(single.get("unit"), single.get("label"))
+        found.append(make_option(size_for(size, name), price, special))
     return sorted_options(found)
 
 
