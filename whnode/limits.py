@@ -34,6 +34,9 @@ MAX_DISPENSARY_ID_CHARS: Final = 160
 """Longest dispensary id."""
 MAX_FUTURE_SKEW_SECONDS: Final = 300
 """How far in the future a record's fetch time may lie."""
+MAX_KEEP_SKEW_SECONDS: Final = 30
+"""How far ahead of a node's clock a record may be dated and still be kept (stored, cached,
+replicated): a kept record never outranks later fetches by more than this."""
 MAX_PROTECTED_BYTES: Final = 1024
 """Largest serialized protected header accepted (a version 1 header is under 300 bytes)."""
 MAX_CBOR_TOTAL_ITEMS: Final = 2_000_000

@@ -213,7 +213,7 @@ async def test_a_record_put_again_is_counted_as_duplicate_and_not_stored_twice(
 async def test_large_records_are_verified_off_the_event_loop(
     tmp_path: Path, sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A spy around the real accept_record notes the thread each record is verified on."""
+    """A spy around the real admit_record notes the thread each record is verified on."""
     import threading
     import time
 
@@ -224,18 +224,18 @@ async def test_large_records_are_verified_off_the_event_loop(
     from whnode.testing.factories import make_menu
 
     threads: list[tuple[int, str]] = []
-    real = core.accept_record
+    real = core.admit_record
 
     def spy(data: bytes, **kwargs: object) -> object:
         threads.append((len(data), threading.current_thread().name))
         return real(data, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(core, "accept_record", spy)
+    monkeypatch.setattr(core, "admit_record", spy)
     key = SigningKey.generate()
     now = int(time.time() * 1000)
     records = []
     for index, products in enumerate((3, 250)):
-        menu = make_menu(f"weedmaps:spied-{index}", products, seed=index)
+        menu = make_menu(f"weedmaps:spied-{index}", products, seed=index, fetched_at_ms=now)
         records.append(
             sign_record(
                 payload=encode_menu(menu),

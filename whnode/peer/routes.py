@@ -23,7 +23,14 @@ from whnode import limits
 from whnode.errors import WhnodeError
 from whnode.peer import wire
 from whnode.peer.ratelimit import TokenBuckets
-from whnode.record.exceptions import LimitExceeded, ModelError, RecordError
+from whnode.record.exceptions import (
+    AheadOfClock,
+    LimitExceeded,
+    ModelError,
+    NotEntitled,
+    PayloadMismatch,
+    RecordError,
+)
 from whnode.record.model import parse_dispensary_id
 
 __all__ = [
@@ -78,6 +85,12 @@ def error_status(exc: BaseException) -> tuple[int, wire.ErrorKind]:
         return 413, wire.ErrorKind.TOO_LARGE
     if isinstance(exc, ModelError):
         return 400, wire.ErrorKind.BAD_REQUEST
+    if isinstance(exc, PayloadMismatch):
+        return 422, wire.ErrorKind.BAD_PAYLOAD
+    if isinstance(exc, AheadOfClock):
+        return 422, wire.ErrorKind.FUTURE_RECORD
+    if isinstance(exc, NotEntitled):
+        return 403, wire.ErrorKind.NOT_ENTITLED
     if isinstance(exc, RecordError):
         return 422, wire.ErrorKind.REJECTED_RECORD
     if isinstance(exc, PeerProblem):

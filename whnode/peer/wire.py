@@ -48,4 +48,11 @@ class ErrorKind(enum.StrEnum):
     TOO_LARGE = "too_large"
     DEADLINE = "deadline"
     NOT_OWNER = "not_owner"
+    BAD_PAYLOAD = "bad_payload"
+    """The payload does not open, or holds another menu than its signed header says."""
+    FUTURE_RECORD = "future_record"
+    """Dated too far ahead of the receiver's clock to be kept."""
+    NOT_ENTITLED = "not_entitled"
+    """The publisher is not an owner of the dispensary, or the sender neither an owner nor
+    the publisher."""
     INTERNAL = "internal"

@@ -23,6 +23,21 @@ checked cheapest first; the first rule broken raises its own error:
 that the menu inside is the one the header describes: same dispensary, same fetch time, same
 content hash (``DecodeError`` otherwise).
 
+A node *keeps* a record (stores it, caches it, replicates it, republishes it, hands it off)
+only through ``admit_record``, which adds two rules to the seven above, so that one bad PUT
+cannot break a dispensary for the network:
+
+8. open before keep: the payload is decompressed and decoded, and the menu inside must be the
+   one the header describes (``open_record``); any failure is ``PayloadMismatch``, never the
+   plain ``DecodeError`` of a malformed envelope;
+9. rank: ``fetched_at`` is at most ``MAX_KEEP_SKEW_SECONDS`` after ``now_ms``
+   (``AheadOfClock``). "Newest" is the largest fetch time among kept records, so a record
+   dated up to ``MAX_FUTURE_SKEW_SECONDS`` ahead would outrank every fetch made in the next
+   five minutes; kept records are never more than ``MAX_KEEP_SKEW_SECONDS`` ahead.
+
+Who may publish a dispensary's records (entitlement) depends on the DHT's view, not on the
+record alone: it is checked by ``whnode.service.entitlement`` after ``admit_record``.
+
 Nothing here reads a clock: the caller passes ``now_ms``.
 """
 
@@ -36,11 +51,14 @@ from whnode import limits
 from whnode.errors import UsageError
 from whnode.record.codec import declared_size, decode_menu_with_hash
 from whnode.record.exceptions import (
+    AheadOfClock,
     BadSignature,
     DecodeError,
     FutureTimestamp,
     KeyBindingMismatch,
     LimitExceeded,
+    ModelError,
+    PayloadMismatch,
     UntrustedPublisher,
 )
 from whnode.record.keys import PUBLIC_KEY_BYTES, PublicKey, verify_signature
@@ -51,6 +69,7 @@ __all__ = [
     "TrustMode",
     "TrustPolicy",
     "accept_record",
+    "admit_record",
     "open_record",
     "verify_record",
 ]
@@ -159,3 +178,30 @@ def open_record(record: SignedRecord) -> Menu:
     if menu_hash != record.content_hash:
         raise DecodeError("the menu inside does not match the signed content hash")
     return menu
+
+
+def admit_record(
+    data: bytes | bytearray | memoryview,
+    *,
+    now_ms: int,
+    policy: TrustPolicy,
+    expected_dispensary: str | None = None,
+) -> tuple[SignedRecord, Menu]:
+    """``accept_record``, then rules 8 and 9: the record and its opened menu, or raise.
+
+    For every record a node keeps. Opening costs about as much as decoding the menu (tens of
+    ms for a large one): callers run it off the event loop for large records.
+    """
+    record = accept_record(
+        data, now_ms=now_ms, policy=policy, expected_dispensary=expected_dispensary
+    )
+    try:
+        menu = open_record(record)
+    except (DecodeError, ModelError) as exc:
+        raise PayloadMismatch(f"the payload does not open as its header says: {exc}") from exc
+    if record.fetched_at_ms > now_ms + limits.MAX_KEEP_SKEW_SECONDS * 1000:
+        raise AheadOfClock(
+            f"record fetched at {record.fetched_at_ms} ms is more than "
+            f"{limits.MAX_KEEP_SKEW_SECONDS} s after now ({now_ms} ms): not kept"
+        )
+    return record, menu

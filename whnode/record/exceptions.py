@@ -10,8 +10,12 @@
         └── RejectedRecord          well-formed, but refused by an acceptance rule
             ├── BadSignature
             ├── FutureTimestamp
+            │   └── AheadOfClock    too far ahead of the receiver's clock to be kept
             ├── KeyBindingMismatch  the record's dispensary is not the one asked for
             ├── UntrustedPublisher  the trust policy refuses the publisher
+            ├── PayloadMismatch     the payload does not open, or not as its header says
+            ├── NotEntitled         the publisher may not publish this dispensary
+            │   └── SenderNotOwner  the sender is neither an owner nor the publisher
             └── UnsupportedVersion
 """
 
@@ -20,14 +24,18 @@ from __future__ import annotations
 from whnode.errors import RemoteError
 
 __all__ = [
+    "AheadOfClock",
     "BadSignature",
     "DecodeError",
     "FutureTimestamp",
     "KeyBindingMismatch",
     "LimitExceeded",
     "ModelError",
+    "NotEntitled",
+    "PayloadMismatch",
     "RecordError",
     "RejectedRecord",
+    "SenderNotOwner",
     "UnsupportedVersion",
     "UntrustedPublisher",
 ]
@@ -81,3 +89,30 @@ class UntrustedPublisher(RejectedRecord):
 
 class UnsupportedVersion(RejectedRecord):
     reason = "unsupported_version"
+
+
+class AheadOfClock(FutureTimestamp):
+    """Within the verification skew, but too far ahead of the receiver's clock to be kept:
+    kept, it would outrank the records fetched after it (see acceptance.admit_record)."""
+
+    reason = "ahead_of_clock"
+
+
+class PayloadMismatch(RejectedRecord):
+    """A well-signed envelope whose payload does not open, or holds another menu than the
+    header describes (content hash, dispensary, fetch time, declared sizes)."""
+
+    reason = "payload_mismatch"
+
+
+class NotEntitled(RejectedRecord):
+    """The publisher is not among the dispensary's owners as the receiver sees them, or the
+    sender is neither an owner nor the publisher (whnode.service.entitlement)."""
+
+    reason = "publisher_not_entitled"
+
+
+class SenderNotOwner(NotEntitled):
+    """The peer that sent the record is neither an owner of its dispensary nor its publisher."""
+
+    reason = "sender_not_owner"

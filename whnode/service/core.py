@@ -33,7 +33,7 @@ from whnode.peer.client import PeerAddress, PeerClient
 from whnode.peer.exceptions import PeerError, PeerRefused, PeerUnreachable
 from whnode.peer.routes import FillResult, PeerProblem
 from whnode.peer.wire import ErrorKind
-from whnode.record.acceptance import TrustPolicy, accept_record
+from whnode.record.acceptance import TrustPolicy, accept_record, admit_record
 from whnode.record.exceptions import RecordError
 from whnode.record.keys import RoutingKey, SigningKey, routing_key
 from whnode.record.model import parse_dispensary_id
@@ -123,6 +123,15 @@ class _BoundedDict(OrderedDict[K, V]):
         self.move_to_end(key)
         while len(self) > self.limit:
             self.popitem(last=False)
+
+
+def _admit(
+    data: bytes, *, now_ms: int, policy: TrustPolicy, expected_dispensary: str | None
+) -> SignedRecord:
+    """``admit_record`` (open before keep), keeping the record."""
+    return admit_record(
+        data, now_ms=now_ms, policy=policy, expected_dispensary=expected_dispensary
+    )[0]
 
 
 def _peer_problem(exc: WhnodeError) -> WhnodeError:
@@ -252,21 +261,26 @@ class MenuService:
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
-    async def _accept(self, data: bytes, dispensary_id: str | None, now_ms: int) -> SignedRecord:
-        """Verify and decode a record under the acceptance rules (whnode.record.acceptance).
+    async def _accept(
+        self, data: bytes, dispensary_id: str | None, now_ms: int, *, keep: bool = False
+    ) -> SignedRecord:
+        """Verify and decode a record under the acceptance rules (whnode.record.acceptance);
+        with ``keep`` (a record from a peer that this node will store, cache or pass on), also
+        open its payload and check its rank (``admit_record``).
 
         Verifying and decoding costs about 15 ms for a 250-product menu and 170 ms for 2,500
         products, so records over INLINE_ACCEPT_BYTES are accepted in a worker thread: the
         event loop keeps answering (it gets the interpreter back at every switch interval)
         instead of stalling for the whole decode. Rejections are counted here, on the loop.
         """
+        check = _admit if keep else accept_record
         try:
             if len(data) <= INLINE_ACCEPT_BYTES:
-                return accept_record(
+                return check(
                     data, now_ms=now_ms, policy=self._policy, expected_dispensary=dispensary_id
                 )
             return await asyncio.to_thread(
-                accept_record,
+                check,
                 data,
                 now_ms=now_ms,
                 policy=self._policy,
@@ -482,7 +496,7 @@ class MenuService:
                 fill = await self._peers.fill(
                     contact, dispensary_id, max_age=max_age, budget=budget
                 )
-                record = await self._accept(fill.data, dispensary_id, self.now_ms())
+                record = await self._accept(fill.data, dispensary_id, self.now_ms(), keep=True)
             except PeerRefused as exc:
                 error = _remote_error(exc, dispensary_id)
                 if error is not None:
@@ -526,7 +540,7 @@ class MenuService:
                 data = await self._peers.get_record(contact, dispensary_id, at_ms=at_ms)
                 if data is None:
                     continue
-                record = await self._accept(data, dispensary_id, now_ms)
+                record = await self._accept(data, dispensary_id, now_ms, keep=True)
             except (PeerError, RecordError):
                 continue
             if record.fetched_at_ms > at_ms:
@@ -556,7 +570,7 @@ class MenuService:
                 continue
             for data in items:
                 with contextlib.suppress(RecordError):
-                    records.append(await self._accept(data, dispensary_id, now_ms))
+                    records.append(await self._accept(data, dispensary_id, now_ms, keep=True))
             if records:
                 break
         records.sort(key=lambda record: record.fetched_at_ms, reverse=True)
@@ -695,7 +709,11 @@ class MenuService:
         async def ask(contact: Contact) -> SignedRecord | None:
             try:
                 data = await self._peers.get_record(contact, dispensary_id)
-                return None if data is None else await self._accept(data, dispensary_id, now_ms)
+                return (
+                    None
+                    if data is None
+                    else await self._accept(data, dispensary_id, now_ms, keep=True)
+                )
             except (PeerError, RecordError):
                 return None
 
@@ -748,7 +766,7 @@ class MenuService:
         now_ms = self.now_ms()
         async for stored in self._store.iter_newest():
             try:
-                record = await self._accept(stored.data, stored.dispensary_id, now_ms)
+                record = await self._accept(stored.data, stored.dispensary_id, now_ms, keep=True)
                 owners = await self._owner_list(stored.dispensary_id, fresh=True)
             except (RecordError, Exception) as exc:  # one bad entry must not stop the rest
                 self._errors["republish"] += 1
@@ -821,7 +839,7 @@ class MenuService:
             # records their owners often hold already): nothing to check or write.
             self._duplicate_puts += 1
             return False
-        record = await self._accept(data, dispensary_id, self.now_ms())
+        record = await self._accept(data, dispensary_id, self.now_ms(), keep=True)
         created = await self._store_put(record)
         if dispensary_id in self._hot:  # the hot cache refuses records older than its own
             self._remember(record)

@@ -1,0 +1,129 @@
+"""Forged and poisoned records, for the tests and the poisoning bench.
+
+Every function here builds a record that an attacker could send: well signed by the
+attacker's own key, but lying about its content (a fake menu), about its payload (a content
+hash that does not match, a menu for another dispensary inside, lz4 sizes that lie) or about
+its time (dated ahead). whnode must refuse all of them where it matters (docs/dht.md,
+"Who may publish").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import lz4.frame
+
+from whnode.record.codec import content_hash, encode_menu
+from whnode.record.keys import ContentHash, SigningKey
+from whnode.record.model import Menu
+from whnode.record.signed import SignedRecord, sign_record
+
+__all__ = [
+    "fake_menu",
+    "forge",
+    "inner_menu_for_another_dispensary",
+    "lying_sizes",
+    "wrong_content_hash",
+]
+
+
+def forge(menu: Menu, signing_key: SigningKey, *, fetched_at_ms: int | None = None) -> SignedRecord:
+    """A correctly built record of ``menu`` signed by ``signing_key`` (any key, any menu)."""
+    when = menu.fetched_at_ms if fetched_at_ms is None else fetched_at_ms
+    menu = dataclasses.replace(menu, fetched_at_ms=when)
+    return sign_record(
+        payload=encode_menu(menu),
+        dispensary_id=menu.dispensary_id,
+        fetched_at_ms=when,
+        content_hash=content_hash(menu),
+        signing_key=signing_key,
+    )
+
+
+def fake_menu(menu: Menu, *, cents_off: int = 1) -> Menu:
+    """``menu`` with every price lowered: what a poisoner publishes."""
+    products = tuple(
+        dataclasses.replace(
+            product,
+            price_options=tuple(
+                dataclasses.replace(option, price_cents=max(1, option.price_cents - cents_off))
+                for option in product.price_options
+            ),
+        )
+        for product in menu.products
+    )
+    return dataclasses.replace(menu, products=products)
+
+
+def wrong_content_hash(menu: Menu, signing_key: SigningKey, fetched_at_ms: int) -> SignedRecord:
+    """A record whose header's content hash is not the hash of the menu inside."""
+    menu = dataclasses.replace(menu, fetched_at_ms=fetched_at_ms)
+    return sign_record(
+        payload=encode_menu(menu),
+        dispensary_id=menu.dispensary_id,
+        fetched_at_ms=fetched_at_ms,
+        content_hash=ContentHash(bytes(32)),
+        signing_key=signing_key,
+    )
+
+
+def inner_menu_for_another_dispensary(
+    menu: Menu, dispensary_id: str, signing_key: SigningKey, fetched_at_ms: int
+) -> SignedRecord:
+    """A record whose header names ``dispensary_id`` but whose payload is ``menu`` (another
+    dispensary's), with the inner menu's own content hash."""
+    menu = dataclasses.replace(menu, fetched_at_ms=fetched_at_ms)
+    return sign_record(
+        payload=encode_menu(menu),
+        dispensary_id=dispensary_id,
+        fetched_at_ms=fetched_at_ms,
+        content_hash=content_hash(menu),
+        signing_key=signing_key,
+    )
+
+
+def lying_sizes(
+    menu: Menu, signing_key: SigningKey, fetched_at_ms: int, *, extra: int = 1000
+) -> SignedRecord:
+    """A record whose lz4 frame declares ``extra`` bytes more content than it holds (the
+    header checksum recomputed, so that only the size lies)."""
+    menu = dataclasses.replace(menu, fetched_at_ms=fetched_at_ms)
+    frame = encode_menu(menu)
+    declared = lz4.frame.get_frame_info(frame)["content_size"]
+    header = frame[:6] + (declared + extra).to_bytes(8, "little")
+    descriptor = header[4:14]
+    payload = header + bytes([_xxh32(descriptor) >> 8 & 0xFF]) + frame[15:]
+    return sign_record(
+        payload=payload,
+        dispensary_id=menu.dispensary_id,
+        fetched_at_ms=fetched_at_ms,
+        content_hash=content_hash(menu),
+        signing_key=signing_key,
+    )
+
+
+def _xxh32(data: bytes, seed: int = 0) -> int:
+    """xxHash32 (the lz4 frame header checksum), for inputs under 16 bytes."""
+    prime1, prime2, prime3, prime4, prime5 = (
+        2654435761, 2246822519, 3266489917, 668265263, 374761393,
+    )  # fmt: skip
+    mask = 0xFFFFFFFF
+
+    def rotate(value: int, bits: int) -> int:
+        return ((value << bits) | (value >> (32 - bits))) & mask
+
+    accumulator = (seed + prime5 + len(data)) & mask
+    position = 0
+    while position + 4 <= len(data):
+        word = int.from_bytes(data[position : position + 4], "little")
+        accumulator = rotate((accumulator + word * prime3) & mask, 17) * prime4 & mask
+        position += 4
+    while position < len(data):
+        accumulator = rotate((accumulator + data[position] * prime5) & mask, 11) * prime1 & mask
+        position += 1
+    accumulator ^= accumulator >> 15
+    accumulator = accumulator * prime2 & mask
+    accumulator ^= accumulator >> 13
+    accumulator = accumulator * prime3 & mask
+    accumulator ^= accumulator >> 16
+    return accumulator
