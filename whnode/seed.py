@@ -6,17 +6,23 @@ no store, calls no upstream API and runs no parse pool. Beside the UDP socket it
 HTTP listener on the same port number over TCP:
 
 ``GET /healthz``
-    200 while the seed is useful, 503 otherwise, with a JSON body giving the reason. The rule
+    A node's shape: 200 ``{"status": "ok", ...}`` while the seed is useful, else a 503
+    problem document (``node-not-ready``) whose ``detail`` gives the reason; both carry
+    ``role``, ``node_id``, ``peers`` and ``uptime_seconds``. The rule
     (:meth:`SeedServer.health`): the UDP socket must be up, and the routing table must be
     non-empty, except during the first ``health_grace`` seconds (60 by default) after start
     as long as no peer has ever been known. A fresh seed of a new network is healthy for a
     minute while the first nodes arrive; a seed that had peers and lost them all, or that
     found none within the grace period, is unhealthy.
 ``GET /metrics``
-    Prometheus text from a registry of the seed's own (never the global one), read from
-    ``DhtNode.statistics()`` at scrape time: every DHT counter as ``whnode_dht_<name>_total``,
-    every DHT gauge as ``whnode_dht_<name>``, plus ``whnode_seed_*`` (health, uptime,
-    contacts by kind, HTTP requests, pinned-seed mismatches).
+    Prometheus text from a registry of the seed's own (never the global one): the ``dht``
+    figures of ``whnode.api.metrics.FIGURES`` under the names a node uses
+    (``whnode_dht_rpcs_received_total``, ``whnode_dht_table_size``), the HTTP request
+    metrics (``whnode_http_requests_total``, ``whnode_http_problems_total``),
+    ``whnode_node_healthy``, ``whnode_node_info{role="seed"}``, ``process_*``, and two of
+    its own: ``whnode_seed_contacts{kind}`` and ``whnode_seed_pin_mismatches``.
+
+Any other path answers a 404 problem document (``application/problem+json``), as a node does.
 
 Abuse limits: the DHT layer rate-limits datagrams per source address (configured here by
 ``datagrams_per_source_per_second`` and ``datagram_burst_per_source``, tighter than a node's
@@ -42,12 +48,9 @@ exit code out; SIGTERM and SIGINT stop cleanly and save the peer table).
 from __future__ import annotations
 
 import argparse
-import ast
 import asyncio
 import dataclasses
-import inspect
 import ipaddress
-import itertools
 import logging
 import math
 import signal
@@ -56,20 +59,21 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Final, Self
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from whnode.api.exceptions import ClientRateLimited, NodeNotReady
+from whnode.api.metrics import ApiMetrics
+from whnode.api.problems import problem_for, problem_response
 from whnode.config import DEFAULT_PORT, LogConfig, LogFormat
 from whnode.dht import Contact, DhtConfig, DhtNode, DhtStatistics, NodeId, PublicKey
 from whnode.dht.ratelimit import SourceRateLimiter
-from whnode.dht.statistics import DhtCounters
 from whnode.errors import ConfigError, RemoteError, UsageError, WhnodeError
 from whnode.seeds import Seed, format_seed, load_seeds, parse_seeds
 
@@ -132,6 +136,10 @@ PEERS_FILE_NAME: Final = "peers.json"
 """The persisted peer table, inside the data directory."""
 
 _HTTP_PATHS: Final = ("/healthz", "/metrics")
+_HTTP_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+UNMATCHED: Final = "unmatched"
+"""Route label of requests to any other path (as on a node)."""
+MAX_INSTANCE_CHARS: Final = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,39 +245,6 @@ class Health:
 # Metrics
 
 
-def _field_docs(cls: type[Any]) -> dict[str, str]:
-    """Docstrings written under a dataclass's fields, by field name ({} without sources)."""
-    try:
-        tree = ast.parse(inspect.getsource(cls))
-    except (OSError, TypeError):
-        return {}
-    class_def = tree.body[0]
-    if not isinstance(class_def, ast.ClassDef):
-        return {}
-    docs: dict[str, str] = {}
-    body = class_def.body
-    for node, following in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(following, ast.Expr)
-            and isinstance(following.value, ast.Constant)
-        ):
-            docs[node.target.id] = " ".join(str(following.value.value).split())
-    return docs
-
-
-_COUNTER_FIELDS: Final = frozenset(item.name for item in dataclasses.fields(DhtCounters))
-_DHT_DOCS: Final = {**_field_docs(DhtCounters), **_field_docs(DhtStatistics)}
-
-
-def _version() -> str:
-    try:
-        return metadata.version("whnode")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 class _SeedCollector(Collector):
     """Reads the seed's DHT statistics and health at scrape time."""
 
@@ -281,57 +256,22 @@ class _SeedCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         seed = self._seed
-        statistics = seed.dht_statistics()
-        metrics: list[Metric] = []
-        if statistics is not None:
-            for item in dataclasses.fields(statistics):
-                value = getattr(statistics, item.name)
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    continue
-                text = _DHT_DOCS.get(item.name) or f"DHT statistic {item.name}"
-                name = f"whnode_dht_{item.name}"
-                if item.name in _COUNTER_FIELDS:
-                    metrics.append(CounterMetricFamily(name, text, value=value))
-                else:
-                    metrics.append(GaugeMetricFamily(name, text, value=value))
-        health = seed.health()
-        metrics.append(
-            GaugeMetricFamily(
-                "whnode_seed_healthy", "1 while /healthz answers 200.", value=int(health.healthy)
-            )
-        )
-        metrics.append(
-            GaugeMetricFamily(
-                "whnode_seed_uptime_seconds", "Seconds since the seed started.", value=seed.uptime()
-            )
-        )
         contacts = GaugeMetricFamily(
             "whnode_seed_contacts",
-            "Contacts in the routing table, by kind (node: can own records; seed: routing only).",
+            "Contacts in the seed's routing table, by kind (node: can own records; seed: "
+            "routing only).",
             labels=["kind"],
         )
-        routing_only = sum(1 for contact in seed.contacts() if contact.routing_only)
-        contacts.add_metric(["node"], len(seed.contacts()) - routing_only)
+        known = seed.contacts()
+        routing_only = sum(1 for contact in known if contact.routing_only)
+        contacts.add_metric(["node"], len(known) - routing_only)
         contacts.add_metric(["seed"], routing_only)
-        metrics.append(contacts)
-        metrics.append(
-            GaugeMetricFamily(
-                "whnode_seed_pin_mismatches",
-                "Pinned peer seeds currently answering with another node id.",
-                value=len(seed.pin_mismatches()),
-            )
+        mismatches = GaugeMetricFamily(
+            "whnode_seed_pin_mismatches",
+            "Pinned peer seeds currently answering with another node id.",
+            value=len(seed.pin_mismatches()),
         )
-        info = GaugeMetricFamily(
-            "whnode_seed_info",
-            "Constant 1, labelled with the seed's identity.",
-            labels=[
-                "node_id",
-                "version",
-            ],
-        )
-        info.add_metric([seed.node_id.hex() if seed.started else "", _version()], 1)
-        metrics.append(info)
-        return metrics
+        return [contacts, mismatches]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -382,19 +322,15 @@ class SeedServer:
         self._http_limiter = SourceRateLimiter(
             config.http_requests_per_second, config.http_burst, HTTP_TRACKED_CLIENTS
         )
-        self.registry = CollectorRegistry(auto_describe=False)
+        self.metrics = ApiMetrics(
+            snapshots=self._snapshots,
+            healthy=lambda: self.health().healthy,
+            ready=None,
+            identity=lambda: (self.node_id.hex() if self.started else "", "seed"),
+        )
+        """The seed's metrics: the same names as a node's for the same figures."""
+        self.registry = self.metrics.registry
         """The seed's own Prometheus registry (what /metrics serves)."""
-        self._http_requests = Counter(
-            "whnode_seed_http_requests",
-            "HTTP requests answered by the seed, by path (other for unknown ones) and status.",
-            ["path", "status"],
-            registry=self.registry,
-        )
-        self._http_limited = Counter(
-            "whnode_seed_http_rate_limited",
-            "HTTP requests refused with 429 by the per-IP limiter.",
-            registry=self.registry,
-        )
         self.registry.register(_SeedCollector(self))
         self.port = 0
         """The bound port number (UDP and TCP); 0 until started."""
@@ -527,6 +463,9 @@ class SeedServer:
 
     def contacts(self) -> list[Contact]:
         return self._dht.contacts() if self._dht is not None else []
+
+    def _snapshots(self) -> dict[str, object]:
+        return {"dht": self._dht.statistics()} if self._dht is not None else {}
 
     def dht_statistics(self) -> DhtStatistics | None:
         return self._dht.statistics() if self._dht is not None else None
@@ -667,39 +606,51 @@ class SeedServer:
     async def _limit_middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        path = request.path if request.path in _HTTP_PATHS else "other"
-        if not self._http_limiter.allow((_client_ip(request), 0), self._clock()):
-            self._http_limited.inc()
-            self._http_requests.labels(path, "429").inc()
-            return web.json_response(
-                {"status": "rate-limited"}, status=429, headers={"Retry-After": "1"}
-            )
+        """Rate limit, problem documents for every error, request metrics (as on a node)."""
+        started = time.perf_counter()
+        route = request.path if request.path in _HTTP_PATHS else UNMATCHED
+        response: web.StreamResponse
         try:
+            if not self._http_limiter.allow((_client_ip(request), 0), self._clock()):
+                raise ClientRateLimited("request rate exceeded for this client", retry_after=1)
             response = await handler(request)
-        except web.HTTPException as exc:
-            self._http_requests.labels(path, str(exc.status)).inc()
-            raise
-        self._http_requests.labels(path, str(response.status)).inc()
+        except (web.HTTPException, ClientRateLimited, NodeNotReady) as exc:
+            if isinstance(exc, web.HTTPException) and exc.status < 400:
+                raise
+            problem = problem_for(exc)
+            if isinstance(exc, NodeNotReady):
+                members = {**problem.extensions, **self._health_members()}
+                problem = dataclasses.replace(problem, extensions=members)
+            self.metrics.problems.labels(problem.type.slug if problem.type else "about:blank").inc()
+            response = problem_response(problem, instance=request.path[:MAX_INSTANCE_CHARS])
+        method = request.method if request.method in _HTTP_METHODS else "other"
+        self.metrics.observe(
+            route=route,
+            method=method,
+            status=response.status,
+            answer_path="",
+            seconds=time.perf_counter() - started,
+        )
         return response
 
-    async def _healthz(self, request: web.Request) -> web.Response:
-        health = self.health()
-        body = {
-            "status": "ok" if health.healthy else "unhealthy",
-            "reason": health.reason,
+    def _health_members(self) -> dict[str, object]:
+        return {
             "role": "seed",
             "node_id": self.node_id.hex(),
             "peers": len(self.contacts()),
             "uptime_seconds": round(self.uptime(), 1),
         }
-        return web.json_response(
-            body,
-            status=200 if health.healthy else 503,
-            headers={"Cache-Control": "no-store"},
-        )
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        """A node's /healthz shape: 200 ``{"status": "ok", ...}``, else a 503 problem."""
+        health = self.health()
+        if not health.healthy:
+            raise NodeNotReady(health.reason)
+        body = {"status": "ok", "reason": health.reason, **self._health_members()}
+        return web.json_response(body, headers={"Cache-Control": "no-store"})
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        body = generate_latest(self.registry)
+        body = self.metrics.exposition()
         return web.Response(
             body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"}
         )

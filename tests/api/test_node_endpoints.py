@@ -66,11 +66,11 @@ async def test_metrics_read_snapshots_at_scrape_time(
         'whnode_http_request_duration_seconds_count{answer_path="hot",'
         'route="/v1/menus/{dispensary}"} 3.0' in text
     )
-    assert 'whnode_service_answers{path="hot"} 3.0' in text
-    assert "whnode_service_upstream_calls_saved 2.0" in text
-    assert 'whnode_service_peer_rejections{key="bad_signature"} 2.0' in text
+    assert 'whnode_service_answers_total{path="hot"} 3.0' in text
+    assert "whnode_service_upstream_calls_saved_total 2.0" in text
+    assert 'whnode_service_peer_rejections_total{reason="bad_signature"} 2.0' in text
     assert "whnode_hot_cache_max_bytes 8.388608e+06" in text
-    assert "whnode_api_render_cache_hits 2.0" in text
+    assert "whnode_api_render_cache_hits_total 2.0" in text
     assert "whnode_node_healthy 1.0" in text
     context.is_ready = False
     async with server.http.get("/metrics") as response:

@@ -124,7 +124,8 @@ async def test_node_info_health_and_metrics_from_real_components(
         assert response.status == 200
     async with http.get(f"{node.http_url}/metrics") as response:
         text = await response.text()
-    assert "whnode_service_requests " in text
+    assert "whnode_service_requests_total " in text
+    assert "# TYPE whnode_service_requests_total counter" in text
     assert "whnode_hot_cache_max_bytes " in text
     assert "whnode_store_records " in text
     assert "whnode_node_healthy 1.0" in text

@@ -60,9 +60,11 @@ async def http_get(url: str) -> tuple[int, str, dict[str, str]]:
         return response.status, await response.text(), dict(response.headers)
 
 
-def metric(text: str, name: str, labels: str = "") -> float:
-    """The value of one sample in Prometheus text (fails the test when it is missing)."""
-    pattern = "^" + re.escape(name + (f"{{{labels}}}" if labels else "")) + r" (\S+)$"
+def metric(text: str, name: str, labels: str = "", *, prefix: bool = False) -> float:
+    """The value of one sample in Prometheus text (fails the test when it is missing);
+    ``prefix``: ``labels`` are the first of the sample's labels."""
+    wanted = name + (f"{{{labels}" if labels else "") + ("" if prefix or not labels else "}")
+    pattern = "^" + re.escape(wanted) + (r"[^ ]*" if prefix else "") + r" (\S+)$"
     match = re.search(pattern, text, re.MULTILINE)
     assert match is not None, f"{name}{labels} missing from /metrics"
     return float(match.group(1))
@@ -101,12 +103,16 @@ async def test_twelve_nodes_bootstrap_from_one_seed(tmp_path: Path) -> None:
         assert metric(text, "whnode_dht_rpcs_received_total") >= 2 * len(nodes)
         assert metric(text, "whnode_seed_contacts", 'kind="node"') == len(nodes)
         assert metric(text, "whnode_seed_contacts", 'kind="seed"') == 0
-        assert metric(text, "whnode_seed_healthy") == 1
+        assert metric(text, "whnode_node_healthy") == 1
         assert metric(text, "whnode_dht_rate_limited_drops_total") == 0
         assert f'node_id="{seed.node_id.hex()}"' in text
         assert "# TYPE whnode_dht_rpcs_received_total counter" in text
         assert "# TYPE whnode_dht_table_size gauge" in text
-        assert metric(text, "whnode_seed_http_requests_total", 'path="/healthz",status="200"') == 1
+        assert (
+            metric(text, "whnode_http_requests_total", 'method="GET",route="/healthz",status="200"')
+            == 1
+        )
+        assert metric(text, "whnode_node_info", f'node_id="{seed.node_id.hex()}"', prefix=True) == 1
 
 
 async def test_health_rule_grace_then_peers_then_socket(tmp_path: Path) -> None:
@@ -121,15 +127,18 @@ async def test_health_rule_grace_then_peers_then_socket(tmp_path: Path) -> None:
         status, body, _ = await http_get(f"{seed.http_url}/healthz")
         assert status == 503
         assert json.loads(body) | {"uptime_seconds": 0} == {
-            "status": "unhealthy",
-            "reason": "no peer within 0.4 s of start",
+            "type": "urn:whnode:problem:node-not-ready",
+            "title": "Node not ready",
+            "status": 503,
+            "detail": "no peer within 0.4 s of start",
+            "instance": "/healthz",
             "role": "seed",
             "node_id": seed.node_id.hex(),
             "peers": 0,
             "uptime_seconds": 0,
         }
         _, text, _ = await http_get(f"{seed.http_url}/metrics")
-        assert metric(text, "whnode_seed_healthy") == 0
+        assert metric(text, "whnode_node_healthy") == 0
         async with dht_nodes(1) as nodes:
             assert await nodes[0].bootstrap([(LOOPBACK, seed.port)]) == 1
             await wait_for(lambda: seed.health().healthy)
@@ -204,9 +213,11 @@ async def test_http_is_rate_limited_per_client_ip(tmp_path: Path) -> None:
         assert statuses[:5] == [200] * 5
         assert statuses.count(429) >= 5
         text = (await seed_metrics(seed)).decode()
-        assert metric(text, "whnode_seed_http_rate_limited_total") == statuses.count(429)
+        assert metric(text, "whnode_http_problems_total", 'type="rate-limited"') == statuses.count(
+            429
+        )
         assert metric(
-            text, "whnode_seed_http_requests_total", 'path="/healthz",status="429"'
+            text, "whnode_http_requests_total", 'method="GET",route="/healthz",status="429"'
         ) == statuses.count(429)
 
 
@@ -221,12 +232,21 @@ async def test_http_surface_is_small(tmp_path: Path) -> None:
     async with SeedServer(seed_config(tmp_path)) as seed, aiohttp.ClientSession() as session:
         async with session.get(f"{seed.http_url}/v1/menus/x") as response:
             assert response.status == 404
+            assert response.headers["Content-Type"] == "application/problem+json"
+            problem = await response.json(content_type=None)
+            assert (problem["status"], problem["instance"]) == (404, "/v1/menus/x")
         async with session.post(f"{seed.http_url}/healthz", data=b"x" * 10_000) as response:
             assert response.status in (405, 413)
         async with session.head(f"{seed.http_url}/healthz") as response:
             assert response.status == 200
         text = (await seed_metrics(seed)).decode()
-        assert metric(text, "whnode_seed_http_requests_total", 'path="other",status="404"') == 1
+        assert (
+            metric(
+                text, "whnode_http_requests_total", 'method="GET",route="unmatched",status="404"'
+            )
+            == 1
+        )
+        assert metric(text, "whnode_http_problems_total", 'type="not-found"') == 1
 
 
 async def test_seeds_join_each_other_and_pins_are_checked(tmp_path: Path) -> None:

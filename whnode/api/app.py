@@ -105,9 +105,15 @@ class PublicApi:
             snapshots=self._snapshots,
             healthy=lambda: self.context.healthy(),
             ready=lambda: self.context.ready(),
+            identity=self._identity,
         )
         self.menus = MenuHandlers(context, self.renders)
         self._openapi = json.dumps(openapi_document(), indent=1).encode()
+
+    def _identity(self) -> tuple[str, str]:
+        node_id = getattr(self.context, "node_id", None)
+        role = "seed" if self.context.config.node.routing_only else "node"
+        return (node_id.hex() if isinstance(node_id, bytes) else ""), role
 
     def _snapshots(self) -> dict[str, object]:
         snapshots = dict(self.context.statistics())
