@@ -6,8 +6,11 @@ import random
 from collections import Counter
 
 from whnode.testing.replay import (
+    Fetch,
     Request,
     central_cache_calls,
+    duplicate_fills,
+    latency_aware_central_calls,
     per_node_cache_calls,
     zipf_choices,
     zipf_trace,
@@ -47,3 +50,37 @@ def test_trace_is_ordered_and_spread_over_nodes() -> None:
     assert times == sorted(times)
     assert times[-1] < 10_000
     assert {request.node for request in trace} == {0, 1, 2, 3}
+
+
+def test_latency_aware_central_cache_joins_running_fills() -> None:
+    trace = [
+        Request(0, "a", 0),  # fill stamped 0, done at 400
+        Request(100, "a", 1),  # joins the running fill
+        Request(500, "a", 2),  # the record of 0 (age 500 <= 1000)
+        Request(1200, "a", 0),  # too old: a fill stamped 1200
+        Request(1300, "b", 0),
+    ]
+    assert latency_aware_central_calls(trace, 1000, [400.0]) == 3
+    assert latency_aware_central_calls(trace, 1000, []) == central_cache_calls(trace, 1000)
+    # a fill slower than max_age: a request after max_age does not join it
+    slow = [Request(0, "a", 0), Request(1500, "a", 1), Request(2000, "a", 2)]
+    assert latency_aware_central_calls(slow, 1000, [5000.0]) == 2
+
+
+def test_duplicate_fills_are_overlapping_windows_named_by_cause() -> None:
+    fetches = [
+        Fetch("a", 0, "n1", "miss"),
+        Fetch("a", 300, "n2", "miss"),  # another node inside the window
+        Fetch("a", 600, "n2", "failover"),
+        Fetch("a", 900, "n2", "too_old_join"),
+        Fetch("a", 1000, "n2", "miss"),  # same node, inside the window of 900
+        Fetch("a", 2100, "n1", "miss"),  # after the window: not a duplicate
+        Fetch("b", 50, "n3", "miss"),
+    ]
+    causes = duplicate_fills(fetches, 1000)
+    assert causes == {
+        "owner disagreement": 1,
+        "failover": 1,
+        "too-old join": 1,
+        "expiry during fill": 1,
+    }

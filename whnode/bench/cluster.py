@@ -4,25 +4,43 @@ Starts an in-process cluster on loopback with the sandbox upstream, replays a Zi
 trace over several freshness windows (short ``max_age``), and prints:
 
 - upstream calls made by the network, against the ideal (the same trace replayed against one
-  central cache with the same freshness policy), against per-node caches without the network,
-  and against no cache;
-- latency p50/p99 by answer path (hot cache, local store, remote owner, upstream fill);
+  central cache with the same freshness policy), against a latency-aware ideal (that central
+  cache with fills taking the fill latencies measured in the run), against per-node caches
+  without the network, and against no cache;
+- duplicate fills: two upstream fetches of one dispensary whose freshness windows overlap,
+  counted network-wide from every node's record of its fills, by cause (failover, too-old
+  join, owner disagreement, expiry during fill), and requests that failed over, by error;
+- latency p50/p99 by answer path (hot cache, local store, remote owner, upstream fill) and
+  of the fills themselves;
 - RPCs and wall time per owner lookup at several network sizes (routing-only nodes).
+
+``--stress N`` runs N CPU-burning processes beside the cluster for the whole run, so that a
+busy machine can be reproduced; the load average is printed at the start and the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+from whnode.service.filllog import UpstreamFetch
 from whnode.testing.replay import (
+    DUPLICATE_CAUSES,
+    Fetch,
     Request,
     central_cache_calls,
+    duplicate_fills,
+    latency_aware_central_calls,
     per_node_cache_calls,
     zipf_trace,
 )
@@ -38,7 +56,54 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-async def _workload(args: argparse.Namespace) -> dict[str, object]:
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages (``/proc/loadavg``), or "?" where unknown."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+@contextlib.contextmanager
+def cpu_burners(count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``count`` processes that burn a CPU each until the block ends."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield burners
+    finally:
+        for burner in burners:
+            burner.kill()
+        for burner in burners:
+            burner.wait()
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterRun:
+    """What one run of the Zipf workload measured."""
+
+    requests: int
+    failures: int
+    wall: float
+    network: int
+    """Upstream fetches made by the network (the nodes' own count)."""
+    pages: int
+    menu_fetches: int
+    """First pages the sandbox served (its own count of menu fetches)."""
+    ideal: int
+    latency_ideal: int
+    per_node: int
+    latencies: dict[str, list[float]]
+    fill_ms: list[float]
+    upstream_ms: list[float]
+    reasons: Counter[str]
+    duplicates: Counter[str]
+    failovers: Counter[str]
+    errors: Counter[str]
+    owner_rank: Counter[str]
+    """Upstream fetches by the filling node's rank among the dispensary's true owners."""
+
+
+async def _workload(args: argparse.Namespace) -> ClusterRun:
     from whnode.sandbox import SandboxConfig, run_sandbox
     from whnode.testing.cluster import LocalCluster
 
@@ -64,6 +129,9 @@ async def _workload(args: argparse.Namespace) -> dict[str, object]:
                 start = time.monotonic()
                 semaphore = asyncio.Semaphore(args.concurrency)
                 observed: list[Request] = []
+                fetches: list[UpstreamFetch] = []
+                for node in cluster.nodes:
+                    node.service.observe_fills(fetches.append)
 
                 async def one(request: Request) -> None:
                     nonlocal failures
@@ -105,19 +173,47 @@ async def _workload(args: argparse.Namespace) -> dict[str, object]:
                 network_calls = sum(
                     node.service.statistics().upstream_calls for node in cluster.nodes
                 )
+                errors: Counter[str] = Counter()
+                for node in cluster.nodes:
+                    errors.update(node.service.statistics().errors_by_kind)
+                owner_rank: Counter[str] = Counter()
+                for fetch in fetches:
+                    true_owners = [bytes(n.node_id) for n in cluster.owners(fetch.dispensary_id)]
+                    if fetch.node_id in true_owners:
+                        owner_rank[f"owner #{true_owners.index(fetch.node_id) + 1}"] += 1
+                    else:
+                        owner_rank["not an owner"] += 1
                 pages = sandbox.calls()
+                menu_fetches = sandbox.menu_fetches()
         observed.sort(key=lambda request: request.time_ms)
         max_age_ms = int(args.max_age * 1000)
-        return {
-            "requests": len(trace),
-            "failures": failures,
-            "wall": wall,
-            "network": network_calls,
-            "pages": pages,
-            "ideal": central_cache_calls(observed, max_age_ms),
-            "per_node": per_node_cache_calls(observed, max_age_ms),
-            "latencies": dict(latencies),
-        }
+        fetches.sort(key=lambda fetch: fetch.fetched_at_ms)
+        fill_ms = [fetch.duration_ms for fetch in fetches]
+        return ClusterRun(
+            requests=len(trace),
+            failures=failures,
+            wall=wall,
+            network=network_calls,
+            pages=pages,
+            menu_fetches=menu_fetches,
+            ideal=central_cache_calls(observed, max_age_ms),
+            latency_ideal=latency_aware_central_calls(observed, max_age_ms, fill_ms),
+            per_node=per_node_cache_calls(observed, max_age_ms),
+            latencies=dict(latencies),
+            fill_ms=fill_ms,
+            upstream_ms=[fetch.upstream_ms for fetch in fetches],
+            reasons=Counter(fetch.reason.value for fetch in fetches),
+            duplicates=duplicate_fills(
+                (
+                    Fetch(f.dispensary_id, f.fetched_at_ms, f.node_id.hex(), f.reason.value)
+                    for f in fetches
+                ),
+                max_age_ms,
+            ),
+            failovers=Counter({k: v for k, v in errors.items() if k.startswith("failover")}),
+            errors=Counter({k: v for k, v in errors.items() if not k.startswith("failover")}),
+            owner_rank=owner_rank,
+        )
 
 
 async def _lookups(sizes: list[int]) -> list[dict[str, float]]:
@@ -143,36 +239,72 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--lookup-sizes", default="20,100,300")
     parser.add_argument("--skip-lookups", action="store_true")
+    parser.add_argument(
+        "--stress", type=int, default=0, help="CPU-burning processes beside the cluster"
+    )
     args = parser.parse_args(argv)
 
     print(
         f"Zipf workload: {args.nodes} nodes, {args.dispensaries} dispensaries, "
-        f"{args.requests} requests over {args.duration:.0f} s, max_age {args.max_age:.0f} s"
+        f"{args.requests} requests over {args.duration:.0f} s, max_age {args.max_age:g} s, "
+        f"concurrency {args.concurrency}, {args.stress} CPU burner(s)"
     )
-    result = asyncio.run(_workload(args))
-    ideal = int(result["ideal"])  # type: ignore[call-overload]
-    network = int(result["network"])  # type: ignore[call-overload]
-    print()
-    print(f"requests            {result['requests']:>8}  (failed: {result['failures']})")
-    print(f"wall time           {float(result['wall']):>8.1f} s")  # type: ignore[arg-type]
-    print("upstream menu fetches:")
-    print(f"  no cache          {result['requests']:>8}")
-    print(f"  per-node caches   {result['per_node']:>8}")
-    print(f"  whnode network    {network:>8}  ({network / max(ideal, 1):.3f}x ideal)")
-    print(f"  ideal (central)   {ideal:>8}")
-    print(f"  sandbox HTTP requests (pages): {result['pages']}")
-    print("latency by path (ms):")
-    latencies: dict[str, list[float]] = result["latencies"]  # type: ignore[assignment]
-    for path in ("hot", "store", "owner", "fill", "stale"):
-        values = latencies.get(path, [])
-        if values:
-            print(
-                f"  {path:<6} n={len(values):>6}  p50 {_percentile(values, 0.5):7.2f}  "
-                f"p99 {_percentile(values, 0.99):7.2f}  mean {statistics.fmean(values):7.2f}"
-            )
+    load_before = load_average()
+    with cpu_burners(args.stress):
+        run = asyncio.run(_workload(args))
+        load_after = load_average()
+    _report(run, load_before, load_after)
     if not args.skip_lookups:
         sizes = [int(size) for size in args.lookup_sizes.split(",") if size]
         print("owner lookups (routing-only nodes):")
         for row in asyncio.run(_lookups(sizes)):
             print("  " + "  ".join(f"{key} {value:.2f}" for key, value in row.items()))
-    return 0 if result["failures"] == 0 else 1
+    return 0 if run.failures == 0 else 1
+
+
+def _spread(values: list[float]) -> str:
+    return (
+        f"n={len(values):>6}  p50 {_percentile(values, 0.5):8.1f}  "
+        f"p95 {_percentile(values, 0.95):8.1f}  p99 {_percentile(values, 0.99):8.1f}  "
+        f"mean {statistics.fmean(values) if values else float('nan'):8.1f}"
+    )
+
+
+def _report(run: ClusterRun, load_before: str, load_after: str) -> None:
+    print()
+    print(f"load average        {load_before} (start)  {load_after} (end)")
+    print(f"requests            {run.requests:>8}  (failed: {run.failures})")
+    print(f"wall time           {run.wall:>8.1f} s")
+    print("upstream menu fetches:")
+    print(f"  no cache          {run.requests:>8}")
+    print(f"  per-node caches   {run.per_node:>8}")
+    print(
+        f"  whnode network    {run.network:>8}  ({run.network / max(run.ideal, 1):.3f}x ideal, "
+        f"{run.network / max(run.latency_ideal, 1):.3f}x latency-aware ideal)"
+    )
+    print(f"  ideal (central)   {run.ideal:>8}")
+    print(f"  latency-aware     {run.latency_ideal:>8}  (central, fills as slow as measured)")
+    print(f"  sandbox menu fetches {run.menu_fetches}, HTTP requests (pages) {run.pages}")
+    reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(run.reasons.items()))
+    print(f"  fills by reason: {reasons or 'none'}")
+    ranks = ", ".join(f"{rank} {count}" for rank, count in sorted(run.owner_rank.items()))
+    print(f"  fills by the filling node's rank among the true owners: {ranks or 'none'}")
+    total = sum(run.duplicates.values())
+    print(f"duplicate fills     {total:>8}  (freshness windows overlapping, network-wide)")
+    for cause in DUPLICATE_CAUSES:
+        print(f"  {cause:<20} {run.duplicates.get(cause, 0):>6}")
+    print(f"failovers           {sum(run.failovers.values()):>8}")
+    for kind, count in run.failovers.most_common(8):
+        print(f"  {kind:<40} {count:>6}")
+    if run.errors:
+        errors = ", ".join(f"{kind} {count}" for kind, count in run.errors.most_common(8))
+        print(f"errors: {errors}")
+    print("latency by path (ms):")
+    for path in ("hot", "store", "owner", "fill", "stale"):
+        values = run.latencies.get(path, [])
+        if values:
+            print(f"  {path:<9} {_spread(values)}")
+    print(f"  all       {_spread([v for values in run.latencies.values() for v in values])}")
+    print("fills at the owner (ms):")
+    print(f"  whole     {_spread(run.fill_ms)}")
+    print(f"  upstream  {_spread(run.upstream_ms)}")

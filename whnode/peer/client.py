@@ -130,16 +130,30 @@ class PeerClient:
         raise self._refusal(peer, status, body)
 
     async def fill(
-        self, peer: PeerAddress, dispensary_id: str, *, max_age: float | None, budget: float
+        self,
+        peer: PeerAddress,
+        dispensary_id: str,
+        *,
+        max_age: float | None,
+        budget: float,
+        attempt: int = 0,
+        requested_at_ms: int | None = None,
     ) -> FillAnswer:
         """Ask an owner for a record fresh enough, filling from upstream if it must.
 
         The request carries the hop limit implicitly (a fill is never forwarded) and the
-        remaining time budget; the HTTP timeout is the same budget.
+        remaining time budget; the HTTP timeout is the same budget. ``attempt`` is the
+        owner's rank in the requester's list (0: the closest; more after failover);
+        ``requested_at_ms`` is when the request arrived at the requester (epoch ms): the
+        owner answers with a record that was fresh then.
         """
         params = {"budget_ms": str(max(1, int(budget * 1000)))}
         if max_age is not None:
             params["max_age"] = repr(float(max_age))
+        if attempt:
+            params["attempt"] = str(attempt)
+        if requested_at_ms is not None:
+            params["requested_at"] = str(requested_at_ms)
         status, headers, body = await self._request(
             "POST",
             peer,

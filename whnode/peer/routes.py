@@ -73,7 +73,13 @@ class PeerHandler(Protocol):
     async def peer_get(self, dispensary_id: str, at_ms: int | None) -> bytes | None: ...
     async def peer_put(self, dispensary_id: str, data: bytes) -> bool: ...
     async def peer_fill(
-        self, dispensary_id: str, max_age: float | None, budget: float
+        self,
+        dispensary_id: str,
+        max_age: float | None,
+        budget: float,
+        *,
+        attempt: int = 0,
+        requested_at_ms: int | None = None,
     ) -> FillResult: ...
     async def peer_history(self, dispensary_id: str, limit: int) -> list[bytes]: ...
     def count_peer_error(self, kind: str) -> None: ...
@@ -202,8 +208,12 @@ def add_peer_routes(
                 raise ModelError("max_age must be a number") from None
             if not math.isfinite(max_age) or max_age < 0:
                 raise ModelError("max_age must be finite and >= 0")
+        attempt = int_param(request, "attempt", 0) or 0
+        requested_at = int_param(request, "requested_at", None)
         async with asyncio.timeout(budget):
-            answer = await handler.peer_fill(d, max_age, budget)
+            answer = await handler.peer_fill(
+                d, max_age, budget, attempt=attempt, requested_at_ms=requested_at
+            )
         return web.Response(
             body=answer.data,
             content_type=wire.COSE_TYPE,

@@ -30,21 +30,23 @@ from whnode.config import Config
 from whnode.dht import Contact
 from whnode.errors import WhnodeError
 from whnode.peer.client import PeerAddress, PeerClient
-from whnode.peer.exceptions import PeerError, PeerRefused, PeerUnreachable
+from whnode.peer.exceptions import PeerError
 from whnode.peer.routes import FillResult, PeerProblem
 from whnode.peer.wire import ErrorKind
 from whnode.record.acceptance import TrustPolicy, accept_record, admit_record
 from whnode.record.exceptions import RecordError
-from whnode.record.keys import RoutingKey, SigningKey, routing_key
+from whnode.record.keys import SigningKey, routing_key
 from whnode.record.model import parse_dispensary_id
 from whnode.record.signed import SignedRecord, decode_record, sign_record
 from whnode.service.exceptions import MenuNotFound, NoOwnerReachable
+from whnode.service.filllog import FillObserver, FillReason, UpstreamFetch
 from whnode.service.freshness import (
     RecordAge,
     classify,
     heuristic_lifetime,
     refresh_ahead_due,
 )
+from whnode.service.requester import FillHere, OwnerDirectory, OwnerRequests
 from whnode.service.singleflight import SingleFlight
 from whnode.service.types import AnswerPath, MenuAnswer, RecentFill, ServiceStatistics
 from whnode.store.durable import DurableStore
@@ -52,7 +54,6 @@ from whnode.store.hot import HotCache
 from whnode.store.types import StoredRecord
 from whnode.upstream.exceptions import (
     UnknownDispensary,
-    UpstreamBadResponse,
     UpstreamError,
     UpstreamRateLimited,
     UpstreamRefused,
@@ -78,23 +79,10 @@ worker thread."""
 LIFETIME_CACHE_MS = 10_000
 """How long a dispensary's change history read from the store is reused."""
 _HOT: Final = AnswerPath.HOT.value
+MAX_REQUEST_AGE_MS: Final = 120_000
+"""Oldest request arrival a fill's freshness is judged at (the longest fill budget)."""
 MAX_HOT_ANSWERS: Final = 4096
 """Hot answers kept for reuse, one per (dispensary, max_age) (the table is cleared when full)."""
-
-
-class OwnerDirectory(Protocol):
-    """What the service needs from the DHT."""
-
-    @property
-    def node_id(self) -> bytes: ...
-
-    async def find_owners(
-        self, key: bytes, count: int, *, fresh: bool = False
-    ) -> Sequence[Contact]: ...
-
-    def contacts(self) -> Sequence[Contact]: ...
-
-    def note_unreachable(self, contact: Contact) -> None: ...
 
 
 class UpstreamFetcher(Protocol):
@@ -151,25 +139,6 @@ def _peer_problem(exc: WhnodeError) -> WhnodeError:
     return exc
 
 
-def _remote_error(exc: PeerRefused, dispensary_id: str) -> Exception | None:
-    """The local exception for an owner's refusal, or None when another owner may do better."""
-    source = f"owner {exc.peer}"
-    kind = exc.kind
-    if kind == ErrorKind.UNKNOWN_DISPENSARY:
-        return UnknownDispensary(str(exc), source=source, dispensary_id=dispensary_id)
-    if kind == ErrorKind.UPSTREAM_REFUSED:
-        return UpstreamRefused(str(exc), source=source, dispensary_id=dispensary_id)
-    if kind == ErrorKind.UPSTREAM_RATE_LIMITED:
-        return UpstreamRateLimited(str(exc), source=source, dispensary_id=dispensary_id)
-    if kind == ErrorKind.UPSTREAM_UNAVAILABLE:
-        return UpstreamUnavailable(str(exc), source=source, dispensary_id=dispensary_id)
-    if kind == ErrorKind.UPSTREAM_FAILED:
-        return UpstreamBadResponse(str(exc), source=source, dispensary_id=dispensary_id)
-    if kind == ErrorKind.NOT_FOUND:
-        return MenuNotFound(str(exc), dispensary_id=dispensary_id)
-    return None
-
-
 class MenuService:
     """Answers menu requests under the read-through policy (module docstring)."""
 
@@ -218,6 +187,14 @@ class MenuService:
         self._handed_off: dict[bytes, float] = {}
         self._hand_offs_skipped = 0
         self._duplicate_puts = 0
+        self._fill_observers: list[FillObserver] = []
+        self._requests_to_owners = OwnerRequests(
+            peers=peers, owners=owners, replication=config.node.replication, errors=self._errors
+        )
+
+    def observe_fills(self, observer: FillObserver) -> None:
+        """Call ``observer`` with every upstream fetch this node makes (whnode.service.filllog)."""
+        self._fill_observers.append(observer)
 
     def replace_fetcher(self, fetcher: UpstreamFetcher) -> None:
         """Use ``fetcher`` for fills from now on (sources reloaded); running fills finish."""
@@ -306,9 +283,7 @@ class MenuService:
         return any(contact.node_id == self.node_id for contact in owners)
 
     async def _owner_list(self, dispensary_id: str, *, fresh: bool = False) -> list[Contact]:
-        key: RoutingKey = routing_key(dispensary_id)
-        found = await self._owners.find_owners(key, self._config.node.replication, fresh=fresh)
-        return list(found)
+        return await self._requests_to_owners.owner_list(dispensary_id, fresh=fresh)
 
     def _count_popularity(self, dispensary_id: str, now_ms: int, lifetime: float) -> int:
         start, count = self._popularity.get(dispensary_id, (now_ms, 0))
@@ -483,50 +458,38 @@ class MenuService:
     async def _get_via_owners(
         self, dispensary_id: str, max_age: float | None, now_ms: int
     ) -> MenuAnswer:
+        """Ask the owners (whnode.service.requester), or fill here when this node's turn
+        comes. ``now_ms`` is the request's arrival: the answer is a record that was fresh
+        then."""
         owners = await self._owner_list(dispensary_id)
         deadline = time.monotonic() + self._config.node.request_deadline
-        last_error: Exception | None = None
-        for contact in owners:
-            if contact.node_id == self.node_id:
-                return await self.fill_as_owner(dispensary_id, max_age)
-            budget = deadline - time.monotonic()
-            if budget <= 0:
-                break
-            try:
-                fill = await self._peers.fill(
-                    contact, dispensary_id, max_age=max_age, budget=budget
-                )
-                record = await self._accept(fill.data, dispensary_id, self.now_ms(), keep=True)
-            except PeerRefused as exc:
-                error = _remote_error(exc, dispensary_id)
-                if error is not None:
-                    self._learn_negative(dispensary_id, error, now_ms)
-                    raise error from exc
-                last_error = exc
-                continue
-            except PeerUnreachable as exc:
-                self._owners.note_unreachable(contact)
-                last_error = exc
-                continue
-            except (PeerError, RecordError) as exc:
-                last_error = exc
-                continue
-            self._remember(record)
-            if max_age is None:
-                self._fresh_until[dispensary_id] = fill.fresh_until_ms
-            if fill.stale:
-                path = AnswerPath.STALE
-            elif fill.path == AnswerPath.FILL.value:
-                path = AnswerPath.FILL
-            else:
-                path = AnswerPath.OWNER
-            return self._answer(record, path, fill.fresh_until_ms)
-        if not owners:
-            # No owner known at all (an empty routing table): serve as our own owner.
-            return await self.fill_as_owner(dispensary_id, max_age)
-        raise NoOwnerReachable(
-            f"no owner of {dispensary_id} answered ({last_error})", dispensary_id=dispensary_id
-        )
+        try:
+            reply = await self._requests_to_owners.ask(
+                dispensary_id,
+                owners,
+                max_age=max_age,
+                requested_at_ms=now_ms,
+                deadline=deadline,
+                accept=lambda data: self._accept(data, dispensary_id, self.now_ms(), keep=True),
+            )
+        except (UnknownDispensary, UpstreamRefused) as exc:
+            self._learn_negative(dispensary_id, exc, now_ms)
+            raise
+        if isinstance(reply, FillHere):
+            return await self.fill_as_owner(
+                dispensary_id, max_age, reason=reply.reason, requested_at_ms=now_ms
+            )
+        fill = reply.fill
+        self._remember(reply.record)
+        if max_age is None:
+            self._fresh_until[dispensary_id] = fill.fresh_until_ms
+        if fill.stale:
+            path = AnswerPath.STALE
+        elif fill.path == AnswerPath.FILL.value:
+            path = AnswerPath.FILL
+        else:
+            path = AnswerPath.OWNER
+        return self._answer(reply.record, path, fill.fresh_until_ms)
 
     async def _get_at(self, dispensary_id: str, at_ms: int, now_ms: int) -> MenuAnswer:
         stored = await self._store.at(dispensary_id, at_ms)
@@ -577,9 +540,24 @@ class MenuService:
         return records[:limit]
 
     # ------------------------------------------------------------------ owner side
-    async def fill_as_owner(self, dispensary_id: str, max_age: float | None) -> MenuAnswer:
-        """Answer as an owner: a fresh local record, else one fill under single-flight."""
+    async def fill_as_owner(
+        self,
+        dispensary_id: str,
+        max_age: float | None,
+        *,
+        reason: FillReason = FillReason.MISS,
+        requested_at_ms: int | None = None,
+    ) -> MenuAnswer:
+        """Answer as an owner: a fresh local record, else one fill under single-flight.
+
+        Freshness is judged at ``requested_at_ms``, when the request arrived at the node
+        that first received it (no later than now, no earlier than MAX_REQUEST_AGE_MS ago):
+        a record fresh then is the answer, however long the fill, the network or a busy
+        event loop delayed it.
+        """
         now_ms = self.now_ms()
+        if requested_at_ms is not None:
+            now_ms = min(now_ms, max(requested_at_ms, now_ms - MAX_REQUEST_AGE_MS))
         self._check_negative(dispensary_id, now_ms)
         lifetime = max_age if max_age is not None else await self._lifetime(dispensary_id, now_ms)
         stored = self._hot.newest(dispensary_id) or await self._store.newest(dispensary_id)
@@ -613,12 +591,14 @@ class MenuService:
                 return self._answer(current, AnswerPath.STALE, freshness.fresh_until_ms)
         try:
             answer = await self._fills.run(
-                dispensary_id, lambda: self._fill(dispensary_id, max_age=max_age)
+                dispensary_id,
+                lambda: self._fill(dispensary_id, reason, max_age=max_age, as_of_ms=now_ms),
             )
-            if max_age is not None and self.now_ms() - answer.record.fetched_at_ms > max_age * 1000:
+            if max_age is not None and now_ms - answer.record.fetched_at_ms > max_age * 1000:
                 # joined a fill that took a replica's record fresh enough for its leader only
                 answer = await self._fills.run(
-                    dispensary_id, lambda: self._fill(dispensary_id, refresh=True)
+                    dispensary_id,
+                    lambda: self._fill(dispensary_id, FillReason.TOO_OLD_JOIN, refresh=True),
                 )
         except UpstreamError as exc:
             self._learn_negative(dispensary_id, exc, now_ms)
@@ -643,17 +623,27 @@ class MenuService:
         """Refresh in the background unless a fill of this dispensary already runs."""
         if self._fills.running(dispensary_id):
             return
-        task = self._fills.start(dispensary_id, lambda: self._fill(dispensary_id, refresh=True))
+        task = self._fills.start(
+            dispensary_id, lambda: self._fill(dispensary_id, FillReason.REFRESH, refresh=True)
+        )
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     async def _fill(
-        self, dispensary_id: str, *, max_age: float | None = None, refresh: bool = False
+        self,
+        dispensary_id: str,
+        reason: FillReason,
+        *,
+        max_age: float | None = None,
+        refresh: bool = False,
+        as_of_ms: int | None = None,
     ) -> MenuAnswer:
         """One fill: replicas first (unless refreshing), then upstream. Runs under
         single-flight. A replica's record is taken only if fresh within ``max_age`` (when
-        given) and the heuristic lifetime."""
-        now_ms = self.now_ms()
+        given) and the heuristic lifetime at ``as_of_ms`` (the leading request's arrival;
+        now when not given)."""
+        began = time.monotonic()
+        now_ms = self.now_ms() if as_of_ms is None else as_of_ms
         lifetime = await self._lifetime(dispensary_id, now_ms)
         if max_age is not None:
             lifetime = min(lifetime, max_age)
@@ -678,6 +668,18 @@ class MenuService:
             content_hash=parsed.content_hash,
             signing_key=self._key,
         )
+        fetched = time.monotonic()
+        for observe in self._fill_observers:
+            observe(
+                UpstreamFetch(
+                    dispensary_id=dispensary_id,
+                    node_id=self.node_id,
+                    reason=reason,
+                    fetched_at_ms=record.fetched_at_ms,
+                    duration_ms=(fetched - began) * 1000,
+                    upstream_ms=(fetched - started) * 1000,
+                )
+            )
         await self._store_put(record)
         self._remember(record)
         changed = previous is None or previous.content_hash != bytes(record.content_hash)
@@ -852,11 +854,20 @@ class MenuService:
         return held is not None and held.data == data
 
     async def peer_fill(
-        self, dispensary_id: str, max_age: float | None, budget: float
+        self,
+        dispensary_id: str,
+        max_age: float | None,
+        budget: float,
+        *,
+        attempt: int = 0,
+        requested_at_ms: int | None = None,
     ) -> FillResult:
         del budget  # the route enforces it with asyncio.timeout
+        reason = FillReason.FAILOVER if attempt else FillReason.MISS
         try:
-            answer = await self.fill_as_owner(dispensary_id, max_age)
+            answer = await self.fill_as_owner(
+                dispensary_id, max_age, reason=reason, requested_at_ms=requested_at_ms
+            )
         except WhnodeError as exc:
             raise _peer_problem(exc) from exc
         return FillResult(

@@ -1,0 +1,201 @@
+"""The requester's side of a fill: which nodes own a dispensary, and asking them in turn.
+
+A node that holds no fresh record asks the dispensary's owners, closest first
+(docs/architecture.md, "One request"). Two things matter for "one upstream call per
+dispensary per freshness window" to hold on a busy network:
+
+- **Every requester must name the same first owner.** A DHT lookup on a loaded node (an
+  event loop that lags by more than the RPC timeout) hears back from only some of the
+  owners; a list made of those alone names some other node first, often the requester
+  itself, and every such requester then fills on its own. The owner list is therefore the
+  closest of the nodes the lookup heard from *and* the owner-capable contacts of the routing
+  table: a node that did not answer one lookup in time is still an owner until it is
+  removed from the table. A dead one costs a refused connection and a failover.
+- **The request's arrival time travels with the fill** (``requested_at``), so the owner
+  answers with a record that was fresh when the request arrived even when the fill, the
+  network or a busy event loop delayed its answer, instead of filling again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from whnode.dht import Contact
+from whnode.peer.client import FillAnswer, PeerClient
+from whnode.peer.exceptions import PeerError, PeerRefused, PeerUnreachable
+from whnode.peer.wire import ErrorKind
+from whnode.record.exceptions import RecordError
+from whnode.record.keys import routing_key
+from whnode.record.signed import SignedRecord
+from whnode.service.exceptions import MenuNotFound, NoOwnerReachable
+from whnode.service.filllog import FillReason
+from whnode.upstream.exceptions import (
+    UnknownDispensary,
+    UpstreamBadResponse,
+    UpstreamRateLimited,
+    UpstreamRefused,
+    UpstreamUnavailable,
+)
+
+__all__ = ["FillHere", "OwnerDirectory", "OwnerReply", "OwnerRequests", "merge_owners"]
+
+
+class OwnerDirectory(Protocol):
+    """What the service needs from the DHT."""
+
+    @property
+    def node_id(self) -> bytes: ...
+
+    async def find_owners(
+        self, key: bytes, count: int, *, fresh: bool = False
+    ) -> Sequence[Contact]: ...
+
+    def contacts(self) -> Sequence[Contact]: ...
+
+    def note_unreachable(self, contact: Contact) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerReply:
+    """A remote owner's answer, its record verified."""
+
+    contact: Contact
+    fill: FillAnswer
+    record: SignedRecord
+
+
+@dataclass(frozen=True, slots=True)
+class FillHere:
+    """This node is the next owner in line: it fills itself, for ``reason``."""
+
+    reason: FillReason
+
+
+def merge_owners(
+    found: Iterable[Contact], known: Iterable[Contact], key: bytes, count: int
+) -> list[Contact]:
+    """The ``count`` owner-capable nodes closest to ``key`` among those a lookup ``found``
+    and those the routing table ``known``s, closest first, each once."""
+    merged: dict[bytes, Contact] = {}
+    for contact in found:
+        merged.setdefault(contact.node_id, contact)
+    for contact in known:
+        if not contact.routing_only:
+            merged.setdefault(contact.node_id, contact)
+    return sorted(merged.values(), key=lambda contact: contact.distance_to(key))[:count]
+
+
+def remote_error(exc: PeerRefused, dispensary_id: str) -> Exception | None:
+    """The local exception for an owner's refusal, or None when another owner may do better."""
+    source = f"owner {exc.peer}"
+    kind = exc.kind
+    if kind == ErrorKind.UNKNOWN_DISPENSARY:
+        return UnknownDispensary(str(exc), source=source, dispensary_id=dispensary_id)
+    if kind == ErrorKind.UPSTREAM_REFUSED:
+        return UpstreamRefused(str(exc), source=source, dispensary_id=dispensary_id)
+    if kind == ErrorKind.UPSTREAM_RATE_LIMITED:
+        return UpstreamRateLimited(str(exc), source=source, dispensary_id=dispensary_id)
+    if kind == ErrorKind.UPSTREAM_UNAVAILABLE:
+        return UpstreamUnavailable(str(exc), source=source, dispensary_id=dispensary_id)
+    if kind == ErrorKind.UPSTREAM_FAILED:
+        return UpstreamBadResponse(str(exc), source=source, dispensary_id=dispensary_id)
+    if kind == ErrorKind.NOT_FOUND:
+        return MenuNotFound(str(exc), dispensary_id=dispensary_id)
+    return None
+
+
+Accept = Callable[[bytes], Awaitable[SignedRecord]]
+"""Verifies a record received for the dispensary asked about (the service's acceptance)."""
+
+
+class OwnerRequests:
+    """Finds a dispensary's owners and asks them for a record, closest first.
+
+    ``errors`` is the service's error counter: failovers are counted there by cause
+    (``failover_<kind>``), so that they show in the statistics and on /metrics.
+    """
+
+    def __init__(
+        self,
+        *,
+        peers: PeerClient,
+        owners: OwnerDirectory,
+        replication: int,
+        errors: Counter[str],
+    ) -> None:
+        self._peers = peers
+        self._owners = owners
+        self._replication = replication
+        self._errors = errors
+
+    @property
+    def node_id(self) -> bytes:
+        return self._owners.node_id
+
+    async def owner_list(self, dispensary_id: str, *, fresh: bool = False) -> list[Contact]:
+        """The dispensary's owners as this node sees them, closest first (module docstring)."""
+        key = routing_key(dispensary_id)
+        found = await self._owners.find_owners(key, self._replication, fresh=fresh)
+        return merge_owners(found, self._owners.contacts(), key, self._replication)
+
+    async def ask(
+        self,
+        dispensary_id: str,
+        owners: Sequence[Contact],
+        *,
+        max_age: float | None,
+        requested_at_ms: int,
+        deadline: float,
+        accept: Accept,
+    ) -> OwnerReply | FillHere:
+        """Ask ``owners`` in turn until one answers with a usable record, or until this
+        node's turn comes (``FillHere``). ``deadline`` is on the ``time.monotonic`` clock.
+
+        A refusal that another owner would repeat (unknown dispensary, upstream refusing
+        or failing) is raised as the local exception; an unreachable owner, a timeout or
+        an unusable answer moves on to the next owner (failover).
+        """
+        last_error: Exception | None = None
+        for attempt, contact in enumerate(owners):
+            if contact.node_id == self.node_id:
+                return FillHere(FillReason.FAILOVER if attempt else FillReason.MISS)
+            budget = deadline - time.monotonic()
+            if budget <= 0:
+                break
+            try:
+                fill = await self._peers.fill(
+                    contact,
+                    dispensary_id,
+                    max_age=max_age,
+                    budget=budget,
+                    attempt=attempt,
+                    requested_at_ms=requested_at_ms,
+                )
+                record = await accept(fill.data)
+            except PeerRefused as exc:
+                error = remote_error(exc, dispensary_id)
+                if error is not None:
+                    raise error from exc
+                self._errors[f"failover_{exc.kind}"] += 1
+                last_error = exc
+                continue
+            except PeerUnreachable as exc:
+                self._owners.note_unreachable(contact)
+                self._errors["failover_unreachable"] += 1
+                last_error = exc
+                continue
+            except (PeerError, RecordError) as exc:
+                self._errors["failover_bad_answer"] += 1
+                last_error = exc
+                continue
+            return OwnerReply(contact=contact, fill=fill, record=record)
+        if not owners:
+            # No owner known at all (an empty routing table): serve as our own owner.
+            return FillHere(FillReason.MISS)
+        raise NoOwnerReachable(
+            f"no owner of {dispensary_id} answered ({last_error})", dispensary_id=dispensary_id
+        )
