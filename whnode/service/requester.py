@@ -10,7 +10,8 @@ dispensary per freshness window" to hold on a busy network:
   itself, and every such requester then fills on its own. The owner list is therefore the
   closest of the nodes the lookup heard from *and* the owner-capable contacts of the routing
   table: a node that did not answer one lookup in time is still an owner until it is
-  removed from the table. A dead one costs a refused connection and a failover.
+  removed from the table. A dead one costs one failed connection and a failover, and is left
+  out of the table's part for UNREACHABLE_SECONDS.
 - **The request's arrival time travels with the fill** (``requested_at``), so the owner
   answers with a record that was fresh when the request arrived even when the fill, the
   network or a busy event loop delayed its answer, instead of filling again.
@@ -22,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from whnode.dht import Contact
 from whnode.peer.client import FillAnswer, PeerClient
@@ -42,6 +43,11 @@ from whnode.upstream.exceptions import (
 )
 
 __all__ = ["FillHere", "OwnerDirectory", "OwnerReply", "OwnerRequests", "merge_owners"]
+
+UNREACHABLE_SECONDS: Final = 30.0
+"""How long a node that did not answer over HTTP is left out of the routing table's part of
+owner lists."""
+MAX_UNREACHABLE: Final = 4096
 
 
 class OwnerDirectory(Protocol):
@@ -131,16 +137,34 @@ class OwnerRequests:
         self._owners = owners
         self._replication = replication
         self._errors = errors
+        self._unreachable: dict[bytes, float] = {}
 
     @property
     def node_id(self) -> bytes:
         return self._owners.node_id
 
     async def owner_list(self, dispensary_id: str, *, fresh: bool = False) -> list[Contact]:
-        """The dispensary's owners as this node sees them, closest first (module docstring)."""
+        """The dispensary's owners as this node sees them, closest first (module docstring).
+
+        With ``fresh`` (republishing: the owners of now), the answer of a new lookup alone.
+        Routing-table contacts that were unreachable over HTTP in the last
+        UNREACHABLE_SECONDS are not merged in (the lookup may still name them)."""
         key = routing_key(dispensary_id)
         found = await self._owners.find_owners(key, self._replication, fresh=fresh)
-        return merge_owners(found, self._owners.contacts(), key, self._replication)
+        if fresh:
+            return list(found)
+        now = time.monotonic()
+        for node_id, until in list(self._unreachable.items()):
+            if until < now:
+                del self._unreachable[node_id]
+        known = [c for c in self._owners.contacts() if c.node_id not in self._unreachable]
+        return merge_owners(found, known, key, self._replication)
+
+    def _note_unreachable(self, contact: Contact) -> None:
+        self._owners.note_unreachable(contact)
+        self._unreachable[contact.node_id] = time.monotonic() + UNREACHABLE_SECONDS
+        while len(self._unreachable) > MAX_UNREACHABLE:
+            del self._unreachable[next(iter(self._unreachable))]
 
     async def ask(
         self,
@@ -184,7 +208,7 @@ class OwnerRequests:
                 last_error = exc
                 continue
             except PeerUnreachable as exc:
-                self._owners.note_unreachable(contact)
+                self._note_unreachable(contact)
                 self._errors["failover_unreachable"] += 1
                 last_error = exc
                 continue
