@@ -195,6 +195,15 @@ class ApiConfig:
     """Public API request burst allowed per client address."""
     status_page: bool = True
     """Serve the volunteer status page at /."""
+    # connection limits of the HTTP listener (whnode/api/server.py, docs/operators.md)
+    header_timeout: float = 10.0
+    """Seconds to finish a request's line and headers once begun (slow clients are cut)."""
+    idle_timeout: float = 30.0
+    """Seconds an idle keep-alive HTTP connection stays open."""
+    max_connections: int = 1024
+    """HTTP connections open at most (fitted to the descriptor limit); oldest idle shed."""
+    max_connections_per_ip: int = 64
+    """HTTP connections open at most per IP (IPv6 /64, loopback exempt); oldest idle shed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +275,11 @@ def _validate(config: Config) -> None:
         raise ConfigError("upstream.requests_per_second must be > 0 and burst >= 1")
     if config.pool.workers < 0 or config.pool.queue_depth < 1:
         raise ConfigError("pool.workers must be >= 0 and pool.queue_depth >= 1")
+    api = config.api
+    if not (api.header_timeout > 0 and api.idle_timeout > 0):
+        raise ConfigError("api.header_timeout and api.idle_timeout must be > 0")
+    if api.max_connections < 16 or api.max_connections_per_ip < 1:
+        raise ConfigError("api.max_connections must be >= 16 and max_connections_per_ip >= 1")
     if config.log.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise ConfigError(f"log.level {config.log.level!r} is not a log level")
     for key in config.trust.allowlist:

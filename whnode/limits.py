@@ -73,10 +73,22 @@ MAX_PEERS_FILE_BYTES: Final = 1024 * 1024
 # --- peer and public HTTP ------------------------------------------------------------------
 MAX_HTTP_BODY_BYTES: Final = MAX_RECORD_BYTES + 64 * 1024
 """Largest HTTP request body accepted (a record plus headers)."""
+BODY_IDLE_SECONDS: Final = 10.0
+"""Longest wait for the next bytes of a request body; a stalled body ends the request (400,
+``client_disconnected``) and its connection."""
+MAX_UNUSED_BODY_BYTES: Final = 64 * 1024
+"""Largest body accepted (read and discarded) by a route that uses none, e.g. a peer fill;
+a larger one is refused with 413 before it is read."""
 PEER_REQUESTS_PER_SECOND: Final = 200.0
-"""Request rate allowed from one peer address on the node-to-node API."""
+"""Request rate allowed from one peer (IP address and the node id it announces) on the
+node-to-node API."""
 PEER_REQUEST_BURST: Final = 400
-"""Request burst allowed from one peer address."""
+"""Request burst allowed from one peer (IP address and announced node id)."""
+PEER_REQUESTS_PER_IP_PER_SECOND: Final = 400.0
+"""Request rate allowed from one IP address (IPv6: one /64) on the node-to-node API, whatever
+node ids it announces; loopback is exempt."""
+PEER_REQUEST_BURST_PER_IP: Final = 800
+"""Request burst allowed from one IP address (IPv6: one /64) on the node-to-node API."""
 CLIENT_REQUESTS_PER_SECOND: Final = 500.0
 """Request rate allowed from one client address on the public API."""
 CLIENT_REQUEST_BURST: Final = 1000

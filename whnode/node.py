@@ -26,6 +26,7 @@ import aiohttp
 from aiohttp import web
 
 from whnode import limits
+from whnode.api.server import ConnectionLimits, GuardedSite, http_runner, ingress_of
 from whnode.config import Config, TrustMode, parse_host_port
 from whnode.dht import DhtConfig, DhtNode
 from whnode.dht import PublicKey as DhtPublicKey
@@ -231,11 +232,9 @@ class Node:
         """Listen on UDP and TCP with the same port number (retrying free ports for port 0)."""
         api = self._add_api_routes()
         add_peer_routes(self.app, self._peer_handler(), instrument=api.instrument)
-        self._runner = web.AppRunner(
-            self.app,
-            handle_signals=False,
-            shutdown_timeout=self.config.node.drain_timeout,
-            access_log=None,
+        connection_limits = ConnectionLimits.from_api_config(self.config.api)
+        self._runner = http_runner(
+            self.app, connection_limits, shutdown_timeout=self.config.node.drain_timeout
         )
         await self._runner.setup()
         wanted = self.config.node.port
@@ -250,7 +249,13 @@ class Node:
                 port = await dht.listen(self.host, wanted)
             except OSError as exc:
                 raise ConfigError(f"cannot listen on UDP {self.host}:{wanted}: {exc}") from exc
-            site = web.TCPSite(self._runner, self.host, port, backlog=1024)
+            site = GuardedSite(
+                self._runner,
+                self.host,
+                port,
+                limits=connection_limits,
+                ingress=ingress_of(self.app),
+            )
             try:
                 await site.start()
             except OSError as exc:

@@ -21,6 +21,7 @@ import aiohttp
 from aiohttp import web
 
 from whnode.api.app import add_public_routes
+from whnode.api.server import ConnectionLimits, GuardedSite, http_runner, ingress_of
 from whnode.config import ApiConfig, Config
 from whnode.record.codec import content_hash, encode_menu
 from whnode.record.keys import SigningKey
@@ -270,17 +271,17 @@ class ApiServer:
         self.context = context
         self.app = web.Application()
         add_public_routes(self.app, context)
-        self.runner = web.AppRunner(self.app, access_log=None)
+        self.runner = http_runner(self.app, ConnectionLimits())
         self.url = ""
         self.session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Self:
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = GuardedSite(
+            self.runner, "127.0.0.1", 0, limits=ConnectionLimits(), ingress=ingress_of(self.app)
+        )
         await site.start()
-        server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = site.port
         self.url = f"http://127.0.0.1:{port}"
         self.session = aiohttp.ClientSession(base_url=self.url)
         return self

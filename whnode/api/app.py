@@ -40,6 +40,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from whnode import limits
 from whnode.api.context import ApiContext
 from whnode.api.exceptions import BodyNotAllowed, ClientRateLimited, NodeNotReady, QueryTooLong
+from whnode.api.ingress import HttpIngress
 from whnode.api.menus import CORS_HEADERS, HEADER_PATH, MenuHandlers
 from whnode.api.metrics import ApiMetrics
 from whnode.api.openapi import openapi_document
@@ -47,6 +48,7 @@ from whnode.api.params import single_values
 from whnode.api.problems import INTERNAL_ERROR, problem_for, problem_response
 from whnode.api.ratelimit import ClientRateLimiter, client_key
 from whnode.api.render import RenderCache
+from whnode.api.server import ingress_of
 from whnode.api.status_page import status_page_routes
 
 __all__ = ["PEER_PREFIX", "UNMATCHED", "PublicApi", "add_public_routes", "public_api"]
@@ -93,8 +95,9 @@ def json_response(document: object, *, status: int = 200, cache: str = "no-cache
 class PublicApi:
     """The state behind the public routes: context, metrics, limiter, render cache."""
 
-    def __init__(self, context: ApiContext) -> None:
+    def __init__(self, context: ApiContext, ingress: HttpIngress | None = None) -> None:
         self.context = context
+        self.ingress = ingress if ingress is not None else HttpIngress()
         api_config = context.config.api
         self.limiter = ClientRateLimiter(
             rate=api_config.requests_per_second, burst=api_config.burst
@@ -119,6 +122,7 @@ class PublicApi:
         snapshots = dict(self.context.statistics())
         snapshots["api_render_cache"] = self.renders.statistics()
         snapshots["api_rate_limiter"] = self.limiter.statistics()
+        snapshots["http_ingress"] = self.ingress.statistics()
         return snapshots
 
     # ------------------------------------------------------------------ guards
@@ -305,7 +309,7 @@ def add_public_routes(app: web.Application, context: ApiContext) -> PublicApi:
     whose first segment is dynamic (``/{x}``) would share the catch-all's index key ``/`` and
     never be reached.
     """
-    api = PublicApi(context)
+    api = PublicApi(context, ingress_of(app))
     app[PUBLIC_API_KEY] = api
     app.on_cleanup.append(api.close)
     routes: list[tuple[str, GuardedHandler]] = [

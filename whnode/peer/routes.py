@@ -2,12 +2,17 @@
 
 Handlers are thin: they parse and cap the request, call the ``PeerHandler`` (the service),
 and map each error class to one status and one problem ``kind``. Requests are rate-limited
-per peer (remote address and the node id it announces).
+per IP address (IPv6: /64) and, inside it, per announced node id (``whnode.peer.ratelimit``);
+a 429 carries ``Retry-After``. Every route enforces the body cap (``limits.MAX_RECORD_BYTES``
+for a record, ``limits.MAX_UNUSED_BODY_BYTES`` for the routes that use no body: their body
+is discarded while counted, never kept), and a client that hangs up or breaks the body framing
+mid-request is counted as ``client_disconnected``, not as an internal error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -18,11 +23,12 @@ from typing import Protocol
 
 import cbor2
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from whnode import limits
 from whnode.errors import WhnodeError
 from whnode.peer import wire
-from whnode.peer.ratelimit import TokenBuckets
+from whnode.peer.ratelimit import PeerRateLimiter
 from whnode.record.exceptions import (
     AheadOfClock,
     LimitExceeded,
@@ -106,7 +112,13 @@ def error_status(exc: BaseException) -> tuple[int, wire.ErrorKind]:
     return 500, wire.ErrorKind.INTERNAL
 
 
-def _problem(status: int, kind: wire.ErrorKind, detail: str) -> web.Response:
+class _ClientGone(Exception):
+    """The request body could not be read to its end: the client hung up or broke framing."""
+
+
+def _problem(
+    status: int, kind: wire.ErrorKind, detail: str, headers: dict[str, str] | None = None
+) -> web.Response:
     body = {
         "type": f"urn:whnode:peer:{kind.value}",
         "title": kind.value.replace("_", " "),
@@ -115,8 +127,52 @@ def _problem(status: int, kind: wire.ErrorKind, detail: str) -> web.Response:
         "detail": detail[:500],
     }
     return web.Response(
-        status=status, body=json.dumps(body).encode(), content_type="application/problem+json"
+        status=status,
+        body=json.dumps(body).encode(),
+        content_type="application/problem+json",
+        headers=headers,
     )
+
+
+async def read_body(
+    request: web.Request, cap: int, *, idle_timeout: float = limits.BODY_IDLE_SECONDS
+) -> bytes:
+    """The request body, at most ``cap`` bytes (LimitExceeded beyond). Raises _ClientGone
+    when the client hangs up, breaks the framing, or sends nothing for ``idle_timeout``."""
+    return await _consume(request, cap, idle_timeout, keep=True)
+
+
+async def discard_body(
+    request: web.Request, cap: int, *, idle_timeout: float = limits.BODY_IDLE_SECONDS
+) -> None:
+    """Read and drop a body nobody uses, refusing it (LimitExceeded) beyond ``cap`` bytes."""
+    if request.body_exists:
+        await _consume(request, cap, idle_timeout, keep=False)
+
+
+async def _consume(request: web.Request, cap: int, idle_timeout: float, *, keep: bool) -> bytes:
+    if request.content_length is not None and request.content_length > cap:
+        raise LimitExceeded(f"body over {cap} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            # an inactivity bound, not a total one: a large record on a slow link may take
+            # long, a stalled body (or framing the parser gave up on) may not
+            async with asyncio.timeout(idle_timeout):
+                chunk = await request.content.readany()
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > cap:
+                raise LimitExceeded(f"body over {cap} bytes")
+            if keep:
+                chunks.append(chunk)
+    except TimeoutError:
+        raise _ClientGone(f"no body bytes for {idle_timeout:g} s") from None
+    except (ConnectionError, RequestPayloadError, asyncio.IncompleteReadError) as exc:
+        raise _ClientGone(str(exc) or type(exc).__name__) from None
+    return b"".join(chunks)
 
 
 def add_peer_routes(
@@ -124,23 +180,31 @@ def add_peer_routes(
     handler: PeerHandler,
     *,
     instrument: Callable[[str, PeerRoute], PeerRoute] | None = None,
-) -> None:
+    limiter: PeerRateLimiter | None = None,
+    body_idle_timeout: float = limits.BODY_IDLE_SECONDS,
+) -> PeerRateLimiter:
     """Register /peer/v1 routes on ``app``; ``instrument(path, handler)``, when given, wraps
-    each handler (the node counts their requests in its metrics)."""
-    buckets = TokenBuckets(
-        rate=limits.PEER_REQUESTS_PER_SECOND,
-        burst=limits.PEER_REQUEST_BURST,
-        max_keys=limits.MAX_TRACKED_SOURCES,
-    )
+    each handler (the node counts their requests in its metrics). Returns the rate limiter
+    (``limiter``, or a default one)."""
+    peers = limiter if limiter is not None else PeerRateLimiter()
 
-    def fail(kind: wire.ErrorKind, status: int, detail: str) -> web.Response:
+    def fail(
+        kind: wire.ErrorKind, status: int, detail: str, headers: dict[str, str] | None = None
+    ) -> web.Response:
         handler.count_peer_error(kind.value)
-        return _problem(status, kind, detail)
+        return _problem(status, kind, detail, headers)
 
     def admit(request: web.Request) -> web.Response | None:
-        key = (request.remote or "?", request.headers.get(wire.HEADER_NODE, "")[:40])
-        if not buckets.take(key, time.monotonic()):
-            return fail(wire.ErrorKind.RATE_LIMITED, 429, "peer request rate exceeded")
+        announced = request.headers.get(wire.HEADER_NODE, "")
+        wait = peers.check(request.remote, announced, time.monotonic())
+        if wait > 0:
+            retry = str(max(1, math.ceil(wait)))
+            return fail(
+                wire.ErrorKind.RATE_LIMITED,
+                429,
+                "peer request rate exceeded",
+                {"Retry-After": retry},
+            )
         if len(request.query_string) > limits.MAX_QUERY_STRING_BYTES:
             return fail(wire.ErrorKind.TOO_LARGE, 414, "query string too long")
         return None
@@ -166,6 +230,17 @@ def add_peer_routes(
             return refused
         try:
             return await work(request)
+        except _ClientGone as exc:
+            gone = fail(wire.ErrorKind.CLIENT_DISCONNECTED, 400, f"request body not read: {exc}")
+            # the framing is lost: answer if the client still listens, then close (no
+            # lingering over a body that will never end)
+            gone.force_close()
+            with contextlib.suppress(ConnectionError):
+                await gone.prepare(request)
+                await gone.write_eof()
+            if request.transport is not None:
+                request.transport.close()
+            return gone
         except WhnodeError as exc:
             status, kind = error_status(exc)
             return fail(kind, status, str(exc))
@@ -177,6 +252,7 @@ def add_peer_routes(
 
     async def get_record(request: web.Request) -> web.StreamResponse:
         d = dispensary(request)
+        await discard_body(request, limits.MAX_UNUSED_BODY_BYTES, idle_timeout=body_idle_timeout)
         data = await handler.peer_get(d, int_param(request, "at", None))
         if data is None:
             return _problem(404, wire.ErrorKind.NOT_FOUND, "no record")
@@ -184,19 +260,13 @@ def add_peer_routes(
 
     async def put_record(request: web.Request) -> web.StreamResponse:
         d = dispensary(request)
-        if request.content_length is not None and request.content_length > limits.MAX_RECORD_BYTES:
-            raise LimitExceeded("record body too large")
-        try:
-            body = await request.read()  # bounded by the app's client_max_size
-        except web.HTTPRequestEntityTooLarge:
-            raise LimitExceeded("record body too large") from None
-        if len(body) > limits.MAX_RECORD_BYTES:
-            raise LimitExceeded("record body too large")
+        body = await read_body(request, limits.MAX_RECORD_BYTES, idle_timeout=body_idle_timeout)
         created = await handler.peer_put(d, body)
         return web.Response(status=201 if created else 200)
 
     async def fill(request: web.Request) -> web.StreamResponse:
         d = dispensary(request)
+        await discard_body(request, limits.MAX_UNUSED_BODY_BYTES, idle_timeout=body_idle_timeout)
         budget_ms = int_param(request, "budget_ms", 10_000) or 1
         budget = min(budget_ms, 120_000) / 1000.0
         raw_age = request.query.get("max_age")
@@ -226,6 +296,7 @@ def add_peer_routes(
 
     async def history(request: web.Request) -> web.StreamResponse:
         d = dispensary(request)
+        await discard_body(request, limits.MAX_UNUSED_BODY_BYTES, idle_timeout=body_idle_timeout)
         limit = min(int_param(request, "limit", 20) or 1, limits.MAX_HISTORY_ITEMS)
         items = await handler.peer_history(d, limit)
         if not items:
@@ -242,6 +313,7 @@ def add_peer_routes(
     app.router.add_put(*route(wire.PREFIX + "/records/{dispensary}", put_record))
     app.router.add_post(*route(wire.PREFIX + "/fill/{dispensary}", fill))
     app.router.add_get(*route(wire.PREFIX + "/history/{dispensary}", history))
+    return peers
 
 
 class _Work(Protocol):

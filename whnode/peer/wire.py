@@ -55,4 +55,7 @@ class ErrorKind(enum.StrEnum):
     NOT_ENTITLED = "not_entitled"
     """The publisher is not an owner of the dispensary, or the sender neither an owner nor
     the publisher."""
+    CLIENT_DISCONNECTED = "client_disconnected"
+    """The client hung up or broke the body framing mid-request (counted, never answered
+    with 500: the client's fault, not the server's)."""
     INTERNAL = "internal"
