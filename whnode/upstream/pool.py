@@ -28,17 +28,32 @@ Design decisions:
   pool keeps serving throughout.
 - Worker-side exceptions must survive pickling to come back; those that would not are
   replaced by ``UpstreamParseError`` in the worker (an unpicklable result would break the pool).
+- Workers die with their node, even when the node is killed with SIGKILL. A worker is a child
+  of the fork server, not of the node, and every worker holds the write ends of the fork
+  server's "alive" pipe, of the resource tracker's pipe and of its own call queue, so without
+  help the three outlive a killed node for ever (reparented to init, 40-48 MB each). Each
+  worker's initializer (``_die_with_node``) opens a pidfd on the node's pid and waits on it in
+  a daemon thread: when the node ends, the worker exits at once (on Linux before 5.3, where
+  pidfd_open is missing, the thread polls the node's pid every ``NODE_POLL_SECONDS``). It also
+  sets PR_SET_PDEATHSIG, so that a worker dies with a killed fork server. Once the workers are
+  gone, the fork server reads EOF on its alive pipe and exits, and then the resource tracker
+  reads EOF on its pipe and exits: nothing of a killed node is left after a second or two.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ctypes
 import dataclasses
 import logging
 import multiprocessing
 import os
 import pickle
+import select
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
@@ -79,6 +94,10 @@ FORKSERVER_PRELOAD: Final = (
 """Modules the fork server imports once so that workers start ready."""
 MAX_ERROR_CHARS: Final = 300
 """Longest foreign error text carried into an UpstreamParseError."""
+NODE_POLL_SECONDS: Final = 0.5
+"""How often a worker checks that its node lives where pidfd_open is not available."""
+PR_SET_PDEATHSIG: Final = 1
+"""prctl option: the signal a process gets when the thread that created it ends (Linux)."""
 
 
 # --------------------------------------------------------------------------- worker side
@@ -193,6 +212,55 @@ def _run_guarded(fn: Callable[..., T], args: tuple[Any, ...], source: str, dispe
                 f"job failed: {_foreign(exc)}", source=source, dispensary_id=dispensary_id
             ) from None
         raise
+
+
+# --------------------------------------------------------------------------- worker lifetime
+def _die_with_node(node_pid: int) -> None:
+    """Worker initializer: end this worker as soon as process ``node_pid`` ends, however it
+    ends (SIGKILL included). See the module docstring."""
+    if os.getppid() != node_pid:
+        # A fork server's child: die with it too. (Not for spawned workers, whose parent is the
+        # node: the signal follows the creating thread, which may be a short-lived one.)
+        _set_parent_death_signal(signal.SIGKILL)
+    try:
+        handle: int | None = os.pidfd_open(node_pid)
+    except ProcessLookupError:
+        os._exit(0)  # the node is already gone
+    except (AttributeError, OSError):
+        handle = None  # no pidfd_open (Linux < 5.3, other systems): poll instead
+    threading.Thread(
+        target=_wait_for_node, args=(node_pid, handle), name="whnode node watch", daemon=True
+    ).start()
+
+
+def _wait_for_node(node_pid: int, handle: int | None) -> None:
+    if handle is not None:
+        select.select([handle], [], [])  # a pidfd turns readable when its process ends
+    else:
+        while _alive(node_pid):
+            time.sleep(NODE_POLL_SECONDS)
+    os._exit(0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _set_parent_death_signal(signum: int) -> None:
+    """Linux: get ``signum`` when the parent (the fork server, for workers) dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _worker_pid() -> int:
@@ -404,12 +472,16 @@ class ParsePool:
         await asyncio.to_thread(_shutdown, executors)
 
     # ------------------------------------------------------------------ internals
-    def _new_generation(self) -> _Generation:
-        return _Generation(
-            concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=self._context
-            )
+    def _executor(self, workers: int) -> concurrent.futures.ProcessPoolExecutor:
+        return concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=self._context,
+            initializer=_die_with_node,
+            initargs=(os.getpid(),),
         )
+
+    def _new_generation(self) -> _Generation:
+        return _Generation(self._executor(self.workers))
 
     def _retire(self, generation: _Generation, *, cancel: bool) -> None:
         generation.retired = True
@@ -494,9 +566,7 @@ class ParsePool:
             if self._spare:
                 executor = self._spare.pop()
             else:
-                executor = concurrent.futures.ProcessPoolExecutor(
-                    max_workers=1, mp_context=self._context
-                )
+                executor = self._executor(1)
                 self._isolation.add(executor)
             reusable = False
             try:
