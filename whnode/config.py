@@ -212,6 +212,17 @@ class TrustConfig:
     """open: any valid signature; allowlist: only the publisher keys listed."""
     allowlist: tuple[str, ...] = ()
     """Hex-encoded Ed25519 public keys of trusted publishers (allowlist mode)."""
+    # --- who may publish (docs/dht.md, "Who may publish a menu") ---
+    owner_slack: int = 3
+    """Owner ranks beyond node.replication whose nodes may still publish a dispensary's
+    records (open mode): newcomers may push an honest owner a few ranks down."""
+    entitlement_window: float = 3600.0
+    """Seconds a node seen in the routing table or an owner lookup is still counted when
+    deciding who may publish (an owner that just left keeps its records accepted)."""
+    node_id_difficulty: int = 0
+    """Leading zero bits required of SHA-256 over a node id (S/Kademlia's static puzzle):
+    contacts and publishers with weaker ids are refused. Network-wide: every node must use
+    the same value."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +300,10 @@ def _validate(config: Config) -> None:
             raw = b""
         if len(raw) != 32:
             raise ConfigError(f"trust.allowlist entry {key[:16]!r}... is not 64 hex digits")
+    if config.trust.owner_slack < 0 or config.trust.entitlement_window <= 0:
+        raise ConfigError("trust.owner_slack must be >= 0 and trust.entitlement_window > 0")
+    if not 0 <= config.trust.node_id_difficulty <= 32:
+        raise ConfigError("trust.node_id_difficulty must be 0..32")
     if config.trust.mode is TrustMode.ALLOWLIST and not config.trust.allowlist:
         raise ConfigError("trust.mode = allowlist needs at least one trust.allowlist key")
 

@@ -370,6 +370,7 @@ class Node:
             "hot_cache": self.hot.statistics(),
             "store": self.store.statistics(),
             "dht": self.dht.statistics(),
+            "entitlement": self.service.entitlement.statistics(),
         }
         if self._http is not None:
             result["upstream"] = self._http.statistics()

@@ -44,6 +44,7 @@ __all__ = [
     "PeerHandler",
     "PeerProblem",
     "PeerRoute",
+    "Sender",
     "add_peer_routes",
     "error_status",
 ]
@@ -73,11 +74,31 @@ class FillResult:
     path: str
 
 
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who sent a record over the peer API: the node id it announces and its address."""
+
+    node_id: bytes | None
+    """The announced node id (None when the header is missing or malformed)."""
+    host: str | None
+    """The remote address of the request."""
+
+    @classmethod
+    def from_header(cls, header: str | None, host: str | None) -> Sender:
+        try:
+            node_id = bytes.fromhex(header or "")
+        except ValueError:
+            node_id = b""
+        return cls(node_id if len(node_id) == 20 else None, host)
+
+
 class PeerHandler(Protocol):
     """What the node-to-node endpoints need from the service."""
 
     async def peer_get(self, dispensary_id: str, at_ms: int | None) -> bytes | None: ...
-    async def peer_put(self, dispensary_id: str, data: bytes) -> bool: ...
+    async def peer_put(
+        self, dispensary_id: str, data: bytes, sender: Sender | None = None
+    ) -> bool: ...
     async def peer_fill(
         self,
         dispensary_id: str,
@@ -261,7 +282,8 @@ def add_peer_routes(
     async def put_record(request: web.Request) -> web.StreamResponse:
         d = dispensary(request)
         body = await read_body(request, limits.MAX_RECORD_BYTES, idle_timeout=body_idle_timeout)
-        created = await handler.peer_put(d, body)
+        sender = Sender.from_header(request.headers.get(wire.HEADER_NODE), request.remote)
+        created = await handler.peer_put(d, body, sender)
         return web.Response(status=201 if created else 200)
 
     async def fill(request: web.Request) -> web.StreamResponse:

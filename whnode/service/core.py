@@ -31,13 +31,14 @@ from whnode.dht import Contact
 from whnode.errors import WhnodeError
 from whnode.peer.client import PeerAddress, PeerClient
 from whnode.peer.exceptions import PeerError
-from whnode.peer.routes import FillResult, PeerProblem
+from whnode.peer.routes import FillResult, PeerProblem, Sender
 from whnode.peer.wire import ErrorKind
 from whnode.record.acceptance import TrustPolicy, accept_record, admit_record
 from whnode.record.exceptions import RecordError
 from whnode.record.keys import SigningKey, routing_key
 from whnode.record.model import parse_dispensary_id
 from whnode.record.signed import SignedRecord, decode_record, sign_record
+from whnode.service.entitlement import Entitlement
 from whnode.service.exceptions import MenuNotFound, NoOwnerReachable
 from whnode.service.filllog import FillObserver, FillReason, UpstreamFetch
 from whnode.service.freshness import (
@@ -165,6 +166,14 @@ class MenuService:
         self._fetcher = fetcher
         self._policy = policy
         self._clock = clock
+        self.entitlement = Entitlement(
+            owners,
+            policy=policy,
+            replication=config.node.replication,
+            owner_slack=config.trust.owner_slack,
+            window=config.trust.entitlement_window,
+            difficulty=config.trust.node_id_difficulty,
+        )
         self._fills: SingleFlight[str, MenuAnswer] = SingleFlight()
         self._fresh_until: _BoundedDict[str, int] = _BoundedDict(TRACKED_DISPENSARIES)
         self._popularity: _BoundedDict[str, tuple[int, int]] = _BoundedDict(TRACKED_DISPENSARIES)
@@ -239,11 +248,18 @@ class MenuService:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
     async def _accept(
-        self, data: bytes, dispensary_id: str | None, now_ms: int, *, keep: bool = False
+        self,
+        data: bytes,
+        dispensary_id: str | None,
+        now_ms: int,
+        *,
+        keep: bool = False,
+        sender: Sender | None = None,
     ) -> SignedRecord:
         """Verify and decode a record under the acceptance rules (whnode.record.acceptance);
         with ``keep`` (a record from a peer that this node will store, cache or pass on), also
-        open its payload and check its rank (``admit_record``).
+        open its payload and check its rank (``admit_record``) and who published and sent
+        it (``whnode.service.entitlement``).
 
         Verifying and decoding costs about 15 ms for a 250-product menu and 170 ms for 2,500
         products, so records over INLINE_ACCEPT_BYTES are accepted in a worker thread: the
@@ -253,16 +269,20 @@ class MenuService:
         check = _admit if keep else accept_record
         try:
             if len(data) <= INLINE_ACCEPT_BYTES:
-                return check(
+                record = check(
                     data, now_ms=now_ms, policy=self._policy, expected_dispensary=dispensary_id
                 )
-            return await asyncio.to_thread(
-                check,
-                data,
-                now_ms=now_ms,
-                policy=self._policy,
-                expected_dispensary=dispensary_id,
-            )
+            else:
+                record = await asyncio.to_thread(
+                    check,
+                    data,
+                    now_ms=now_ms,
+                    policy=self._policy,
+                    expected_dispensary=dispensary_id,
+                )
+            if keep:
+                self.entitlement.check(record, sender=sender)
+            return record
         except RecordError as exc:
             self._rejections[exc.reason] += 1
             raise
@@ -283,7 +303,10 @@ class MenuService:
         return any(contact.node_id == self.node_id for contact in owners)
 
     async def _owner_list(self, dispensary_id: str, *, fresh: bool = False) -> list[Contact]:
-        return await self._requests_to_owners.owner_list(dispensary_id, fresh=fresh)
+        found = await self._requests_to_owners.owner_list(dispensary_id, fresh=fresh)
+        # owners seen now may publish (docs/dht.md, "Who may publish a menu")
+        self.entitlement.observe(found, key=routing_key(dispensary_id))
+        return found
 
     def _count_popularity(self, dispensary_id: str, now_ms: int, lifetime: float) -> int:
         start, count = self._popularity.get(dispensary_id, (now_ms, 0))
@@ -835,13 +858,13 @@ class MenuService:
             stored = self._hot.newest(dispensary_id) or await self._store.newest(dispensary_id)
         return None if stored is None else stored.data
 
-    async def peer_put(self, dispensary_id: str, data: bytes) -> bool:
+    async def peer_put(self, dispensary_id: str, data: bytes, sender: Sender | None = None) -> bool:
         if await self._holds_exactly(dispensary_id, data):
             # The same bytes were verified when first stored (hand-off and republish send
             # records their owners often hold already): nothing to check or write.
             self._duplicate_puts += 1
             return False
-        record = await self._accept(data, dispensary_id, self.now_ms(), keep=True)
+        record = await self._accept(data, dispensary_id, self.now_ms(), keep=True, sender=sender)
         created = await self._store_put(record)
         if dispensary_id in self._hot:  # the hot cache refuses records older than its own
             self._remember(record)

@@ -21,6 +21,7 @@ from whnode.config import (
     FreshnessConfig,
     NodeConfig,
     SourceOverride,
+    TrustConfig,
     UpstreamConfig,
 )
 from whnode.node import Node
@@ -42,6 +43,7 @@ def cluster_config(
     freshness: FreshnessConfig | None = None,
     upstream: dict[str, Any] | None = None,
     node: dict[str, Any] | None = None,
+    trust: dict[str, Any] | None = None,
 ) -> Config:
     """A node Config for loopback clusters: free port, short timeouts, sandbox sources."""
     sources = (
@@ -82,6 +84,7 @@ def cluster_config(
         cache=CacheConfig(hot_cache_bytes=32 * 1024 * 1024),
         freshness=freshness or FreshnessConfig(),
         upstream=upstream_config,
+        trust=TrustConfig(**(trust or {})),
     )
 
 

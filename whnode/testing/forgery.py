@@ -14,17 +14,59 @@ import dataclasses
 import lz4.frame
 
 from whnode.record.codec import content_hash, encode_menu
-from whnode.record.keys import ContentHash, SigningKey
+from whnode.record.keys import ContentHash, SigningKey, node_id_for
 from whnode.record.model import Menu
+from whnode.record.puzzle import solves
 from whnode.record.signed import SignedRecord, sign_record
 
 __all__ = [
+    "GrindResult",
     "fake_menu",
     "forge",
+    "grind_key_near",
     "inner_menu_for_another_dispensary",
     "lying_sizes",
     "wrong_content_hash",
 ]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GrindResult:
+    """The best key an attacker found near a target, and what it cost."""
+
+    key: SigningKey
+    """The key whose node id is closest to the target among those generated."""
+    distance: int
+    """XOR distance from its node id to the target."""
+    generations: int
+    """Keys generated (the attacker's cost)."""
+    reached: bool
+    """Whether a key closer than the goal was found within the budget."""
+
+
+def grind_key_near(
+    target: bytes, *, closer_than: int, budget: int, difficulty: int = 0
+) -> GrindResult:
+    """Generate keys until one's node id is closer (XOR) to ``target`` than ``closer_than``
+    and solves the node-id puzzle at ``difficulty``, or ``budget`` keys were generated."""
+    goal = int.from_bytes(target, "big")
+    best: tuple[int, SigningKey] | None = None
+    generations = 0
+    while generations < budget:
+        generations += 1
+        key = SigningKey.generate()
+        node_id = node_id_for(key.public_key)
+        distance = int.from_bytes(node_id, "big") ^ goal
+        if best is not None and distance >= best[0]:
+            continue
+        if not solves(node_id, difficulty):
+            continue
+        best = (distance, key)
+        if distance < closer_than:
+            return GrindResult(key, distance, generations, True)
+    if best is None:
+        return GrindResult(SigningKey.generate(), 2**160, generations, False)
+    return GrindResult(best[1], best[0], generations, False)
 
 
 def forge(menu: Menu, signing_key: SigningKey, *, fetched_at_ms: int | None = None) -> SignedRecord:
