@@ -213,7 +213,7 @@ def render_default_toml(assignments: Mapping[str, Mapping[str, Any]]) -> str:
     Every key appears with its description and default, commented out, except the keys in
     ``assignments`` (given as flags to ``init``), which are written as active values.
     """
-    descriptions = {key: text for key, _, _, text in describe_config()}
+    descriptions = {key: " ".join(text.split()) for key, _, _, text in describe_config()}
     defaults = masked(Config())
     lines = [
         "# whnode node configuration.",
