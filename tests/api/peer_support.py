@@ -36,7 +36,13 @@ class PeerHandlerDouble:
         return created
 
     async def peer_fill(
-        self, dispensary_id: str, max_age: float | None, budget: float
+        self,
+        dispensary_id: str,
+        max_age: float | None,
+        budget: float,
+        *,
+        attempt: int = 0,
+        requested_at_ms: int | None = None,
     ) -> FillResult:
         self.fills += 1
         return FillResult(b"record", 0, False, "store")

@@ -83,6 +83,19 @@ class DhtConfig:
     """Loopback sources (127.0.0.0/8, ::1) skip the per-IP bucket, not the per-source one:
     every process of a local network shares 127.0.0.1, and no remote host can send from a
     loopback address."""
+    flood_block_after_drops: int = 1000
+    """Datagrams from one IP (IPv6: one /64) refused by the rate limits within one second
+    after which that source is dropped in the kernel (whnode/dht/blocklist.py)."""
+    flood_block_seconds: float = 30.0
+    """How long a flooding source stays blocked in the kernel (0 disables blocking)."""
+    flood_block_max: int = 64
+    """Most sources blocked at once (the oldest block is lifted first)."""
+    amplification_factor: float = 3.0
+    """Bytes sent to an address that has not answered one of our requests, at most this many
+    times the bytes received from it (QUIC's anti-amplification rule; loopback exempt when
+    ip_limit_exempts_loopback)."""
+    verified_seconds: float = 600.0
+    """How long an address that answered one of our requests counts as verified."""
     log_interval: float = 10.0
     """Window in seconds of the log limiter: each problem category logs at most a few lines
     per window, then one summary of what was suppressed."""
@@ -117,6 +130,8 @@ class DhtConfig:
             "datagrams_per_source_per_second": self.datagrams_per_source_per_second,
             "datagrams_per_ip_per_second": self.datagrams_per_ip_per_second,
             "log_interval": self.log_interval,
+            "amplification_factor": self.amplification_factor,
+            "verified_seconds": self.verified_seconds,
         }
         for name, seconds in positive_floats.items():
             if seconds <= 0:
@@ -126,6 +141,10 @@ class DhtConfig:
                 ipaddress.ip_address(self.advertise_host)
             except ValueError as exc:
                 raise ConfigError("dht.advertise_host must be an IP address") from exc
+        if self.flood_block_seconds < 0 or self.flood_block_after_drops < 1:
+            raise ConfigError("dht.flood_block_seconds must be >= 0, flood_block_after_drops >= 1")
+        if self.flood_block_max < 1:
+            raise ConfigError("dht.flood_block_max must be at least 1")
         if self.suspect_seconds < 0:
             raise ConfigError("dht.suspect_seconds must not be negative")
         if self.owner_cache_seconds < 0:

@@ -29,6 +29,7 @@ shadowed with None), and datagrams are dispatched through an explicit table anyw
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import heapq
 import ipaddress
@@ -45,10 +46,13 @@ from kademlia.protocol import KademliaProtocol
 from kademlia.routing import RoutingTable
 
 from whnode import limits
+from whnode.dht.amplification import AmplificationGuard
+from whnode.dht.blocklist import SourceBlocklist
 from whnode.dht.config import DhtConfig
 from whnode.dht.contact import Contact, NodeId, is_loopback
 from whnode.dht.exceptions import DhtUsageError, IdentityMismatch, InvalidMessage
 from whnode.dht.ratelimit import LogLimiter, SourceRateLimiter
+from whnode.dht.packing import Packed
 from whnode.dht.statistics import DhtCounters
 from whnode.dht.wire import (
     MSG_ID_BYTES,
@@ -168,6 +172,13 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         self._closed = False
         self.receive_buffer_bytes = 0
         """SO_RCVBUF granted by the kernel."""
+        self.blocklist = SourceBlocklist(None)
+        self._probe_bytes = len(encode_request(bytes(MSG_ID_BYTES), RpcName.PING, hello.encode()))
+        self.amplification = AmplificationGuard(
+            factor=config.amplification_factor, verified_seconds=config.verified_seconds
+        )
+        self._drop_window = 0.0
+        self._drops_by_ip: dict[str, int] = {}
 
     def __getattr__(self, name: str) -> NoReturn:
         # rpcudp turns any unknown attribute into a remote call; here a typo stays a typo.
@@ -182,11 +193,27 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         if sock is None:
             return
         self._family = sock.family
+        if self.config.flood_block_seconds > 0:
+            self.blocklist = SourceBlocklist(sock, max_blocked=self.config.flood_block_max)
+        wanted = self.config.receive_buffer_bytes
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.config.receive_buffer_bytes)
-            self.receive_buffer_bytes = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
+            granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            if granted < wanted and hasattr(socket, "SO_RCVBUFFORCE"):
+                # beyond net.core.rmem_max: allowed with CAP_NET_ADMIN (e.g. root)
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUFFORCE, wanted)
+                    granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            self.receive_buffer_bytes = granted
+            if granted < wanted:
+                LOG.warning(
+                    "UDP receive buffer is %d bytes, not the %d asked for: raise the"
+                    " net.core.rmem_max sysctl so that a flood cannot crowd out peers",
+                    granted,
+                    wanted,
+                )
         except OSError as exc:
-            LOG.warning("cannot set SO_RCVBUF to %d: %s", self.config.receive_buffer_bytes, exc)
+            LOG.warning("cannot set SO_RCVBUF to %d: %s", wanted, exc)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.close()
@@ -223,6 +250,7 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         if not self._limiter.allow(source, now):
             self.counters.rate_limited_drops += 1
             self._log.log(now, "rate_limited", logging.INFO, "rate limiting %s", source)
+            self._count_drop(source[0], now)
             return
         group = _ip_group(source[0])
         if not (
@@ -232,6 +260,7 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
             self.counters.rate_limited_drops += 1
             self.counters.ip_rate_limited_drops += 1
             self._log.log(now, "ip_rate_limited", logging.INFO, "rate limiting IP %s", group)
+            self._count_drop(source[0], now)
             return
         try:
             kind, msg_id = decode_header(data)
@@ -242,6 +271,37 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
             self._answer(data, msg_id, source, now)
         else:
             self._match_reply(data, msg_id, source, now)
+
+    def _count_drop(self, host: str, now: float) -> None:
+        """Count a rate-limited datagram; block its source in the kernel once it floods."""
+        if not self.blocklist.available or (self._loopback_exempt and _is_loopback(host)):
+            return
+        if now - self._drop_window >= 1.0:
+            self._drop_window = now
+            self._drops_by_ip.clear()
+        group = _ip_group(host)
+        drops = self._drops_by_ip.get(group, 0) + 1
+        self._drops_by_ip[group] = drops
+        if drops < self.config.flood_block_after_drops:
+            return
+        seconds = self.config.flood_block_seconds
+        if self.blocklist.block(group, now + seconds):
+            self.counters.flood_blocks += 1
+            self._drops_by_ip.pop(group, None)
+            self._log.log(
+                now,
+                "flood_block",
+                logging.WARNING,
+                "blocking flooding source %s for %.0f s",
+                group,
+                seconds,
+            )
+            if self._loop is not None:
+                self._loop.call_later(seconds, self._lift_blocks)
+
+    def _lift_blocks(self) -> None:
+        if not self._closed:
+            self.blocklist.expire(self._now())
 
     def _answer(self, data: bytes, msg_id: bytes, source: Address, now: float) -> None:
         try:
@@ -269,7 +329,45 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
                 now, "oversize_reply", logging.ERROR, "%d-byte reply not sent", len(datagram)
             )
             return
-        self._send(datagram, source)
+        guard = self.amplification
+        if (self._loopback_exempt and _is_loopback(source[0])) or guard.is_verified(source, now):
+            self._send(datagram, source)
+            return
+        # an address that never proved it receives: at most factor x what it sent us
+        guard.received(source, len(data))
+        allowance = guard.allowance(source)
+        probe = self._probe_bytes
+        probing = allowance >= probe and guard.probe_due(source, now)
+        if probing:  # the ping that can verify the address comes before extra contacts
+            allowance -= probe
+        if len(datagram) > allowance:
+            datagram = self._within(request.name, msg_id, body, allowance)
+        if datagram:
+            guard.sent(source, len(datagram))
+            self._send(datagram, source)
+        if probing:
+            guard.sent(source, probe)
+            guard.probed(source, now)
+            self.counters.verification_pings += 1
+            self.spawn(self.ping_address(source))
+
+    def _within(self, name: str, msg_id: bytes, body: object, allowance: int) -> bytes:
+        """The reply cut to ``allowance`` bytes (a find_node keeps its closest contacts that
+        fit), or b"" when even the shortest form does not fit (the reply is not sent)."""
+        if name == RpcName.FIND_NODE and isinstance(body, list) and isinstance(body[-1], list):
+            contacts = body[-1]
+            base = len(encode_frame(FrameKind.REPLY, msg_id, [*body[:-1], []]))
+            size, keep = base + 2, 0  # + 2: the array header may grow from 1 to 3 bytes
+            for contact in contacts:
+                size += len(contact.data) if isinstance(contact, Packed) else 64
+                if size > allowance:
+                    break
+                keep += 1
+            if base <= allowance:
+                self.counters.amplification_trimmed += 1
+                return encode_frame(FrameKind.REPLY, msg_id, [*body[:-1], contacts[:keep]])
+        self.counters.amplification_dropped += 1
+        return b""
 
     def _match_reply(self, data: bytes, msg_id: bytes, source: Address, now: float) -> None:
         # The id and the source are checked before the body is even decoded.
@@ -290,6 +388,7 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
             return
         del self._outstanding[msg_id]
         del self._destinations[msg_id]
+        self.amplification.verify(source, now)
         future, timer = entry
         timer.cancel()
         self.counters.replies_received += 1

@@ -35,6 +35,14 @@ class DhtCounters:
     """Datagrams dropped by the per-source or the per-IP token bucket."""
     ip_rate_limited_drops: int = 0
     """Of those, datagrams dropped by the per-IP bucket (a source within its own budget)."""
+    flood_blocks: int = 0
+    """Sources blocked in the kernel for flooding (whnode/dht/blocklist.py)."""
+    amplification_trimmed: int = 0
+    """find_node replies to an unverified address cut to 3x the bytes it sent."""
+    amplification_dropped: int = 0
+    """Replies to an unverified address not sent: even their shortest form was over 3x."""
+    verification_pings: int = 0
+    """Pings sent to unverified requesters so that their next requests get full replies."""
     rejected_ids: int = 0
     """Requests or replies with an id of the wrong length, an id that is not SHA-1 of the key
     sent with it, or a reply from another id than the one asked."""
@@ -92,6 +100,10 @@ class DhtStatistics:
     handler_errors: int
     rate_limited_drops: int
     ip_rate_limited_drops: int
+    flood_blocks: int
+    amplification_trimmed: int
+    amplification_dropped: int
+    verification_pings: int
     rejected_ids: int
     invalid_replies: int
     wrong_source_replies: int
