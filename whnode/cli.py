@@ -59,6 +59,7 @@ BENCHES = {
     "cluster": "whnode.bench.cluster",
     "http": "whnode.bench.http",
     "fidelity": "whnode.bench.fidelity",
+    "flood": "whnode.bench.flood",
 }
 
 HTTP_TIMEOUT = 10.0

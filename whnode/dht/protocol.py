@@ -51,8 +51,8 @@ from whnode.dht.blocklist import SourceBlocklist
 from whnode.dht.config import DhtConfig
 from whnode.dht.contact import Contact, NodeId, is_loopback
 from whnode.dht.exceptions import DhtUsageError, IdentityMismatch, InvalidMessage
-from whnode.dht.ratelimit import LogLimiter, SourceRateLimiter
 from whnode.dht.packing import Packed
+from whnode.dht.ratelimit import LogLimiter, SourceRateLimiter
 from whnode.dht.statistics import DhtCounters
 from whnode.dht.wire import (
     MSG_ID_BYTES,
