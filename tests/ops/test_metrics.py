@@ -17,6 +17,7 @@ import aiohttp
 from prometheus_client import CollectorRegistry, generate_latest
 
 from tests.ops.promlint import lint, parse
+from whnode.api.ingress import IngressStatistics
 from whnode.api.metrics import (
     FIGURES,
     HTTP_METRICS,
@@ -46,6 +47,7 @@ COMPONENTS: dict[str, type[Any]] = {
     "pool": ParsePoolStatistics,
     "api_render_cache": RenderCacheStatistics,
     "api_rate_limiter": RateLimiterStatistics,
+    "http_ingress": IngressStatistics,
 }
 """Component name in Node.statistics() (and the API's own) → its statistics dataclass."""
 

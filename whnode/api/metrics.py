@@ -286,6 +286,22 @@ FIGURES: Final[tuple[Figure, ...]] = (
         "ip_rate_limited_drops",
         "Of the rate-limited datagrams, those dropped by the per-IP bucket.",
     ),
+    counter("dht", "flood_blocks", "Flooding sources blocked in the kernel (BPF socket filter)."),
+    counter(
+        "dht",
+        "amplification_trimmed",
+        "find_node replies to an unverified address cut to 3x the bytes it sent.",
+    ),
+    counter(
+        "dht",
+        "amplification_dropped",
+        "Replies to an unverified address not sent: over 3x the bytes it sent.",
+    ),
+    counter(
+        "dht",
+        "verification_pings",
+        "Pings sent to unverified requesters so that their next requests get full replies.",
+    ),
     counter(
         "dht",
         "rejected_ids",
@@ -460,6 +476,27 @@ FIGURES: Final[tuple[Figure, ...]] = (
         "Public API requests refused with 429 by the per-client limiter.",
     ),
     gauge("api_rate_limiter", "clients", "Client addresses tracked by the per-client limiter."),
+    # http_ingress (whnode.api.ingress.IngressStatistics)
+    counter(
+        "http_ingress",
+        "malformed_by_kind",
+        "HTTP requests refused by the parser or broken off by the client, by kind "
+        "(line_too_long, too_many_headers, bad_chunking, bad_method, client_disconnect, ...).",
+        labels=("kind",),
+    ),
+    counter(
+        "http_ingress",
+        "connections_by_event",
+        "HTTP connections closed or refused by the connection guard, by event "
+        "(header_timeout, shed_idle, refused_total, refused_per_ip).",
+        labels=("event",),
+    ),
+    gauge("http_ingress", "open_connections", "HTTP connections open now."),
+    counter(
+        "http_ingress",
+        "server_errors",
+        "Errors the HTTP server logged that were not the client's (each an ERROR line).",
+    ),
 )
 
 NOT_EXPORTED: Final[Mapping[tuple[str, str], str]] = {
