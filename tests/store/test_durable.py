@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.store.conftest import is_intact, make_record
+from whnode.limits import MAX_RECORD_BYTES
 from whnode.store import (
     DurableStore,
     StoreClosed,
@@ -294,15 +295,44 @@ async def test_a_full_disk_is_store_full_and_changes_nothing(tmp_path: Path) -> 
         assert_totals_match(s)
 
 
-async def test_a_row_breaking_the_record_rules_is_store_corrupt(tmp_path: Path) -> None:
+async def test_a_row_breaking_the_record_rules_is_quarantined_not_fatal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "s.sqlite3"
     async with await DurableStore.open(path, history_per_dispensary=10, max_bytes=1 << 30) as s:
         await s.put(make_record("shop-a", 1))
+        await s.put(make_record("shop-a", 2))
+        await s.put(make_record("shop-b", 1))
     with sqlite3.connect(path) as connection:
-        connection.execute("UPDATE snapshots SET content_hash = x'00'")
+        # an oversize blob on the newest snapshot of shop-a, an empty one on shop-b
+        connection.execute(
+            "UPDATE blobs SET data = zeroblob(?) WHERE id = (SELECT id FROM snapshots"
+            " WHERE dispensary_id = 'shop-a' AND fetched_at_ms = 2)",
+            (MAX_RECORD_BYTES + 1,),
+        )
+        connection.execute(
+            "UPDATE blobs SET data = x'' WHERE id = (SELECT id FROM snapshots"
+            " WHERE dispensary_id = 'shop-b')"
+        )
     async with await DurableStore.open(path, history_per_dispensary=10, max_bytes=1 << 30) as s:
-        with pytest.raises(StoreCorrupt):
-            await s.newest("shop-a")
+        for _ in range(3):  # every read works; the bad rows are moved aside once
+            newest = await s.newest("shop-a")
+            assert newest is not None
+            assert newest.fetched_at_ms == 1
+            assert await s.newest("shop-b") is None
+        assert [r.fetched_at_ms for r in await s.history("shop-a", 10)] == [1]
+        assert [r.dispensary_id for r in await s.all_newest()] == ["shop-a"]
+        assert s.statistics().quarantined == 2
+        assert_totals_match(s)
+        files = sorted(s.quarantine_dir.glob("*.bin"))
+        assert sorted(len(f.read_bytes()) for f in files) == [0, MAX_RECORD_BYTES + 1]
+        # the service's way: a record refused on the way out
+        assert await s.quarantine("shop-a", 1, "signature does not verify")
+        assert await s.newest("shop-a") is None
+        assert s.statistics().quarantined == 3
+    warnings = [r for r in caplog.records if "quarantined" in r.getMessage()]
+    assert len(warnings) == 3  # one line per row, not one per read
+    assert all(r.levelname == "WARNING" and not r.exc_info for r in warnings)
 
 
 async def test_no_thread_outlives_close_or_a_failed_open(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ faults from the server's own:
 
 - an ``HttpProcessingError`` (the parser refused the request), a ``RequestPayloadError`` or a
   ``ConnectionError`` is counted by kind (``malformed_by_kind``, exported as
-  ``whnode_http_ingress_malformed{kind=...}``), logged at DEBUG with no traceback, and
+  ``whnode_http_ingress_malformed_total{kind=...}``), logged at DEBUG with no traceback, and
   summed up in at most one WARNING per ``summary_interval`` seconds ("N malformed HTTP
   requests in the last 60 s: line_too_long=3, bad_chunking=2");
 - anything else is a server fault and is logged at ERROR with its traceback, as before.

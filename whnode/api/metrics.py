@@ -247,6 +247,11 @@ FIGURES: Final[tuple[Figure, ...]] = (
     counter("store", "reads", "Store read operations completed."),
     counter("store", "trimmed", "Snapshots dropped by the per-dispensary history cap."),
     counter("store", "evictions", "Snapshots dropped by the store's byte quota."),
+    counter(
+        "store",
+        "quarantined",
+        "Snapshots moved aside: unreadable rows or records refused on the way out.",
+    ),
     counter("store", "expired", "Snapshots dropped for being older than cache.expire_after."),
     counter("store", "deleted", "Snapshots dropped by discard and delete."),
     counter("store", "checkpoints", "Background SQLite WAL checkpoints completed."),

@@ -458,9 +458,8 @@ class MenuService:
             return None
         try:
             record = await self._accept(stored.data, dispensary_id, now_ms)
-        except RecordError:
-            LOG.warning("store holds an unacceptable record of %s; deleted", dispensary_id)
-            await self._store.delete(dispensary_id, stored.fetched_at_ms)
+        except RecordError as exc:  # moved aside (counted, logged once), then refilled
+            await self._store.quarantine(dispensary_id, stored.fetched_at_ms, str(exc))
             return None
         self._remember(record)
         return self._answer(record, AnswerPath.STORE, self._fresh_until_of(stored, max_age))

@@ -17,6 +17,15 @@ the last commits but never corrupts the file. ``synchronous=FULL`` adds one fsyn
 A cache whose records are replicated on several owners and can be refetched does not need
 FULL; docs/store.md has the reasoning and the measured cost.
 
+Self-repair. A row that can no longer be read as a StoredRecord (a blob over
+``MAX_RECORD_BYTES``, an empty or non-blob value, a damaged index field), or that the service
+found unacceptable (``quarantine``), is moved aside: its bytes are written to a file in
+``<store>.quarantine/`` (at most ``QUARANTINE_FILES`` files, oldest removed first), the row is
+deleted in one transaction, the ``quarantined`` counter goes up and one WARNING names it. A
+read that met such a row is then answered as if the row had never been there (the next
+older snapshot, or None), so that the dispensary is refilled from replicas or upstream
+instead of failing on every request.
+
 Accounting. The byte total (sum of ``nbytes``), record and dispensary counts are read once at
 open and then kept as running totals, updated on the writer thread after each commit, so that
 ``statistics()`` does no I/O and ``put`` never sums the table.
@@ -28,6 +37,7 @@ The schema and its statements are in ``whnode.store.schema``; every rule about w
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import sqlite3
 import threading
@@ -71,6 +81,10 @@ WRITER_AUTOCHECKPOINT_PAGES: Final = 16 * 1024
 4 KiB), which bounds the WAL under a sustained burst of writes."""
 NEWEST_PAGE: Final = 128
 """Records read per query by ``iter_newest``."""
+QUARANTINE_FILES: Final = 64
+"""Quarantined rows kept as files for inspection (the oldest file is removed first)."""
+READ_REPAIRS: Final = 8
+"""Bad rows a single read quarantines before it gives up (StoreCorrupt)."""
 
 _CORRUPT_CODES: Final = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
 _FULL_CODES: Final = frozenset({13})  # SQLITE_FULL
@@ -91,13 +105,10 @@ def _translate(exc: sqlite3.Error, operation: str) -> StoreError:
 
 
 def _record(row: tuple[str, int, bytes, bytes]) -> StoredRecord:
-    """A row read back; a row that breaks StoredRecord's rules means a damaged file."""
-    try:
-        return StoredRecord(
-            dispensary_id=row[0], fetched_at_ms=row[1], content_hash=row[2], data=row[3]
-        )
-    except InvalidStoredRecord as exc:
-        raise StoreCorrupt(f"unreadable row: {exc}", operation="read") from exc
+    """A row read back (InvalidStoredRecord when it breaks StoredRecord's rules)."""
+    return StoredRecord(
+        dispensary_id=row[0], fetched_at_ms=row[1], content_hash=row[2], data=row[3]
+    )
 
 
 def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
@@ -166,6 +177,7 @@ class DurableStore:
         self._deleted = 0
         self._reads = 0
         self._errors = 0
+        self._quarantined = 0
 
     # ------------------------------------------------------------------ lifetime
     @classmethod
@@ -274,21 +286,103 @@ class DurableStore:
 
     # ------------------------------------------------------------------ reads
     async def newest(self, dispensary_id: str) -> StoredRecord | None:
-        """The newest snapshot of the dispensary, or None."""
-        row = await self._fetch_one("newest", schema.NEWEST, (dispensary_id,))
-        return None if row is None else _record(row)
+        """The newest snapshot of the dispensary, or None (bad rows are quarantined)."""
+        return await self._one_readable("newest", schema.NEWEST, (dispensary_id,))
 
     async def at(self, dispensary_id: str, t_ms: int) -> StoredRecord | None:
         """The snapshot current at ``t_ms``: the newest with fetched_at <= t_ms, or None."""
-        row = await self._fetch_one("at", schema.AT, (dispensary_id, t_ms))
-        return None if row is None else _record(row)
+        return await self._one_readable("at", schema.AT, (dispensary_id, t_ms))
 
     async def history(self, dispensary_id: str, limit: int) -> list[StoredRecord]:
-        """Up to ``limit`` snapshots of the dispensary, newest first."""
+        """Up to ``limit`` snapshots of the dispensary, newest first (bad rows quarantined)."""
         if limit <= 0:
             return []
-        rows = await self._fetch_all("history", schema.HISTORY, (dispensary_id, limit))
-        return [_record(row) for row in rows]
+        for _ in range(READ_REPAIRS):
+            rows = await self._fetch_all("history", schema.HISTORY, (dispensary_id, limit))
+            records, bad = await self._readable(rows)
+            if not bad:
+                return records
+        raise StoreCorrupt(
+            f"unreadable rows of {dispensary_id!r} keep appearing", operation="history"
+        )
+
+    async def _one_readable(
+        self, operation: str, sql: str, parameters: Sequence[object]
+    ) -> StoredRecord | None:
+        for _ in range(READ_REPAIRS):
+            row = await self._fetch_one(operation, sql, parameters)
+            if row is None:
+                return None
+            records, bad = await self._readable([row])
+            if not bad:
+                return records[0]
+        raise StoreCorrupt(f"unreadable rows keep appearing ({operation})", operation=operation)
+
+    async def _readable(self, rows: Sequence[Any]) -> tuple[list[StoredRecord], int]:
+        """The rows that read as StoredRecords; the others are quarantined (and counted)."""
+        records: list[StoredRecord] = []
+        bad = 0
+        for row in rows:
+            try:
+                records.append(_record(row))
+            except InvalidStoredRecord as exc:
+                bad += 1
+                await self._quarantine_row(row[0], row[1], f"unreadable row: {exc}")
+        return records, bad
+
+    async def quarantine(self, dispensary_id: str, fetched_at_ms: int, reason: str) -> bool:
+        """Move one snapshot aside (e.g. a record that fails acceptance on the way out):
+        written to the quarantine directory, deleted, counted, logged once. True if it
+        existed."""
+        return await self._quarantine_row(dispensary_id, fetched_at_ms, reason)
+
+    async def _quarantine_row(
+        self, dispensary_id: object, fetched_at_ms: object, reason: str
+    ) -> bool:
+        moved: bool = await self._call_writer(
+            "quarantine",
+            lambda: self._quarantine_blocking(dispensary_id, fetched_at_ms),
+        )
+        if moved:
+            with self._lock:
+                self._quarantined += 1
+            LOG.warning(
+                "store: snapshot %.80r at %s quarantined (%s); it will be refetched",
+                dispensary_id,
+                fetched_at_ms,
+                reason[:200],
+            )
+        return moved
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Where quarantined snapshots are written (beside the SQLite file)."""
+        return self._path.with_name(self._path.name + ".quarantine")
+
+    def _quarantine_blocking(self, dispensary_id: object, fetched_at_ms: object) -> bool:
+        """On the writer thread: copy the row's bytes to a file, then delete the row."""
+        connection = self._connection()
+        row = connection.execute(schema.ONE_DATA, (dispensary_id, fetched_at_ms)).fetchone()
+        if row is None:
+            return False
+        data = row[0]
+        if isinstance(data, str):
+            data = data.encode("utf-8", "surrogatepass")
+        elif not isinstance(data, bytes):
+            data = repr(data).encode()
+        name = hashlib.sha256(repr((dispensary_id, fetched_at_ms)).encode()).hexdigest()[:24]
+        directory = self.quarantine_dir
+        try:
+            directory.mkdir(mode=0o700, exist_ok=True)
+            (directory / f"{name}.bin").write_bytes(data)
+            files = sorted(directory.glob("*.bin"), key=lambda path: path.stat().st_mtime)
+            for old in files[:-QUARANTINE_FILES]:
+                old.unlink(missing_ok=True)
+        except OSError as exc:  # the row is still removed: serving matters more
+            LOG.warning("store: cannot keep a quarantined snapshot in %s: %s", directory, exc)
+        return bool(
+            self._transaction(policy.delete_one, dispensary_id, fetched_at_ms)  # type: ignore[arg-type]
+        )
 
     async def change_times(self, dispensary_id: str, *, include_first: bool = False) -> list[int]:
         """fetched_at_ms of the snapshots whose content_hash differs from the previous one.
@@ -321,8 +415,9 @@ class DurableStore:
         after = ""
         while True:
             rows = await self._fetch_all("all_newest", schema.NEWEST_PAGE, (after, page))
-            for row in rows:
-                yield _record(row)
+            records, _ = await self._readable(rows)  # a bad row is quarantined and skipped
+            for record in records:
+                yield record
             if len(rows) < page:
                 return
             after = rows[-1][0]
@@ -355,6 +450,7 @@ class DurableStore:
                 deleted=self._deleted,
                 checkpoints=self._checkpoints,
                 errors=self._errors,
+                quarantined=self._quarantined,
             )
 
     # ------------------------------------------------------------------ event-loop side

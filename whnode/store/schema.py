@@ -44,6 +44,10 @@ SCHEMA: Final = (
 """Run one statement at a time inside the creating transaction (executescript would COMMIT)."""
 
 # --- reads (reader threads) -----------------------------------------------------------------
+ONE_DATA: Final = """
+SELECT b.data FROM snapshots AS s JOIN blobs AS b ON b.id = s.id
+WHERE s.dispensary_id = ? AND s.fetched_at_ms = ?
+"""
 NEWEST: Final = """
 SELECT s.dispensary_id, s.fetched_at_ms, s.content_hash, b.data
 FROM snapshots AS s JOIN blobs AS b ON b.id = s.id

@@ -133,3 +133,6 @@ class StoreStatistics:
     """Background WAL checkpoints completed since open."""
     errors: int
     """Operations that raised StoreError (and failed background checkpoints) since open."""
+    quarantined: int = 0
+    """Snapshots moved aside since open: unreadable rows, or records refused on the way out
+    (written to the quarantine directory beside the file, then deleted)."""
