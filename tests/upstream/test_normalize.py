@@ -36,7 +36,13 @@ from whnode.upstream.normalize import (
     split_brand_from_name,
     strip_html,
 )
-from whnode.upstream.sizes import parse_quantity, quantity_from_name, quantity_of, size_for
+from whnode.upstream.sizes import (
+    parse_quantity,
+    quantity_from_name,
+    quantity_of,
+    read_size,
+    size_for,
+)
 
 G = QuantityUnit.GRAMS
 MG = QuantityUnit.MILLIGRAMS
@@ -102,6 +108,37 @@ MG_PER_G = PotencyUnit.MILLIGRAMS_PER_GRAM
 )
 def test_size_strings(raw: object, expected: Quantity | None) -> None:
     assert parse_quantity(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("fields", "unit", "expected"),
+    [
+        ((".5g",), None, Quantity(0.5, G)),
+        (("1/8oz",), None, Quantity(3.5, G)),
+        (("1/8 oz",), None, Quantity(3.5, G)),
+        (("eighth ounce",), None, Quantity(3.5, G)),
+        (("1/8th",), None, Quantity(3.5, G)),
+        (("quarter oz",), None, Quantity(7.0, G)),
+        (("3.5gC",), None, Quantity(3.5, G)),
+        (("28.3g",), None, Quantity(28.3, G)),
+        (("100mg",), None, Quantity(100.0, MG)),
+        (("PR 2pk",), None, Quantity(2.0, UNIT)),
+        (("0.5g x 5",), None, Quantity(2.5, G)),
+        (("1/8",), "oz", Quantity(3.5, G)),
+        ((0.5,), "g", Quantity(0.5, G)),
+        (("1/8",), None, None),
+        (("N/A", "2.0g"), None, Quantity(2.0, G)),
+        ((None, "", "1 g"), "oz", Quantity(1.0, G)),
+        (({"value": 0.125, "unit": "oz"}, "1 g"), None, Quantity(3.5, G)),
+        (({"value": 0, "unit": "g"}, "N/A"), None, None),
+        ((Quantity(1.0, UNIT), "1 g"), None, Quantity(1.0, UNIT)),
+        ((), None, None),
+    ],
+)
+def test_the_first_field_that_states_a_size_gives_it(
+    fields: tuple[object, ...], unit: str | None, expected: Quantity | None
+) -> None:
+    assert read_size(*fields, unit=unit) == expected
 
 
 @pytest.mark.parametrize(

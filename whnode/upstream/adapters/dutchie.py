@@ -49,7 +49,7 @@ from whnode.upstream.normalize import (
     sorted_options,
     source_id,
 )
-from whnode.upstream.sizes import size_for
+from whnode.upstream.sizes import read_size, size_for
 from whnode.upstream.sources import SourceConfig, store_of
 
 __all__ = ["ADAPTER", "endpoint", "fetch_pages", "parse_pages", "request_params"]
@@ -201,12 +201,9 @@ def _options(raw: dict[str, Any], name: str, pricing: str) -> tuple[PriceOption,
         special = None
         if on_special and index < len(specials):
             special = parse_price_cents(specials[index])
-        label = option
-        if clean_text(option) is None and index < len(raw_options):
-            label = raw_options[index]
-        found.append(
-            make_option(size_for(label, name), price, special, stock.get(_option_key(option)))
-        )
+        raw_option = raw_options[index] if index < len(raw_options) else None
+        size = size_for(read_size(option, raw_option), name)
+        found.append(make_option(size, price, special, stock.get(_option_key(option))))
     return sorted_options(found)
 
 

@@ -43,7 +43,7 @@ from whnode.upstream.normalize import (
     parse_timestamp_ms,
     source_id,
 )
-from whnode.upstream.sizes import parse_quantity, quantity_of, size_for
+from whnode.upstream.sizes import read_size, size_for
 from whnode.upstream.sources import SourceConfig, store_of
 
 __all__ = ["ADAPTER", "fetch_pages", "parse_item", "parse_pages"]
@@ -102,8 +102,8 @@ def _option(item: dict[str, Any], name: str) -> PriceOption | None:
         price = parse_price_cents(item.get("priceInCents"), cents=True)
     else:
         price = parse_price_cents(item.get("price"))
-    size = quantity_of(item.get("quantity"), item.get("unit")) or parse_quantity(
-        item.get("displayQuantity")
+    size = read_size(
+        {"value": item.get("quantity"), "unit": item.get("unit")}, item.get("displayQuantity")
     )
     return make_option(size_for(size, name), price, None, parse_stock(item.get("stockQuantity")))
 

@@ -62,7 +62,7 @@ from whnode.upstream.normalize import (
     source_id,
     split_brand_from_name,
 )
-from whnode.upstream.sizes import parse_quantity, quantity_of, read_size, size_for
+from whnode.upstream.sizes import quantity_of, read_size, size_for
 from whnode.upstream.sources import SourceConfig, WeedmapsApi, store_of
 
 __all__ = ["ADAPTER", "fetch_pages", "parse_discovery_item", "parse_jsonapi_item", "parse_pages"]
@@ -267,10 +267,7 @@ def _jsonapi_options(attributes: dict[str, Any], name: str) -> tuple[PriceOption
     found: list[PriceOption | None] = []
     for variant in as_list(attributes.get("variants")):
         variant = as_dict(variant)
-        weight = as_dict(variant.get("weight"))
-        size = quantity_of(weight.get("value"), weight.get("unit"))
-        if size is None:
-            size = parse_quantity(variant.get("label")) or parse_quantity(variant.get("name"))
+        size = read_size(as_dict(variant.get("weight")), variant.get("label"), variant.get("name"))
         found.append(
             make_option(
                 size_for(size, name),
