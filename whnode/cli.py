@@ -492,10 +492,28 @@ def _menu_summary(result: MenuResult, now_ms: int) -> str:
         + (f"  path {result.path}" if result.path else "")
         + ("  STALE" if result.stale else ""),
         f"products    {len(menu.products):,}" + (f"  ({categories})" if categories else ""),
+        *_parse_report_lines(menu),
         f"publisher   {bytes(record.publisher).hex()}",
         f"record      {len(record.encoded):,} bytes, signed",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _parse_report_lines(menu: Any) -> list[str]:
+    """The summary's lines on the parse report (none for a record made without one)."""
+    report = None if menu.statistics is None else menu.statistics.parse_report
+    if report is None:
+        return []
+    lines = [
+        f"parsed      {report.items_seen:,} items seen, {report.products_kept:,} products and "
+        f"{report.options_kept:,} sizes kept; {report.items_lost:,} items and "
+        f"{report.options_lost:,} sizes lost"
+    ]
+    for title, drops in (("items", report.items_dropped), ("sizes", report.options_dropped)):
+        for drop in drops:
+            examples = f"  e.g. {', '.join(drop.examples)}" if drop.examples else ""
+            lines.append(f"  dropped {title:<5} {drop.reason:<12} {drop.count:6,}{examples}")
+    return lines
 
 
 def write_menu(result: MenuResult, output_format: str, *, now_ms: int) -> None:

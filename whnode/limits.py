@@ -26,6 +26,10 @@ MAX_PRODUCTS_PER_MENU: Final = 10_000
 """Most products in one menu."""
 MAX_PRICE_OPTIONS: Final = 32
 """Most price options per product."""
+MAX_DROP_EXAMPLES: Final = 3
+"""Example source ids a parse report keeps per drop reason."""
+MAX_DROP_EXAMPLE_CHARS: Final = 80
+"""Longest drop example in a parse report."""
 MAX_TEXT_CHARS: Final = 20_000
 """Longest text field (description) in characters."""
 MAX_NAME_CHARS: Final = 512

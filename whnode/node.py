@@ -90,6 +90,7 @@ class Node:
         )
         self._session: aiohttp.ClientSession | None = None
         self._http: UpstreamHttp | None = None
+        self._fetcher: Fetcher | None = None
         self._store: DurableStore | None = None
         self.app = web.Application(client_max_size=limits.MAX_HTTP_BODY_BYTES)
         self.port = 0
@@ -196,12 +197,16 @@ class Node:
     def _build_fetcher(self, config: Config) -> Fetcher:
         assert self._http is not None
         assert self._pool is not None
-        return Fetcher(
+        fetcher = Fetcher(
             SourcesConfig.from_config(config.upstream),
             self._http,
             self._pool,
             menu_deadline=config.upstream.menu_deadline,
         )
+        if self._fetcher is not None:
+            fetcher.carry_over(self._fetcher)  # counters survive a reload of the sources
+        self._fetcher = fetcher
+        return fetcher
 
     def reload_sources(self, config: Config) -> None:
         """Apply a new sources configuration (SIGHUP): sources, overrides, known ids.
@@ -376,6 +381,8 @@ class Node:
             result["upstream"] = self._http.statistics()
         if self._pool is not None:
             result["pool"] = self._pool.statistics()
+        if self._fetcher is not None:
+            result["fetcher"] = self._fetcher.statistics()
         return result
 
     def node_info(self) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from whnode.node import Node
 from whnode.seed import SeedConfig, SeedServer
 from whnode.service.types import ServiceStatistics
 from whnode.store.types import HotCacheStatistics, StoreStatistics
+from whnode.upstream.fetcher import FetcherStatistics
 from whnode.upstream.http import UpstreamHttpStatistics
 from whnode.upstream.pool import ParsePoolStatistics
 
@@ -45,6 +46,7 @@ COMPONENTS: dict[str, type[Any]] = {
     "dht": DhtStatistics,
     "upstream": UpstreamHttpStatistics,
     "pool": ParsePoolStatistics,
+    "fetcher": FetcherStatistics,
     "api_render_cache": RenderCacheStatistics,
     "api_rate_limiter": RateLimiterStatistics,
     "http_ingress": IngressStatistics,

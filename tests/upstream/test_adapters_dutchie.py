@@ -163,7 +163,7 @@ async def test_quirky_menu_matches_hand_written_products() -> None:
     assert len(pages) == 5
     assert menu.name == "6a0de1ec7ab1e5ca1ab1ec0d"
     assert menu.products == QUIRKY_EXPECTED
-    again = dutchie.parse_pages(dispensary, list(reversed(pages)), 1)
+    again = dutchie.ADAPTER.parse_pages(dispensary, list(reversed(pages)), 1)
     assert again.products == QUIRKY_EXPECTED, "page order does not matter"
 
 
@@ -198,7 +198,7 @@ async def test_errors_in_a_200_are_refusals_in_fetch_and_parse() -> None:
             headers={"apollo-require-preflight": "true"},
         )
     with pytest.raises(AdapterRefusal):
-        dutchie.parse_pages(dispensary, [body], 1)
+        dutchie.ADAPTER.parse_pages(dispensary, [body], 1)
 
 
 async def test_unknown_dispensary() -> None:
@@ -230,7 +230,7 @@ def test_broken_pages_raise_adapter_parse_errors() -> None:
     )
     for page in broken:
         with pytest.raises(AdapterParseError) as caught:
-            dutchie.parse_pages("dutchie:67068790432055b33dc37888", [page], 1)
+            dutchie.ADAPTER.parse_pages("dutchie:67068790432055b33dc37888", [page], 1)
         assert isinstance(caught.value, ValueError)
         assert isinstance(caught.value, WhnodeError)
 
@@ -238,5 +238,5 @@ def test_broken_pages_raise_adapter_parse_errors() -> None:
 def test_a_page_of_junk_items_gives_an_empty_menu() -> None:
     junk = [1, None, "x", {"Name": "no id"}, {"_id": "a"}]
     page = json.dumps({"data": {"filteredProducts": {"products": junk}}}).encode()
-    menu = dutchie.parse_pages("dutchie:67068790432055b33dc37888", [page], 1)
+    menu = dutchie.ADAPTER.parse_pages("dutchie:67068790432055b33dc37888", [page], 1)
     assert menu.products == ()

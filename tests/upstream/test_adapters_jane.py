@@ -140,7 +140,7 @@ async def test_quirky_menu_matches_hand_written_products() -> None:
         menu, pages = await up.menu(dispensary, source)
     assert len(pages) == 3
     assert menu.products == QUIRKY_EXPECTED
-    assert jane.parse_pages(dispensary, pages[::-1], 1).products == QUIRKY_EXPECTED
+    assert jane.ADAPTER.parse_pages(dispensary, pages[::-1], 1).products == QUIRKY_EXPECTED
 
 
 async def test_algolia_credentials_are_sent_from_the_source() -> None:
@@ -162,10 +162,10 @@ async def test_algolia_credentials_are_sent_from_the_source() -> None:
 def test_broken_pages_raise_adapter_parse_errors() -> None:
     for page in (b"", b"<html>blocked</html>", b"{}", b'{"hits": {}}', b"null"):
         with pytest.raises(AdapterParseError):
-            jane.parse_pages("jane:1547", [page], 1)
+            jane.ADAPTER.parse_pages("jane:1547", [page], 1)
 
 
 def test_hits_of_unexpected_shapes_are_skipped() -> None:
     hits = [None, 5, {"product_id": 1}, {"name": "x"}, {"product_id": True, "name": "y"}]
     page = json.dumps({"hits": hits, "nbPages": 1}).encode()
-    assert jane.parse_pages("jane:1547", [page], 1).products == ()
+    assert jane.ADAPTER.parse_pages("jane:1547", [page], 1).products == ()

@@ -122,7 +122,7 @@ async def test_quirky_menu_matches_hand_written_products() -> None:
     assert len(pages) == 3
     assert "menuItems" in json.loads(pages[1])
     assert menu.products == QUIRKY_EXPECTED
-    assert leafly.parse_pages(dispensary, pages[::-1], 1).products == QUIRKY_EXPECTED
+    assert leafly.ADAPTER.parse_pages(dispensary, pages[::-1], 1).products == QUIRKY_EXPECTED
 
 
 async def test_the_node_http_client_rides_out_rate_limits() -> None:
@@ -138,7 +138,7 @@ async def test_the_node_http_client_rides_out_rate_limits() -> None:
             pages = await ADAPTERS[Vendor.LEAFLY].fetch_pages(http, source, dispensary)
         finally:
             await http.close()
-        menu = leafly.parse_pages(dispensary, pages, 1)
+        menu = leafly.ADAPTER.parse_pages(dispensary, pages, 1)
         check_generated(menu, up.sandbox.items(dispensary), "leafly")
         stats = up.sandbox.stats()
     assert stats.rate_limited >= 1
@@ -148,4 +148,4 @@ async def test_the_node_http_client_rides_out_rate_limits() -> None:
 def test_broken_pages_raise_adapter_parse_errors() -> None:
     for page in (b"{]", b'{"items": []}', b'{"data": {}}', b"1"):
         with pytest.raises(AdapterParseError):
-            leafly.parse_pages("leafly:odd-lot-dispensary", [page], 1)
+            leafly.ADAPTER.parse_pages("leafly:odd-lot-dispensary", [page], 1)

@@ -164,14 +164,14 @@ async def test_quirky_menus_match_hand_written_products() -> None:
     async with upstream() as up:
         source = dataclasses.replace(up.sources.resolve(dispensary), page_size=3)
         menu, pages = await up.menu(dispensary, source)
-        assert len(pages) == 2
+        assert len(pages) == 3
         assert menu.products == QUIRKY_DISCOVERY
         v1_source = dataclasses.replace(source, weedmaps_api=WeedmapsApi.V1)
         v1, v1_pages = await up.menu(dispensary, v1_source)
     assert len(v1_pages) == 1
     assert v1.products == QUIRKY_JSONAPI
     assert v1.name == "Quirky Buds Emporium"
-    mixed = weedmaps.parse_pages(dispensary, [*v1_pages, *pages], 1)
+    mixed = weedmaps.ADAPTER.parse_pages(dispensary, [*v1_pages, *pages], 1)
     assert {p.source_id for p in mixed.products} == {
         p.source_id for p in (*QUIRKY_DISCOVERY, *QUIRKY_JSONAPI)
     }, "pages of both envelopes parse together"
@@ -187,4 +187,4 @@ async def test_unknown_listing_is_a_404() -> None:
 def test_broken_pages_raise_adapter_parse_errors() -> None:
     for page in (b"{", b'{"data": {"items": []}}', b'{"meta": {}}', b'"menu"'):
         with pytest.raises(AdapterParseError):
-            weedmaps.parse_pages("weedmaps:ultra-health-gallup", [page], 1)
+            weedmaps.ADAPTER.parse_pages("weedmaps:ultra-health-gallup", [page], 1)

@@ -13,6 +13,7 @@ from whnode.record.model import PriceOption, Quantity, QuantityUnit, Vendor
 from whnode.sandbox import SMALL
 from whnode.sandbox.fidelity import SHAPES, compare
 from whnode.sandbox.vendors.weedmaps import PricesShape, prices_shape, render_discovery_item
+from whnode.upstream.adapters.walk import ItemReader
 from whnode.upstream.adapters.weedmaps import parse_discovery_item
 
 
@@ -69,7 +70,7 @@ def test_every_discovery_prices_shape_keeps_every_size() -> None:
     for item in items:
         rendered = render_discovery_item(item)
         seen.add((prices_shape(item), "price" in rendered))
-        candidate = parse_discovery_item(rendered)
+        candidate = parse_discovery_item(rendered, ItemReader.alone())
         assert candidate is not None, item.name
         got = {(o.quantity, o.price_cents) for o in candidate.product.price_options}
         assert got == {(o.quantity, o.price_cents) for o in item.options}, item.name
@@ -95,7 +96,7 @@ def test_a_tier_size_is_read_from_units_label_or_key(
     if label is not None:
         tier["label"] = label
     item = {"id": 1, "name": "Blue Dream", "prices": {key: [tier]}}
-    candidate = parse_discovery_item(item)
+    candidate = parse_discovery_item(item, ItemReader.alone())
     assert candidate is not None
     assert candidate.product.price_options == (
         PriceOption(Quantity(grams, QuantityUnit.GRAMS), 3000),

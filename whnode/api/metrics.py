@@ -459,6 +459,30 @@ FIGURES: Final[tuple[Figure, ...]] = (
     counter("pool", "rotations", "Parse executors replaced to recycle workers."),
     counter("pool", "isolated_retries", "Suspect parse jobs run again alone after a worker death."),
     counter("pool", "worker_killers", "Parse jobs refused because they killed a worker twice."),
+    # upstream fetches (whnode.upstream.fetcher.FetcherStatistics)
+    counter("fetcher", "fetches", "Menus fetched from upstream and parsed."),
+    counter("fetcher", "failures", "Upstream menu fetches that failed (parse failures included)."),
+    counter("fetcher", "pages", "Upstream pages fetched."),
+    counter("fetcher", "products", "Products in the menus fetched from upstream."),
+    counter(
+        "fetcher",
+        "items_seen_by_vendor",
+        "Items in the upstream pages parsed, by vendor.",
+        labels=("vendor",),
+    ),
+    counter(
+        "fetcher",
+        "items_dropped_by_vendor",
+        "Upstream items the parse left out, by vendor and reason (no_size, no_price, "
+        "duplicate, sentinel...; docs/record-format.md).",
+        labels=("vendor", "reason"),
+    ),
+    counter(
+        "fetcher",
+        "options_dropped_by_vendor",
+        "Price options (sizes) the parse left out of upstream items, by vendor and reason.",
+        labels=("vendor", "reason"),
+    ),
     # API render cache (whnode.api.render.RenderCacheStatistics)
     counter("api_render_cache", "hits", "Menu renderings answered from the render cache."),
     counter("api_render_cache", "misses", "Menu renderings not found in the render cache."),

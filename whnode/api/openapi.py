@@ -14,7 +14,14 @@ from whnode import __version__, limits
 from whnode.api.metrics import describe_metrics
 from whnode.api.params import MAX_AGE_LIMIT_SECONDS
 from whnode.api.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPES, describe_problems
-from whnode.record.model import DISPENSARY_ID_PATTERN, Category, Lineage, PotencyUnit, QuantityUnit
+from whnode.record.model import (
+    DISPENSARY_ID_PATTERN,
+    Category,
+    DropReason,
+    Lineage,
+    PotencyUnit,
+    QuantityUnit,
+)
 
 __all__ = ["openapi_document", "render_markdown"]
 
@@ -127,6 +134,38 @@ def _schemas() -> dict[str, _Doc]:
                 "price_per_gram_max": _nullable(_num("Highest price per gram, cents.")),
             }
         ),
+        "DropCount": _obj(
+            {
+                "reason": {
+                    "enum": [r.value for r in DropReason],
+                    "description": "Why: no_id, no_name, no_size, no_price, sentinel (the vendor "
+                    "says not offered), duplicate, other_store, inactive, invalid, not_an_item.",
+                },
+                "count": _int("Items or options dropped for this reason.", minimum=1),
+                "examples": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "maxItems": 3,
+                    "description": "A few source ids (with the option's label for options).",
+                },
+            }
+        ),
+        "ParseReport": _obj(
+            {
+                "items_seen": _int("Items in the upstream pages.", minimum=0),
+                "products_kept": _int("Products in the menu.", minimum=0),
+                "options_kept": _int("Price options in the menu.", minimum=0),
+                "items_lost": _int(
+                    "Items dropped for a reason that loses data (all but duplicate, "
+                    "other_store, inactive, sentinel).",
+                    minimum=0,
+                ),
+                "options_lost": _int("Options dropped for a reason that loses data.", minimum=0),
+                "items_dropped": {"type": "array", "items": _ref("DropCount")},
+                "options_dropped": {"type": "array", "items": _ref("DropCount")},
+            },
+            description="What the parse of the upstream pages kept and left out.",
+        ),
         "Statistics": _obj(
             {
                 "categories": {"type": "array", "items": _ref("CategoryStatistics")},
@@ -138,6 +177,7 @@ def _schemas() -> dict[str, _Doc]:
                     "description": "Products by THC % in buckets of 5 points "
                     "([0,5), [5,10) ... [95,100]).",
                 },
+                "parse_report": _nullable(_ref("ParseReport")),
             },
             description="Statistics computed when the menu was parsed.",
         ),

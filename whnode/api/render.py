@@ -24,8 +24,10 @@ from whnode.record.acceptance import open_record
 from whnode.record.codec import decompress_payload
 from whnode.record.model import (
     CategoryStatistics,
+    DropCount,
     Menu,
     MenuStatistics,
+    ParseReport,
     Potency,
     PriceOption,
     Product,
@@ -114,6 +116,28 @@ def _statistics(statistics: MenuStatistics | None) -> dict[str, Any] | None:
     return {
         "categories": [_category_statistics(item) for item in statistics.categories],
         "thc_percent_histogram": list(statistics.thc_percent_histogram),
+        "parse_report": _parse_report(statistics.parse_report),
+    }
+
+
+def _drops(drops: tuple[DropCount, ...]) -> list[dict[str, Any]]:
+    return [
+        {"reason": drop.reason.value, "count": drop.count, "examples": list(drop.examples)}
+        for drop in drops
+    ]
+
+
+def _parse_report(report: ParseReport | None) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    return {
+        "items_seen": report.items_seen,
+        "products_kept": report.products_kept,
+        "options_kept": report.options_kept,
+        "items_lost": report.items_lost,
+        "options_lost": report.options_lost,
+        "items_dropped": _drops(report.items_dropped),
+        "options_dropped": _drops(report.options_dropped),
     }
 
 

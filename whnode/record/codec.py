@@ -35,9 +35,12 @@ from whnode.record.model import (
     Category,
     CategoryStatistics,
     DispensaryId,
+    DropCount,
+    DropReason,
     Lineage,
     Menu,
     MenuStatistics,
+    ParseReport,
     Potency,
     PotencyUnit,
     PriceOption,
@@ -65,9 +68,10 @@ LZ4_MAGIC: Final = b"\x04\x22\x4d\x18"
 _MENU: Final = (frozenset("dnstp"), frozenset("x"))
 _PRODUCT: Final = (frozenset("inclo"), frozenset("bhdue"))
 _OPTION: Final = (frozenset("qp"), frozenset("sk"))
-_STATISTICS: Final = (frozenset("ch"), frozenset[str]())
+_STATISTICS: Final = (frozenset("ch"), frozenset("r"))
+_REPORT: Final = (frozenset("sko"), frozenset("id"))
 
-_EnumT = TypeVar("_EnumT", Category, Lineage, PotencyUnit, QuantityUnit, Vendor)
+_EnumT = TypeVar("_EnumT", Category, DropReason, Lineage, PotencyUnit, QuantityUnit, Vendor)
 
 
 # ---------------------------------------------------------------- model -> plain
@@ -113,7 +117,7 @@ def _optional_float(value: float | None) -> float | None:
 
 
 def _statistics_plain(statistics: MenuStatistics) -> dict[str, Any]:
-    return {
+    plain: dict[str, Any] = {
         "c": [
             [
                 item.category.value,
@@ -126,6 +130,26 @@ def _statistics_plain(statistics: MenuStatistics) -> dict[str, Any]:
         ],
         "h": list(statistics.thc_percent_histogram),
     }
+    if statistics.parse_report is not None:
+        plain["r"] = _report_plain(statistics.parse_report)
+    return plain
+
+
+def _drops_plain(drops: tuple[DropCount, ...]) -> list[Any]:
+    return [[drop.reason.value, drop.count, list(drop.examples)] for drop in drops]
+
+
+def _report_plain(report: ParseReport) -> dict[str, Any]:
+    plain: dict[str, Any] = {
+        "s": report.items_seen,
+        "k": report.products_kept,
+        "o": report.options_kept,
+    }
+    if report.items_dropped:
+        plain["i"] = _drops_plain(report.items_dropped)
+    if report.options_dropped:
+        plain["d"] = _drops_plain(report.options_dropped)
+    return plain
 
 
 def menu_to_plain(menu: Menu, *, for_hash: bool = False) -> dict[str, Any]:
@@ -248,6 +272,34 @@ def _statistics(value: object) -> MenuStatistics | None:
     return MenuStatistics(
         categories=tuple(categories),
         thc_percent_histogram=tuple(_array(plain["h"], "statistics histogram")),
+        parse_report=None if "r" not in plain else _report(plain["r"]),
+    )
+
+
+def _drops(value: object, where: str) -> tuple[DropCount, ...]:
+    drops = []
+    for index, row in enumerate(_array(value, where)):
+        items = _array(row, f"{where} {index}")
+        if len(items) != 3:
+            raise DecodeError(f"{where} {index} does not have three members")
+        drops.append(
+            DropCount(
+                reason=_enum(DropReason, items[0], f"{where} {index}"),
+                count=items[1],
+                examples=tuple(_array(items[2], f"{where} {index} examples")),
+            )
+        )
+    return tuple(drops)
+
+
+def _report(value: object) -> ParseReport:
+    plain = _members(value, "parse report", _REPORT)
+    return ParseReport(
+        items_seen=plain["s"],
+        products_kept=plain["k"],
+        options_kept=plain["o"],
+        items_dropped=_drops(plain.get("i", ()), "items dropped"),
+        options_dropped=_drops(plain.get("d", ()), "options dropped"),
     )
 
 

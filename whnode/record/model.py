@@ -12,7 +12,7 @@ import enum
 import math
 import re
 from dataclasses import dataclass, field
-from typing import NewType
+from typing import Final, NewType
 
 from whnode import limits
 from whnode.record.exceptions import ModelError
@@ -22,9 +22,12 @@ __all__ = [
     "Category",
     "CategoryStatistics",
     "DispensaryId",
+    "DropCount",
+    "DropReason",
     "Lineage",
     "Menu",
     "MenuStatistics",
+    "ParseReport",
     "Potency",
     "PotencyUnit",
     "PriceOption",
@@ -258,6 +261,109 @@ class CategoryStatistics:
             _check_number("price per gram", value)
 
 
+class DropReason(enum.StrEnum):
+    """Why a parse left out an upstream item or one of its price options."""
+
+    NOT_AN_ITEM = "not_an_item"
+    """The entry is not an object of the item type (null, a number, another resource)."""
+    NO_ID = "no_id"
+    NO_NAME = "no_name"
+    NO_SIZE = "no_size"
+    """No field of the option states a size the parser reads."""
+    NO_PRICE = "no_price"
+    """The price is missing or unreadable."""
+    SENTINEL = "sentinel"
+    """The vendor says the size is not offered (price 0 or 9999999); every option of an item
+    dropped this way drops the item for the same reason."""
+    DUPLICATE = "duplicate"
+    """An item seen again (pages overlap; the newest copy is kept) or a size repeated within
+    one item (the first is kept)."""
+    OTHER_STORE = "other_store"
+    """An item of another store (Jane ads)."""
+    INACTIVE = "inactive"
+    """The vendor marks the item inactive."""
+    INVALID = "invalid"
+    """Values the menu model refuses (a name too long, too many sizes...)."""
+
+    @property
+    def loses_data(self) -> bool:
+        """Whether a drop for this reason loses something the vendor offers (duplicates,
+        other stores, inactive items and sentinels lose nothing)."""
+        return self not in _LOSSLESS_DROPS
+
+
+_LOSSLESS_DROPS: Final = frozenset(
+    {DropReason.SENTINEL, DropReason.DUPLICATE, DropReason.OTHER_STORE, DropReason.INACTIVE}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DropCount:
+    """Items or options dropped for one reason, with a few example source ids."""
+
+    reason: DropReason
+    count: int
+    examples: tuple[str, ...] = ()
+    """Up to ``limits.MAX_DROP_EXAMPLES`` source ids (``"id"`` or ``"id option"``; ``"page N
+    #M"`` for an item without an id)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.reason, DropReason):
+            raise ModelError("drop reason must be a DropReason")
+        _check_int("drop count", self.count)
+        if self.count < 1:
+            raise ModelError("a drop count is at least 1")
+        if not isinstance(self.examples, tuple) or len(self.examples) > limits.MAX_DROP_EXAMPLES:
+            raise ModelError(f"at most {limits.MAX_DROP_EXAMPLES} drop examples")
+        for example in self.examples:
+            _check_text("drop example", example, limits.MAX_DROP_EXAMPLE_CHARS)
+
+
+def _check_drops(what: str, drops: object) -> None:
+    if not isinstance(drops, tuple) or not all(isinstance(d, DropCount) for d in drops):
+        raise ModelError(f"{what} must be a tuple of DropCount")
+    if len({d.reason for d in drops}) != len(drops):
+        raise ModelError(f"a reason appears twice in {what}")
+
+
+@dataclass(frozen=True, slots=True)
+class ParseReport:
+    """What one parse of upstream pages kept and left out (nothing is dropped silently)."""
+
+    items_seen: int
+    """Entries in the pages' item lists (duplicates included)."""
+    products_kept: int
+    """Products in the menu (Leafly's one-item-per-size entries merge into one)."""
+    options_kept: int
+    """Price options in the menu."""
+    items_dropped: tuple[DropCount, ...] = ()
+    """Items left out, by reason."""
+    options_dropped: tuple[DropCount, ...] = ()
+    """Price options left out of items, by reason (an item whose every option was dropped is
+    counted under ``items_dropped`` too)."""
+
+    def __post_init__(self) -> None:
+        for name in ("items_seen", "products_kept", "options_kept"):
+            _check_int(name, getattr(self, name))
+        _check_drops("items_dropped", self.items_dropped)
+        _check_drops("options_dropped", self.options_dropped)
+
+    @property
+    def items_lost(self) -> int:
+        """Items dropped for a reason that loses data (``DropReason.loses_data``)."""
+        return sum(d.count for d in self.items_dropped if d.reason.loses_data)
+
+    @property
+    def options_lost(self) -> int:
+        """Options dropped for a reason that loses data."""
+        return sum(d.count for d in self.options_dropped if d.reason.loses_data)
+
+    @property
+    def items_kept(self) -> int:
+        """Items whose content is in the menu: seen, minus those lost."""
+        return self.items_seen - self.items_lost
+
+
 @dataclass(frozen=True, slots=True)
 class MenuStatistics:
     """Per-menu statistics computed when a menu is parsed.
@@ -268,6 +374,9 @@ class MenuStatistics:
 
     categories: tuple[CategoryStatistics, ...]
     thc_percent_histogram: tuple[int, ...]
+    parse_report: ParseReport | None = None
+    """What the parse of the upstream pages kept and left out (None in records made before
+    parse reports existed)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.categories, tuple) or not all(
@@ -283,6 +392,8 @@ class MenuStatistics:
             raise ModelError("thc histogram must have 20 buckets")
         for count in self.thc_percent_histogram:
             _check_int("histogram count", count)
+        if self.parse_report is not None and not isinstance(self.parse_report, ParseReport):
+            raise ModelError("parse_report must be a ParseReport")
 
 
 @dataclass(frozen=True, slots=True)

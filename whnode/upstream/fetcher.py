@@ -10,13 +10,15 @@ the adapter makes, in whatever task, ends by the menu deadline. The raw pages th
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, cast
 
 from whnode import limits
 from whnode.errors import WhnodeError
-from whnode.record.model import Vendor
+from whnode.record.model import ParseReport, Vendor
 from whnode.upstream.adapters import ADAPTERS
 from whnode.upstream.exceptions import (
     UnknownDispensary,
@@ -26,10 +28,21 @@ from whnode.upstream.exceptions import (
     UpstreamTimeout,
 )
 from whnode.upstream.http import UpstreamHttp
-from whnode.upstream.pool import ParsedMenu, ParsePool
+from whnode.upstream.pool import ParsedMenu, ParsePool, describe_drops
 
-__all__ = ["Fetcher", "FetcherStatistics", "PageSource", "SourceDirectory"]
+__all__ = [
+    "DROP_WARNING_SHARE",
+    "Fetcher",
+    "FetcherStatistics",
+    "PageSource",
+    "SourceDirectory",
+    "warn_of_drops",
+]
 
+LOG = logging.getLogger(__name__)
+
+DROP_WARNING_SHARE: Final = 0.02
+"""A fill whose parse lost more than this share of the items it saw logs one WARNING."""
 DEADLINE_GRACE_SECONDS: Final = 0.5
 """Time past the menu deadline after which the adapter itself is cancelled (its requests end
 by the deadline on their own and report it better)."""
@@ -68,6 +81,46 @@ class FetcherStatistics:
     """Pages fetched (whether or not they then parsed)."""
     products: int
     """Products in the menus fetched."""
+    items_seen_by_vendor: dict[str, int] = field(default_factory=dict)
+    """Items in the pages of the menus parsed, per vendor."""
+    items_dropped_by_vendor: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Items the parses left out, per vendor and reason (``DropReason``)."""
+    options_dropped_by_vendor: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Price options the parses left out, per vendor and reason."""
+
+
+class _Drops:
+    __slots__ = ("items", "options", "seen")
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.items: Counter[str] = Counter()
+        self.options: Counter[str] = Counter()
+
+    def add(self, report: ParseReport) -> None:
+        self.seen += report.items_seen
+        for drop in report.items_dropped:
+            self.items[str(drop.reason)] += drop.count
+        for drop in report.options_dropped:
+            self.options[str(drop.reason)] += drop.count
+
+
+def warn_of_drops(report: ParseReport, dispensary_id: str) -> bool:
+    """Log one WARNING when the parse lost more than ``DROP_WARNING_SHARE`` of the items it
+    saw (items and options dropped for reasons that lose data); True when it did."""
+    lost = report.items_lost + report.options_lost
+    if lost <= DROP_WARNING_SHARE * report.items_seen:
+        return False
+    LOG.warning(
+        "%s: the parse left out %d of %d items and %d options; items: %s; options: %s",
+        dispensary_id,
+        report.items_lost,
+        report.items_seen,
+        report.options_lost,
+        describe_drops(d for d in report.items_dropped if d.reason.loses_data),
+        describe_drops(d for d in report.options_dropped if d.reason.loses_data),
+    )
+    return True
 
 
 class Fetcher:
@@ -91,6 +144,17 @@ class Fetcher:
         self._failures = 0
         self._pages = 0
         self._products = 0
+        self._drops: dict[str, _Drops] = {}
+
+    def carry_over(self, previous: Fetcher) -> None:
+        """Continue ``previous``'s counters (the node replaces its fetcher when the sources
+        are reloaded)."""
+        self._fetches += previous._fetches
+        self._failures += previous._failures
+        self._pages += previous._pages
+        self._products += previous._products
+        for vendor, drops in previous._drops.items():
+            self._drops[vendor] = drops
 
     def statistics(self) -> FetcherStatistics:
         return FetcherStatistics(
@@ -98,6 +162,9 @@ class Fetcher:
             failures=self._failures,
             pages=self._pages,
             products=self._products,
+            items_seen_by_vendor={k: v.seen for k, v in self._drops.items()},
+            items_dropped_by_vendor={k: dict(v.items) for k, v in self._drops.items()},
+            options_dropped_by_vendor={k: dict(v.options) for k, v in self._drops.items()},
         )
 
     async def fetch(self, dispensary_id: str, now_ms: int) -> ParsedMenu:
@@ -193,4 +260,9 @@ class Fetcher:
                 dispensary_id=dispensary_id,
             )
         self._pages += len(pages)
-        return await self._pool.parse(vendor, dispensary_id, pages, now_ms)
+        parsed = await self._pool.parse(vendor, dispensary_id, pages, now_ms)
+        report = parsed.statistics.parse_report
+        if report is not None:
+            self._drops.setdefault(name, _Drops()).add(report)
+            warn_of_drops(report, dispensary_id)
+        return parsed

@@ -55,7 +55,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Final, Self, TypeVar
@@ -65,8 +65,9 @@ from whnode.errors import UsageError
 from whnode.record.codec import encode_menu_with_hash
 from whnode.record.exceptions import RecordError
 from whnode.record.keys import ContentHash
-from whnode.record.model import Menu, MenuStatistics, Vendor
+from whnode.record.model import DropCount, Menu, MenuStatistics, ParseReport, Vendor
 from whnode.upstream.adapters import ADAPTERS, Adapter
+from whnode.upstream.adapters.base import ParseResult
 from whnode.upstream.exceptions import UpstreamError, UpstreamParseError
 from whnode.upstream.statistics import compute_statistics
 
@@ -75,6 +76,8 @@ __all__ = [
     "ParsePool",
     "ParsePoolStatistics",
     "ParsedMenu",
+    "check_report",
+    "describe_drops",
     "package_menu",
     "parse_menu_job",
     "run_parser",
@@ -98,6 +101,10 @@ NODE_POLL_SECONDS: Final = 0.5
 """How often a worker checks that its node lives where pidfd_open is not available."""
 PR_SET_PDEATHSIG: Final = 1
 """prctl option: the signal a process gets when the thread that created it ends (Linux)."""
+MIN_KEPT_SHARE: Final = 0.5
+"""A parse that keeps fewer than this share of the items it saw (drops that lose nothing,
+such as duplicates, count as kept) fails: a menu that silently lost most of its products is
+worse than an error."""
 
 
 # --------------------------------------------------------------------------- worker side
@@ -131,16 +138,42 @@ def _foreign(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
 
 
-def package_menu(menu: Menu) -> ParsedMenu:
-    """Attach statistics, encode and hash ``menu``: the CPU work after parsing."""
+def describe_drops(drops: Iterable[DropCount]) -> str:
+    """``no_size 112 (e.g. 101, 102), duplicate 3 (e.g. 7)``: drops by reason, most first."""
+    parts = []
+    for drop in sorted(drops, key=lambda drop: -drop.count):
+        examples = f" (e.g. {', '.join(drop.examples)})" if drop.examples else ""
+        parts.append(f"{drop.reason} {drop.count}{examples}")
+    return ", ".join(parts) or "none"
+
+
+def check_report(report: ParseReport, source: str, dispensary_id: str) -> None:
+    """A parse that keeps fewer than half the items it saw is a parse failure, not a menu
+    (``MIN_KEPT_SHARE``): an ``UpstreamParseError`` naming the reasons."""
+    if report.items_seen and report.items_kept < report.items_seen * MIN_KEPT_SHARE:
+        raise UpstreamParseError(
+            f"kept {report.items_kept} of the {report.items_seen} items the pages hold; "
+            f"dropped: {describe_drops(report.items_dropped)}"[:MAX_ERROR_CHARS],
+            source=source,
+            dispensary_id=dispensary_id,
+        )
+
+
+def package_menu(menu: Menu, report: ParseReport | None = None) -> ParsedMenu:
+    """Attach statistics (and the parse report), encode and hash ``menu``: the CPU work after
+    parsing. Raises ``UpstreamParseError`` for a menu without products or a parse that kept
+    too little (``check_report``)."""
     source, dispensary_id = str(menu.vendor), str(menu.dispensary_id)
+    if report is not None:
+        check_report(report, source, dispensary_id)
     if not menu.products:
         raise UpstreamParseError(
             "the pages hold no products (an empty answer is not taken for an empty store)",
             source=source,
             dispensary_id=dispensary_id,
         )
-    menu = dataclasses.replace(menu, statistics=compute_statistics(menu))
+    statistics = dataclasses.replace(compute_statistics(menu), parse_report=report)
+    menu = dataclasses.replace(menu, statistics=statistics)
     assert menu.statistics is not None
     try:
         payload, digest = encode_menu_with_hash(menu)
@@ -163,24 +196,25 @@ def package_menu(menu: Menu) -> ParsedMenu:
 
 
 def run_parser(
-    parse_pages: Callable[[str, list[bytes], int], Menu],
+    parse_pages: Callable[[str, list[bytes], int], Menu | ParseResult],
     vendor: str,
     dispensary_id: str,
     pages: Sequence[bytes],
     fetched_at_ms: int,
 ) -> ParsedMenu:
-    """The worker's parse step around any ``parse_pages`` function: any failure on the pages
-    becomes ``UpstreamParseError`` naming the source and the dispensary; then
-    ``package_menu``."""
+    """The worker's parse step around any ``parse_pages`` function (one that returns a Menu,
+    or a ``ParseResult`` with its report): any failure on the pages becomes
+    ``UpstreamParseError`` naming the source and the dispensary; then ``package_menu``."""
     try:
-        menu = parse_pages(dispensary_id, list(pages), fetched_at_ms)
+        parsed = parse_pages(dispensary_id, list(pages), fetched_at_ms)
+        result = parsed if isinstance(parsed, ParseResult) else ParseResult(parsed)
     except UpstreamError:
         raise
     except Exception as exc:  # the parse boundary: untrusted input, any failure is the input's
         raise UpstreamParseError(
             f"cannot parse the pages: {_foreign(exc)}", source=vendor, dispensary_id=dispensary_id
         ) from exc
-    return package_menu(menu)
+    return package_menu(result.menu, result.report)
 
 
 def parse_menu_job(
@@ -188,7 +222,8 @@ def parse_menu_job(
 ) -> ParsedMenu:
     """Parse one menu's raw pages (runs in a worker process; also callable inline).
 
-    Uses ``whnode.upstream.adapters.ADAPTERS[vendor].parse_pages`` through ``run_parser``.
+    Uses ``whnode.upstream.adapters.ADAPTERS[vendor].parse_with_report`` through
+    ``run_parser``.
     """
     try:
         known = Vendor(vendor)
@@ -197,7 +232,7 @@ def parse_menu_job(
             f"unknown vendor {vendor[:40]!r}", source=vendor[:40], dispensary_id=dispensary_id
         ) from None
     adapter = _adapter_for(known, dispensary_id)
-    return run_parser(adapter.parse_pages, vendor, dispensary_id, pages, fetched_at_ms)
+    return run_parser(adapter.parse_with_report, vendor, dispensary_id, pages, fetched_at_ms)
 
 
 def _run_guarded(fn: Callable[..., T], args: tuple[Any, ...], source: str, dispensary_id: str) -> T:

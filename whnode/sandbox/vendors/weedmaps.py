@@ -417,8 +417,12 @@ QUIRKY_ITEMS: Final[tuple[dict[str, Any], ...]] = (
         "prices": {"unit": [{"units": "1", "price": 15}]},
         "metrics": {"cannabinoids": []},
     },
+    # page 3 with page_size 3: items a parse must leave out, and say so ---------------
+    {"id": 70000007, "name": "  ", "prices": {"gram": [{"units": "1", "price": 10}]}},
+    {"id": 70000008, "name": "Mystery Jar", "prices": {"bundle": {"price": 40}}},
 )
-"""The quirky discovery menu, served in this order; its envelope says ``meta.total``."""
+"""The quirky discovery menu, served in this order; its envelope says ``meta.total``. The
+last two items have no name and no size (the parse report counts them)."""
 
 
 QUIRKY_JSONAPI: Final[tuple[dict[str, Any], ...]] = (

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from whnode import limits
-from whnode.record.model import Menu, Vendor
+from whnode.record.model import Menu, ParseReport, Vendor
 from whnode.upstream.exceptions import UpstreamBadResponse
 from whnode.upstream.normalize import AdapterParseError
 from whnode.upstream.sources import SourceConfig
@@ -32,7 +32,9 @@ __all__ = [
     "FetchPages",
     "HttpRequester",
     "PageInfo",
+    "Parse",
     "ParsePages",
+    "ParseResult",
     "gather_bounded",
     "load_page",
     "paginate",
@@ -72,6 +74,18 @@ ParsePages = Callable[[str, list[bytes], int], Menu]
 
 
 @dataclass(frozen=True, slots=True)
+class ParseResult:
+    """A parse's menu and its report (None from a parser that keeps none)."""
+
+    menu: Menu
+    report: ParseReport | None = None
+
+
+Parse = Callable[[str, list[bytes], int], ParseResult]
+"""``parse(dispensary_id, pages, fetched_at_ms) -> ParseResult``: pure."""
+
+
+@dataclass(frozen=True, slots=True)
 class Adapter:
     """One vendor's fetching and parsing halves."""
 
@@ -80,6 +94,16 @@ class Adapter:
     """Fetch every page of a menu through the HTTP client (bounded concurrency)."""
     parse_pages: ParsePages
     """Turn the raw pages into a Menu (pure; runs in a parse worker)."""
+    parse: Parse | None = None
+    """The same with the parse report (what was kept and left out, by reason)."""
+
+    def parse_with_report(
+        self, dispensary_id: str, pages: list[bytes], fetched_at_ms: int
+    ) -> ParseResult:
+        """``parse`` when the adapter has it, else ``parse_pages`` without a report."""
+        if self.parse is not None:
+            return self.parse(dispensary_id, pages, fetched_at_ms)
+        return ParseResult(self.parse_pages(dispensary_id, pages, fetched_at_ms))
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,11 +6,12 @@ stop. Errors come back as HTTP 200 with an ``errors`` array: an unknown persiste
 hash rotates upstream: it is configuration) or a rejected filter is a refusal
 (``AdapterRefusal``), an unknown dispensary is ``UnknownDispensary``.
 
-Products: prices are parallel arrays aligned by index with ``Options`` (``recPrices`` or
-``medicalPrices``, then ``Prices``); specials (``recSpecialPrices``...) count only when
+Products: prices are parallel arrays aligned by index with ``Options`` (``recPrices``, else
+``Prices``); specials (``recSpecialPrices``) count only when
 ``special`` is true; stock comes from ``POSMetaData.children``, matched by option string (the
 list can be shorter and in another order); potency is ``THCContent {unit, range}``; pages
-overlap, so products are deduplicated by id (the newest ``updatedAt`` wins).
+overlap, so products are deduplicated by id (the newest ``updatedAt`` wins); inactive
+products are left out. The walk is the shared one (``whnode.upstream.adapters.walk``).
 """
 
 from __future__ import annotations
@@ -18,41 +19,36 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from whnode.record.exceptions import ModelError
-from whnode.record.model import Category, Menu, Potency, PriceOption, Product, Vendor
-from whnode.upstream.adapters.base import (
-    Adapter,
-    HttpRequester,
-    PageInfo,
-    as_dict,
-    as_list,
-    dig,
-    load_page,
-    paginate,
+from whnode.record.model import Category, DropReason, Potency, PriceOption, Vendor
+from whnode.upstream.adapters.base import as_dict, as_list, dig
+from whnode.upstream.adapters.walk import (
+    ItemReader,
+    Page,
+    PageCall,
+    Request,
+    VendorRules,
+    adapter,
+    read_price,
 )
 from whnode.upstream.exceptions import UnknownDispensary
 from whnode.upstream.normalize import (
     AdapterParseError,
     AdapterRefusal,
     Candidate,
-    build_menu,
     clean_description,
     clean_text,
     http_url,
-    make_option,
     parse_category,
     parse_lineage,
     parse_potency,
     parse_price_cents,
     parse_stock,
     parse_timestamp_ms,
-    sorted_options,
-    source_id,
 )
 from whnode.upstream.sizes import read_size, size_for
-from whnode.upstream.sources import SourceConfig, store_of
+from whnode.upstream.sources import SourceConfig
 
-__all__ = ["ADAPTER", "endpoint", "fetch_pages", "parse_pages", "request_params"]
+__all__ = ["ADAPTER", "RULES", "endpoint", "parse_product", "request_params"]
 
 OPERATION: Final = "FilteredProducts"
 SOURCE: Final = str(Vendor.DUTCHIE)
@@ -122,8 +118,8 @@ def check_errors(document: dict[str, Any], dispensary_id: str) -> None:
     )
 
 
-def _products(body: bytes, number: int, dispensary_id: str) -> tuple[list[Any], int | None]:
-    document = load_page(body, f"dutchie page {number}")
+def read_page(document: Any, number: int, dispensary_id: str) -> Page:
+    """``data.filteredProducts.products`` and ``queryInfo.totalPages``; errors in a 200 raise."""
     if not isinstance(document, dict):
         raise AdapterParseError(f"dutchie page {number} is not a JSON object")
     check_errors(document, dispensary_id)
@@ -133,37 +129,16 @@ def _products(body: bytes, number: int, dispensary_id: str) -> tuple[list[Any], 
         raise AdapterParseError(f"dutchie page {number} has no data.filteredProducts.products")
     total = dig(found, "queryInfo", "totalPages")
     total_pages = total if isinstance(total, int) and not isinstance(total, bool) else None
-    return products, total_pages
+    return Page(products, total_pages=total_pages)
 
 
-async def fetch_pages(http: HttpRequester, source: SourceConfig, dispensary_id: str) -> list[bytes]:
-    """Every FilteredProducts page of the dispensary's menu."""
-    store = store_of(dispensary_id)
-    url = endpoint(source)
-    headers = {"Accept": "application/json", "apollo-require-preflight": "true"}
-
-    async def fetch(page: int) -> bytes:
-        return await http.request(
-            "GET",
-            url,
-            source=SOURCE,
-            dispensary_id=dispensary_id,
-            params=request_params(source, store, page),
-            headers=headers,
-        )
-
-    def info(body: bytes, number: int) -> PageInfo:
-        products, total_pages = _products(body, number, dispensary_id)
-        return PageInfo(items=len(products), total_pages=total_pages)
-
-    return await paginate(
-        fetch,
-        info,
-        first=0,
-        page_size=source.effective_page_size,
-        concurrency=source.page_concurrency,
-        source=SOURCE,
-        dispensary_id=dispensary_id,
+def request(call: PageCall) -> Request:
+    """The FilteredProducts request of one page."""
+    return Request(
+        "GET",
+        endpoint(call.source),
+        params=request_params(call.source, call.store, call.number),
+        headers={"Accept": "application/json", "apollo-require-preflight": "true"},
     )
 
 
@@ -179,16 +154,11 @@ def _option_key(value: object) -> str:
     return (clean_text(value) or "").casefold().replace(" ", "")
 
 
-def _options(raw: dict[str, Any], name: str, pricing: str) -> tuple[PriceOption, ...]:
+def _options(raw: dict[str, Any], name: str, reader: ItemReader) -> tuple[PriceOption, ...]:
     options = as_list(raw.get("Options"))
     raw_options = as_list(raw.get("rawOptions"))
-    if pricing == "med":
-        prices = as_list(raw.get("medicalPrices")) or as_list(raw.get("Prices"))
-        specials = as_list(raw.get("medicalSpecialPrices"))
-    else:
-        prices = as_list(raw.get("recPrices")) or as_list(raw.get("Prices"))
-        specials = as_list(raw.get("recSpecialPrices"))
-    on_special = raw.get("special") is True
+    prices = as_list(raw.get("recPrices")) or as_list(raw.get("Prices"))
+    specials = as_list(raw.get("recSpecialPrices")) if raw.get("special") is True else []
     stock: dict[str, int | None] = {}
     for child in as_list(dig(raw, "POSMetaData", "children")):
         child = as_dict(child)
@@ -197,64 +167,49 @@ def _options(raw: dict[str, Any], name: str, pricing: str) -> tuple[PriceOption,
         )
     found: list[PriceOption | None] = []
     for index, option in enumerate(options):
-        price = parse_price_cents(prices[index]) if index < len(prices) else None
-        special = None
-        if on_special and index < len(specials):
-            special = parse_price_cents(specials[index])
+        price = read_price(prices[index] if index < len(prices) else None)
+        special = parse_price_cents(specials[index]) if index < len(specials) else None
         raw_option = raw_options[index] if index < len(raw_options) else None
         size = size_for(read_size(option, raw_option), name)
-        found.append(make_option(size, price, special, stock.get(_option_key(option))))
-    return sorted_options(found)
+        found.append(
+            reader.option(size, price, special, stock.get(_option_key(option)), label=option)
+        )
+    return reader.options(found)
 
 
-def parse_product(raw: object, pricing: str = "rec") -> Candidate | None:
-    """One product of ``data.filteredProducts.products``; None when it has no id or name."""
-    if not isinstance(raw, dict):
+def parse_product(raw: object, reader: ItemReader) -> Candidate | None:
+    """One product of ``data.filteredProducts.products``."""
+    item = reader.as_item(raw)
+    identity = None
+    if item is not None:
+        identity = reader.identity(
+            item.get("_id") or item.get("id"), item.get("Name") or item.get("name")
+        )
+    if item is None or identity is None:
         return None
-    identifier = source_id(raw.get("_id")) or source_id(raw.get("id"))
-    name = clean_text(raw.get("Name")) or clean_text(raw.get("name"))
-    if identifier is None or name is None or raw.get("Status") == "Inactive":
-        return None
-    category = parse_category(raw.get("type"))
-    refined = parse_category(raw.get("subcategory"))
+    identifier, name = identity
+    if item.get("Status") == "Inactive":
+        return reader.drop(DropReason.INACTIVE)
+    category = parse_category(item.get("type"))
+    refined = parse_category(item.get("subcategory"))
     if refined in REFINING_CATEGORIES and refined is not category:
         category = refined
-    images = [http_url(as_dict(image).get("url")) for image in as_list(raw.get("images"))]
-    try:
-        product = Product(
-            source_id=identifier,
-            name=name,
-            category=category,
-            price_options=_options(raw, name, pricing),
-            brand=clean_text(raw.get("brandName")) or clean_text(dig(raw, "brand", "name")),
-            lineage=parse_lineage(raw.get("strainType")),
-            thc=_potency(raw.get("THCContent"), raw.get("THC")),
-            cbd=_potency(raw.get("CBDContent"), raw.get("CBD")),
-            image_url=http_url(raw.get("Image")) or next((url for url in images if url), None),
-            description=clean_description(raw.get("description")),
-        )
-    except ModelError:
-        return None
-    updated = parse_timestamp_ms(raw.get("updatedAt")) or parse_timestamp_ms(raw.get("createdAt"))
-    return Candidate(product, updated)
-
-
-def parse_pages(dispensary_id: str, pages: list[bytes], fetched_at_ms: int) -> Menu:
-    """The menu in the FilteredProducts pages (pure)."""
-    candidates: list[Candidate] = []
-    for number, body in enumerate(pages):
-        products, _ = _products(body, number, dispensary_id)
-        for raw in products:
-            candidate = parse_product(raw)
-            if candidate is not None:
-                candidates.append(candidate)
-    return build_menu(
-        dispensary_id=dispensary_id,
-        vendor=Vendor.DUTCHIE,
-        name=None,
-        fetched_at_ms=fetched_at_ms,
-        candidates=candidates,
+    images = [http_url(as_dict(image).get("url")) for image in as_list(item.get("images"))]
+    updated = parse_timestamp_ms(item.get("updatedAt")) or parse_timestamp_ms(item.get("createdAt"))
+    return reader.product(
+        updated,
+        source_id=identifier,
+        name=name,
+        category=category,
+        price_options=_options(item, name, reader),
+        brand=clean_text(item.get("brandName")) or clean_text(dig(item, "brand", "name")),
+        lineage=parse_lineage(item.get("strainType")),
+        thc=_potency(item.get("THCContent"), item.get("THC")),
+        cbd=_potency(item.get("CBDContent"), item.get("CBD")),
+        image_url=http_url(item.get("Image")) or next((url for url in images if url), None),
+        description=clean_description(item.get("description")),
     )
 
 
-ADAPTER: Final = Adapter(vendor=Vendor.DUTCHIE, fetch_pages=fetch_pages, parse_pages=parse_pages)
+RULES: Final = VendorRules(Vendor.DUTCHIE, request, read_page, parse_product, first_page=0)
+ADAPTER: Final = adapter(RULES)

@@ -14,60 +14,53 @@ attributes}]}``; ``variants[]`` hold string prices with their weights, ``prices.
 where 0 means not offered, ``cannabinoids`` are strings without a unit (``measurements[]``
 give it when present; otherwise mg for edibles, drinks, capsules and tinctures, % else).
 
-``parse_pages`` reads either shape, page by page (envelopes drift between versions).
+Either shape is read page by page (envelopes drift between versions), over the shared walk
+(``whnode.upstream.adapters.walk``).
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-from whnode.record.exceptions import ModelError
 from whnode.record.model import (
     Category,
-    Menu,
+    DropReason,
     Potency,
     PotencyUnit,
     PriceOption,
-    Product,
     Quantity,
     QuantityUnit,
     Vendor,
 )
-from whnode.upstream.adapters.base import (
-    Adapter,
-    HttpRequester,
-    PageInfo,
-    as_dict,
-    as_list,
-    dig,
-    load_page,
-    pages_for,
-    paginate,
+from whnode.upstream.adapters.base import as_dict, as_list, dig
+from whnode.upstream.adapters.walk import (
+    ItemReader,
+    Page,
+    PageCall,
+    Request,
+    VendorRules,
+    adapter,
+    read_price,
 )
 from whnode.upstream.normalize import (
     AdapterParseError,
     Candidate,
-    build_menu,
     clean_description,
     clean_text,
     http_url,
-    make_option,
     parse_category,
     parse_lineage,
     parse_potency,
     parse_price_cents,
     parse_stock,
     parse_timestamp_ms,
-    sorted_options,
-    source_id,
     split_brand_from_name,
 )
 from whnode.upstream.sizes import quantity_of, read_size, size_for
-from whnode.upstream.sources import SourceConfig, WeedmapsApi, store_of
+from whnode.upstream.sources import WeedmapsApi
 
-__all__ = ["ADAPTER", "fetch_pages", "parse_discovery_item", "parse_jsonapi_item", "parse_pages"]
+__all__ = ["ADAPTER", "RULES", "parse_discovery_item", "parse_jsonapi_item"]
 
-SOURCE: Final = str(Vendor.WEEDMAPS)
 DISCOVERY_PATH: Final = "/discovery/v1/listings/dispensaries/{slug}/menu_items"
 JSONAPI_PATH: Final = "/v1/listings/dispensaries/{slug}/menu_items"
 SIZE_KEYS: Final[dict[str, Quantity | None]] = {
@@ -101,88 +94,54 @@ MILLIGRAM_CATEGORIES: Final = frozenset(
 )
 
 
-def _discovery_items(document: dict[str, Any]) -> list[Any] | None:
-    items = dig(document, "data", "menu_items")
-    if isinstance(items, list):
-        return items
-    items = document.get("menu_items")
-    return items if isinstance(items, list) else None
-
-
-def _is_jsonapi(document: dict[str, Any]) -> bool:
-    return isinstance(document.get("data"), list)
-
-
-def _page(body: bytes, number: int) -> dict[str, Any]:
-    document = load_page(body, f"weedmaps page {number}")
-    if not isinstance(document, dict):
-        raise AdapterParseError(f"weedmaps page {number} is not a JSON object")
-    if not _is_jsonapi(document) and _discovery_items(document) is None:
-        raise AdapterParseError(
-            f"weedmaps page {number} has neither data.menu_items nor a JSON:API data list"
-        )
-    return document
-
-
-def _items(document: dict[str, Any]) -> list[Any]:
-    if _is_jsonapi(document):
-        return list(document["data"])
-    return _discovery_items(document) or []
-
-
-def _total_items(document: dict[str, Any]) -> object:
-    meta = as_dict(document.get("meta"))
-    for key in ("total_menu_items", "total", "total_count"):
-        if key in meta:
-            return meta[key]
-    return None
-
-
-async def fetch_pages(http: HttpRequester, source: SourceConfig, dispensary_id: str) -> list[bytes]:
-    """Every page of the listing's menu (discovery or JSON:API, as the source says)."""
-    slug = store_of(dispensary_id)
-    size = source.effective_page_size
-    if source.weedmaps_api is WeedmapsApi.V1:
-        url = source.url(JSONAPI_PATH.format(slug=slug))
-        size_param = "per_page"
-    else:
-        url = source.url(DISCOVERY_PATH.format(slug=slug))
-        size_param = "page_size"
-
-    async def fetch(page: int) -> bytes:
-        return await http.request(
-            "GET",
-            url,
-            source=SOURCE,
-            dispensary_id=dispensary_id,
-            params={"page": str(page), size_param: str(size)},
-            headers={"Accept": "application/json"},
-        )
-
-    def info(body: bytes, number: int) -> PageInfo:
-        document = _page(body, number)
-        return PageInfo(
-            items=len(_items(document)), total_pages=pages_for(_total_items(document), size)
-        )
-
-    return await paginate(
-        fetch,
-        info,
-        first=1,
-        page_size=size,
-        concurrency=source.page_concurrency,
-        source=SOURCE,
-        dispensary_id=dispensary_id,
+def request(call: PageCall) -> Request:
+    """One page of the listing's menu, discovery or JSON:API as the source says."""
+    jsonapi = call.source.weedmaps_api is WeedmapsApi.V1
+    path = (JSONAPI_PATH if jsonapi else DISCOVERY_PATH).format(slug=call.store)
+    size_param = "per_page" if jsonapi else "page_size"
+    return Request(
+        "GET",
+        call.source.url(path),
+        params={"page": str(call.number), size_param: str(call.size)},
+        headers={"Accept": "application/json"},
     )
 
 
+def _listing_name(document: dict[str, Any]) -> str | None:
+    for resource in as_list(document.get("included")):
+        resource = as_dict(resource)
+        if resource.get("type") in ("dispensary", "listing"):
+            name = clean_text(dig(resource, "attributes", "name"))
+            if name:
+                return name
+    return None
+
+
+def read_page(document: Any, number: int, dispensary_id: str) -> Page:
+    """A discovery page (``data.menu_items``, or ``menu_items``) or a JSON:API one."""
+    if not isinstance(document, dict):
+        raise AdapterParseError(f"weedmaps page {number} is not a JSON object")
+    meta = as_dict(document.get("meta"))
+    total = next((meta[k] for k in ("total_menu_items", "total", "total_count") if k in meta), None)
+    if isinstance(document.get("data"), list):
+        return Page(document["data"], total_items=total, menu_name=_listing_name(document))
+    items = dig(document, "data", "menu_items")
+    if not isinstance(items, list):
+        items = document.get("menu_items")
+    if not isinstance(items, list):
+        raise AdapterParseError(
+            f"weedmaps page {number} has neither data.menu_items nor a JSON:API data list"
+        )
+    return Page(items, total_items=total)
+
+
 # --------------------------------------------------------------------------- discovery
-def _sale(entry: dict[str, Any]) -> tuple[int | None, int | None]:
+def _sale(entry: dict[str, Any]) -> tuple[int | DropReason, int | None]:
     """(regular price, special price) of one price entry with ``on_sale``/``original_price``."""
-    price = parse_price_cents(entry.get("price"))
+    price = read_price(entry.get("price"))
     original = parse_price_cents(entry.get("original_price"))
     on_sale = entry.get("on_sale") is True
-    if on_sale and original is not None and price is not None and original > price:
+    if on_sale and original is not None and isinstance(price, int) and original > price:
         return original, price
     return price, None
 
@@ -203,7 +162,9 @@ def _entry_size(key: str, entry: dict[str, Any], name: str) -> Quantity | None:
     return None if size is None else size_for(size, name)
 
 
-def _discovery_options(item: dict[str, Any], name: str) -> tuple[PriceOption, ...]:
+def _discovery_options(
+    item: dict[str, Any], name: str, reader: ItemReader
+) -> tuple[PriceOption, ...]:
     found: list[PriceOption | None] = []
     for key, value in as_dict(item.get("prices")).items():
         # tiers per unit ({"ounce": [{"units": "1/8", "price"}]}) or one object per size;
@@ -212,13 +173,14 @@ def _discovery_options(item: dict[str, Any], name: str) -> tuple[PriceOption, ..
         for entry in entries:
             entry = as_dict(entry)
             price, special = _sale(entry)
-            found.append(make_option(_entry_size(str(key), entry, name), price, special))
-    if not any(found):
-        single = as_dict(item.get("price"))
+            size = _entry_size(str(key), entry, name)
+            found.append(reader.option(size, price, special, label=entry.get("label") or key))
+    if not any(found) and isinstance(item.get("price"), dict):
+        single = item["price"]
         price, special = _sale(single)
-        size = read_size(single.get("unit"), single.get("label"))
-        found.append(make_option(size_for(size, name), price, special))
-    return sorted_options(found)
+        size = size_for(read_size(single.get("unit"), single.get("label")), name)
+        found.append(reader.option(size, price, special, label=single.get("unit")))
+    return reader.options(found)
 
 
 def _discovery_potency(item: dict[str, Any], code: str) -> Potency | None:
@@ -229,59 +191,52 @@ def _discovery_potency(item: dict[str, Any], code: str) -> Potency | None:
     return None
 
 
-def parse_discovery_item(item: object) -> Candidate | None:
-    """One discovery ``menu_items[]`` entry; None without id or name."""
-    if not isinstance(item, dict):
+def parse_discovery_item(item: object, reader: ItemReader) -> Candidate | None:
+    """One discovery ``menu_items[]`` entry."""
+    entry = reader.as_item(item)
+    identity = None if entry is None else reader.identity(entry.get("id"), entry.get("name"))
+    if entry is None or identity is None:
         return None
-    identifier = source_id(item.get("id"))
-    raw_name = clean_text(item.get("name"))
-    if identifier is None or raw_name is None:
-        return None
-    brand = clean_text(dig(item, "brand_endorsement", "brand_name"))
-    name = raw_name
+    identifier, name = identity
+    brand = clean_text(dig(entry, "brand_endorsement", "brand_name"))
     if brand is None:
-        brand, name = split_brand_from_name(raw_name)
-    category_name = dig(item, "category", "name")
-    category = parse_category(dig(item, "edge_category", "name"), category_name)
-    image = http_url(dig(item, "avatar_image", "original_url")) or http_url(item.get("picture_url"))
-    try:
-        product = Product(
-            source_id=identifier,
-            name=name,
-            category=category,
-            price_options=_discovery_options(item, name),
-            brand=brand,
-            lineage=parse_lineage(category_name),
-            thc=_discovery_potency(item, "thc"),
-            cbd=_discovery_potency(item, "cbd"),
-            image_url=image,
-            description=clean_description(item.get("body")),
-        )
-    except ModelError:
-        return None
-    return Candidate(product, parse_timestamp_ms(item.get("updated_at")))
+        brand, name = split_brand_from_name(name)
+    category_name = dig(entry, "category", "name")
+    return reader.product(
+        parse_timestamp_ms(entry.get("updated_at")),
+        source_id=identifier,
+        name=name,
+        category=parse_category(dig(entry, "edge_category", "name"), category_name),
+        price_options=_discovery_options(entry, name, reader),
+        brand=brand,
+        lineage=parse_lineage(category_name),
+        thc=_discovery_potency(entry, "thc"),
+        cbd=_discovery_potency(entry, "cbd"),
+        image_url=http_url(dig(entry, "avatar_image", "original_url"))
+        or http_url(entry.get("picture_url")),
+        description=clean_description(entry.get("body")),
+    )
 
 
 # --------------------------------------------------------------------------- JSON:API
-def _jsonapi_options(attributes: dict[str, Any], name: str) -> tuple[PriceOption, ...]:
+def _jsonapi_options(
+    attributes: dict[str, Any], name: str, reader: ItemReader
+) -> tuple[PriceOption, ...]:
     found: list[PriceOption | None] = []
     for variant in as_list(attributes.get("variants")):
         variant = as_dict(variant)
         size = read_size(as_dict(variant.get("weight")), variant.get("label"), variant.get("name"))
-        found.append(
-            make_option(
-                size_for(size, name),
-                parse_price_cents(dig(variant, "price", "amount")),
-                None,
-                parse_stock(variant.get("inventory_quantity")),
-            )
-        )
+        price = read_price(dig(variant, "price", "amount"))
+        stock = parse_stock(variant.get("inventory_quantity"))
+        label = variant.get("label")
+        found.append(reader.option(size_for(size, name), price, None, stock, label=label))
     if not any(found):
         prices = as_dict(attributes.get("prices"))
         for key, size in SIZE_KEYS.items():
-            price = parse_price_cents(prices.get(f"price_{key}"))  # 0: not offered
-            found.append(make_option(size or size_for("each", name), price))
-    return sorted_options(found)
+            if f"price_{key}" in prices:  # 0: not offered
+                price = read_price(prices[f"price_{key}"])
+                found.append(reader.option(size or size_for("each", name), price, label=key))
+    return reader.options(found)
 
 
 def _jsonapi_potency(attributes: dict[str, Any], code: str, category: Category) -> Potency | None:
@@ -298,73 +253,48 @@ def _jsonapi_potency(attributes: dict[str, Any], code: str, category: Category) 
     return parse_potency(value, default_unit=default)
 
 
-def parse_jsonapi_item(item: object) -> Candidate | None:
-    """One JSON:API ``data[]`` resource of type ``menu_item``; None without id or name."""
-    if not isinstance(item, dict) or item.get("type", "menu_item") != "menu_item":
+def parse_jsonapi_item(item: object, reader: ItemReader) -> Candidate | None:
+    """One JSON:API ``data[]`` resource of type ``menu_item``."""
+    entry = reader.as_item(item)
+    if entry is None:
         return None
-    attributes = as_dict(item.get("attributes"))
-    identifier = source_id(item.get("id"))
-    raw_name = clean_text(attributes.get("name"))
-    if identifier is None or raw_name is None:
+    if entry.get("type", "menu_item") != "menu_item":
+        return reader.drop(DropReason.NOT_AN_ITEM)
+    attributes = as_dict(entry.get("attributes"))
+    identity = reader.identity(entry.get("id"), attributes.get("name"))
+    if identity is None:
         return None
+    identifier, name = identity
     brand = clean_text(attributes.get("brand_name"))
-    name = raw_name
     if brand is None:
-        brand, name = split_brand_from_name(raw_name)
+        brand, name = split_brand_from_name(name)
     category = parse_category(
         attributes.get("category_name"),
         dig(attributes, "parent_category", "name"),
         dig(attributes, "sub_category", "name"),
     )
-    image = http_url(attributes.get("picture_url")) or http_url(attributes.get("avatar_image_url"))
-    try:
-        product = Product(
-            source_id=identifier,
-            name=name,
-            category=category,
-            price_options=_jsonapi_options(attributes, name),
-            brand=brand,
-            lineage=parse_lineage(attributes.get("genetics")),
-            thc=_jsonapi_potency(attributes, "thc", category),
-            cbd=_jsonapi_potency(attributes, "cbd", category),
-            image_url=image,
-            description=clean_description(attributes.get("body")),
-        )
-    except ModelError:
-        return None
-    return Candidate(product, parse_timestamp_ms(attributes.get("updated_at")))
-
-
-def _listing_name(document: dict[str, Any]) -> str | None:
-    for resource in as_list(document.get("included")):
-        resource = as_dict(resource)
-        if resource.get("type") in ("dispensary", "listing"):
-            name = clean_text(dig(resource, "attributes", "name"))
-            if name:
-                return name
-    return None
-
-
-def parse_pages(dispensary_id: str, pages: list[bytes], fetched_at_ms: int) -> Menu:
-    """The menu in discovery or JSON:API pages (pure)."""
-    candidates: list[Candidate] = []
-    name: str | None = None
-    for number, body in enumerate(pages, start=1):
-        document = _page(body, number)
-        jsonapi = _is_jsonapi(document)
-        name = name or (_listing_name(document) if jsonapi else None)
-        parse = parse_jsonapi_item if jsonapi else parse_discovery_item
-        for item in _items(document):
-            candidate = parse(item)
-            if candidate is not None:
-                candidates.append(candidate)
-    return build_menu(
-        dispensary_id=dispensary_id,
-        vendor=Vendor.WEEDMAPS,
+    return reader.product(
+        parse_timestamp_ms(attributes.get("updated_at")),
+        source_id=identifier,
         name=name,
-        fetched_at_ms=fetched_at_ms,
-        candidates=candidates,
+        category=category,
+        price_options=_jsonapi_options(attributes, name, reader),
+        brand=brand,
+        lineage=parse_lineage(attributes.get("genetics")),
+        thc=_jsonapi_potency(attributes, "thc", category),
+        cbd=_jsonapi_potency(attributes, "cbd", category),
+        image_url=http_url(attributes.get("picture_url"))
+        or http_url(attributes.get("avatar_image_url")),
+        description=clean_description(attributes.get("body")),
     )
 
 
-ADAPTER: Final = Adapter(vendor=Vendor.WEEDMAPS, fetch_pages=fetch_pages, parse_pages=parse_pages)
+def parse_item(item: object, reader: ItemReader) -> Candidate | None:
+    """A JSON:API resource (it has ``attributes``) or a discovery item."""
+    if isinstance(item, dict) and "attributes" in item:
+        return parse_jsonapi_item(item, reader)
+    return parse_discovery_item(item, reader)
+
+
+RULES: Final = VendorRules(Vendor.WEEDMAPS, request, read_page, parse_item, first_page=1)
+ADAPTER: Final = adapter(RULES)
