@@ -368,7 +368,8 @@ async def test_menus_change_when_advanced() -> None:
         assert sandbox.epoch(LEAFLY) == 1
         after = await get(session, leafly_url(sandbox), params={"take": "50"})
         assert after[3] != before[3]
-        assert await get(session, leafly_url(sandbox, OTHER_LEAFLY)) == other_before
+        other_after = await get(session, leafly_url(sandbox, OTHER_LEAFLY))
+        assert other_after[3] == other_before[3], "other menus do not move"
         async with session.post(
             f"{sandbox.base_url}/_sandbox/advance", json={"dispensary_id": LEAFLY, "steps": 2}
         ) as response:
