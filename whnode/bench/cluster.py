@@ -83,6 +83,8 @@ class ClusterRun:
 
     requests: int
     failures: int
+    too_old: int
+    """Answers whose record was older than max_age when the request arrived (must be 0)."""
     wall: float
     network: int
     """Upstream fetches made by the network (the nodes' own count)."""
@@ -133,8 +135,10 @@ async def _workload(args: argparse.Namespace) -> ClusterRun:
                 for node in cluster.nodes:
                     node.service.observe_fills(fetches.append)
 
+                too_old = 0
+
                 async def one(request: Request) -> None:
-                    nonlocal failures
+                    nonlocal failures, too_old
                     delay = start + request.time_ms / 1000 - time.monotonic()
                     if delay > 0:
                         await asyncio.sleep(delay)
@@ -144,6 +148,7 @@ async def _workload(args: argparse.Namespace) -> ClusterRun:
                         observed.append(
                             Request(int((sent - start) * 1000), request.dispensary_id, request.node)
                         )
+                        arrived_ms = node.service.now_ms()
                         try:
                             answer = await node.service.get_menu(
                                 request.dispensary_id, max_age=args.max_age
@@ -151,6 +156,8 @@ async def _workload(args: argparse.Namespace) -> ClusterRun:
                         except Exception:
                             failures += 1
                             return
+                        if arrived_ms - answer.record.fetched_at_ms > args.max_age * 1000:
+                            too_old += 1
                         latencies[answer.path.value].append((time.monotonic() - sent) * 1000)
 
                 done = 0
@@ -192,6 +199,7 @@ async def _workload(args: argparse.Namespace) -> ClusterRun:
         return ClusterRun(
             requests=len(trace),
             failures=failures,
+            too_old=too_old,
             wall=wall,
             network=network_calls,
             pages=pages,
@@ -273,7 +281,10 @@ def _spread(values: list[float]) -> str:
 def _report(run: ClusterRun, load_before: str, load_after: str) -> None:
     print()
     print(f"load average        {load_before} (start)  {load_after} (end)")
-    print(f"requests            {run.requests:>8}  (failed: {run.failures})")
+    print(
+        f"requests            {run.requests:>8}  (failed: {run.failures}, "
+        f"older than max_age on arrival: {run.too_old})"
+    )
     print(f"wall time           {run.wall:>8.1f} s")
     print("upstream menu fetches:")
     print(f"  no cache          {run.requests:>8}")

@@ -1,0 +1,123 @@
+"""One upstream call per dispensary per freshness window, also when the machine is busy.
+
+Each test reproduces one way a loaded network used to fill twice, on real nodes (UDP, TCP,
+SQLite, process pool) and the sandbox upstream; what a busy machine does (lookups that lose
+replies, requests that reach the owner late, slow answers) is injected where noted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from whnode.dht import Contact
+from whnode.peer.client import PeerClient
+from whnode.service.filllog import UpstreamFetch
+from whnode.service.types import AnswerPath
+from whnode.testing.cluster import LocalCluster
+from whnode.testing.sandbox_fixture import SandboxHandle
+
+pytestmark = pytest.mark.timeout(120)
+
+PeerGet = Callable[[str, int | None], Awaitable[bytes | None]]
+
+
+async def test_requesters_whose_lookups_lose_replies_still_name_the_same_owner(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    dispensary = sandbox.tiny_dispensary
+    async with LocalCluster(6, tmp_path, sandbox_url=sandbox.base_url) as cluster:
+        owners = cluster.owners(dispensary, 3)
+        requesters = [node for node in cluster.nodes if node not in owners][:2]
+        for node in requesters:
+            # A lagging event loop: every lookup RPC times out, the lookup hears only from
+            # this node itself (what find_owners returns when nobody answers in time).
+            own = node.dht.self_contact
+
+            async def lagging(
+                key: bytes, count: int, *, fresh: bool = False, me: Contact = own
+            ) -> list[Contact]:
+                return [me]
+
+            node.dht.find_owners = lagging  # type: ignore[method-assign]
+        fetches: list[UpstreamFetch] = []
+        for node in cluster.nodes:
+            node.service.observe_fills(fetches.append)
+        before = sandbox.calls(dispensary)
+        answers = await asyncio.gather(
+            *(node.service.get_menu(dispensary, max_age=600) for node in requesters)
+        )
+        await cluster.wait_idle()
+        assert {answer.record.encoded for answer in answers} == {answers[0].record.encoded}
+        assert sandbox.calls(dispensary) - before == 1
+        assert [fetch.node_id for fetch in fetches] == [owners[0].node_id]
+
+
+async def test_a_record_fresh_when_the_request_arrived_is_the_answer_however_late(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    dispensary = sandbox.tiny_dispensary
+    async with LocalCluster(3, tmp_path, sandbox_url=sandbox.base_url) as cluster:
+        owner = cluster.owners(dispensary, 1)[0]
+        session = aiohttp.ClientSession()
+        requester = PeerClient(session, node_id_hex="ab" * 20, timeout=10.0)
+        held = await owner.service.get_menu(dispensary, max_age=600)
+        await cluster.wait_idle()
+        calls = sandbox.calls(dispensary)
+        arrived_ms = held.record.fetched_at_ms + 200  # the record was 200 ms old then
+        await asyncio.sleep(0.6)  # ... and the fill reaches the owner late (busy loop)
+        fill = await requester.fill(
+            owner.dht.self_contact,
+            dispensary,
+            max_age=0.4,
+            budget=10.0,
+            requested_at_ms=arrived_ms,
+        )
+        assert fill.data == held.record.encoded, "fresh on arrival: no second fetch"
+        assert sandbox.calls(dispensary) == calls
+        # Without the arrival time the owner judges on its own arrival and fills anew.
+        later = await requester.fill(owner.dht.self_contact, dispensary, max_age=0.4, budget=10.0)
+        assert later.data != held.record.encoded
+        assert later.path == AnswerPath.FILL.value
+        assert sandbox.calls(dispensary) == calls + 1
+        await session.close()
+
+
+async def test_a_joined_fill_from_a_replica_fresh_on_arrival_starts_no_second_fill(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    dispensary = sandbox.tiny_dispensary
+    async with LocalCluster(4, tmp_path, sandbox_url=sandbox.base_url) as cluster:
+        first, second, third = cluster.owners(dispensary, 3)
+        await second.service.get_menu(dispensary, max_age=600)  # second fills, replicates
+        await cluster.wait_idle()
+        record = await second.store.newest(dispensary)
+        assert record is not None
+        # the first owner lost its copy (say it just joined)
+        await first.store.delete(dispensary, record.fetched_at_ms)
+        first.hot.discard(dispensary)
+        calls = sandbox.calls(dispensary)
+        # The other owners answer the replica round slowly (a busy machine).
+        for slow in (second, third):
+            get: PeerGet = slow.service.peer_get
+
+            async def slow_get(
+                dispensary_id: str, at_ms: int | None, *, get: PeerGet = get
+            ) -> bytes | None:
+                await asyncio.sleep(0.5)
+                return await get(dispensary_id, at_ms)
+
+            slow.service.peer_get = slow_get  # type: ignore[method-assign]
+        age = (first.service.now_ms() - record.fetched_at_ms) / 1000
+        max_age = age + 0.3  # fresh on arrival, older than max_age once the round is over
+        answers = await asyncio.gather(
+            first.service.fill_as_owner(dispensary, max_age),
+            first.service.fill_as_owner(dispensary, max_age),
+        )
+        assert first.service.now_ms() - record.fetched_at_ms > max_age * 1000
+        assert {answer.record.fetched_at_ms for answer in answers} == {record.fetched_at_ms}
+        assert sandbox.calls(dispensary) == calls, "no refill after joining"
