@@ -101,6 +101,10 @@ class NodeConfig:
     """Seconds to wait for a node-to-node HTTP answer (fills may take longer upstream)."""
     request_deadline: float = 30.0
     """Overall deadline in seconds for answering one menu request."""
+    hedge_delay: float = 0.2
+    """Least seconds to wait for the closest owner before also asking the next one, which
+    answers only from what it holds or is filling (a hedge; never a second upstream fetch).
+    The wait is the 90th percentile of recent answers, at least this; 0 turns hedging off."""
     republish_interval: float = 600.0
     """Seconds between republishing held records to their current owners."""
     drain_timeout: float = 8.0
@@ -271,6 +275,8 @@ def _validate(config: Config) -> None:
     for name in ("rpc_timeout", "lookup_deadline", "peer_timeout", "request_deadline"):
         if getattr(node, name) <= 0:
             raise ConfigError(f"node.{name} must be > 0")
+    if not 0 <= node.hedge_delay <= node.request_deadline:
+        raise ConfigError("node.hedge_delay must be >= 0 and <= node.request_deadline")
     for seed in node.seeds:
         parse_host_port(seed)
     fresh = config.freshness

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
 from whnode.dht import Contact
 from whnode.peer.client import PeerClient
+from whnode.peer.routes import FillResult
 from whnode.service.filllog import UpstreamFetch
 from whnode.service.types import AnswerPath
 from whnode.testing.cluster import LocalCluster
@@ -23,7 +25,7 @@ from whnode.testing.sandbox_fixture import SandboxHandle
 
 pytestmark = pytest.mark.timeout(120)
 
-PeerGet = Callable[[str, int | None], Awaitable[bytes | None]]
+PeerFill = Callable[..., Awaitable[FillResult]]
 
 
 async def test_requesters_whose_lookups_lose_replies_still_name_the_same_owner(
@@ -103,15 +105,20 @@ async def test_a_joined_fill_from_a_replica_fresh_on_arrival_starts_no_second_fi
         calls = sandbox.calls(dispensary)
         # The other owners answer the replica round slowly (a busy machine).
         for slow in (second, third):
-            get: PeerGet = slow.service.peer_get
+            fill: PeerFill = slow.service.peer_fill
 
-            async def slow_get(
-                dispensary_id: str, at_ms: int | None, *, get: PeerGet = get
-            ) -> bytes | None:
+            async def slow_fill(
+                dispensary_id: str,
+                max_age: float | None,
+                budget: float,
+                *,
+                fill: PeerFill = fill,
+                **options: Any,
+            ) -> FillResult:
                 await asyncio.sleep(0.5)
-                return await get(dispensary_id, at_ms)
+                return await fill(dispensary_id, max_age, budget, **options)
 
-            slow.service.peer_get = slow_get  # type: ignore[method-assign]
+            slow.service.peer_fill = slow_fill  # type: ignore[method-assign]
         age = (first.service.now_ms() - record.fetched_at_ms) / 1000
         max_age = age + 0.3  # fresh on arrival, older than max_age once the round is over
         answers = await asyncio.gather(

@@ -215,6 +215,24 @@ FIGURES: Final[tuple[Figure, ...]] = (
         "hand_offs_skipped",
         "Re-admitted nodes not handed records again within a republish interval.",
     ),
+    counter(
+        "service",
+        "failovers",
+        "Owners skipped for the next one, by cause (unreachable, bad_answer, a refusal kind).",
+        labels=("cause",),
+    ),
+    counter(
+        "service",
+        "hedges",
+        "Hedged fills to a second owner: sent, won (answered first), declined.",
+        labels=("outcome",),
+    ),
+    counter(
+        "service",
+        "upstream_calls_by_reason",
+        "Upstream menu fetches by what started them: miss, failover, too_old_join, refresh.",
+        labels=("reason",),
+    ),
     # hot cache (whnode.store.types.HotCacheStatistics)
     counter("hot_cache", "hits", "Hot-cache lookups answered from memory."),
     counter("hot_cache", "misses", "Hot-cache lookups that found nothing usable."),

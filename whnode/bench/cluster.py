@@ -45,7 +45,9 @@ from whnode.testing.replay import (
     zipf_trace,
 )
 
-__all__ = ["main"]
+__all__ = ["ClusterRun", "cpu_burners", "load_average", "main"]
+
+HEDGE_OUTCOMES = ("sent", "won", "declined")
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -100,6 +102,7 @@ class ClusterRun:
     reasons: Counter[str]
     duplicates: Counter[str]
     failovers: Counter[str]
+    hedges: Counter[str]
     errors: Counter[str]
     owner_rank: Counter[str]
     """Upstream fetches by the filling node's rank among the dispensary's true owners."""
@@ -181,8 +184,13 @@ async def _workload(args: argparse.Namespace) -> ClusterRun:
                     node.service.statistics().upstream_calls for node in cluster.nodes
                 )
                 errors: Counter[str] = Counter()
+                failovers: Counter[str] = Counter()
+                hedges: Counter[str] = Counter()
                 for node in cluster.nodes:
-                    errors.update(node.service.statistics().errors_by_kind)
+                    service_statistics = node.service.statistics()
+                    errors.update(service_statistics.errors_by_kind)
+                    failovers.update(service_statistics.failovers)
+                    hedges.update(service_statistics.hedges)
                 owner_rank: Counter[str] = Counter()
                 for fetch in fetches:
                     true_owners = [bytes(n.node_id) for n in cluster.owners(fetch.dispensary_id)]
@@ -218,8 +226,9 @@ async def _workload(args: argparse.Namespace) -> ClusterRun:
                 ),
                 max_age_ms,
             ),
-            failovers=Counter({k: v for k, v in errors.items() if k.startswith("failover")}),
-            errors=Counter({k: v for k, v in errors.items() if not k.startswith("failover")}),
+            failovers=failovers,
+            hedges=hedges,
+            errors=errors,
             owner_rank=owner_rank,
         )
 
@@ -306,7 +315,9 @@ def _report(run: ClusterRun, load_before: str, load_after: str) -> None:
         print(f"  {cause:<20} {run.duplicates.get(cause, 0):>6}")
     print(f"failovers           {sum(run.failovers.values()):>8}")
     for kind, count in run.failovers.most_common(8):
-        print(f"  {kind:<40} {count:>6}")
+        print(f"  {kind:<20} {count:>6}")
+    hedges = ", ".join(f"{outcome} {run.hedges.get(outcome, 0)}" for outcome in HEDGE_OUTCOMES)
+    print(f"hedges to a second owner: {hedges}")
     if run.errors:
         errors = ", ".join(f"{kind} {count}" for kind, count in run.errors.most_common(8))
         print(f"errors: {errors}")

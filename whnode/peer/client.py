@@ -138,6 +138,7 @@ class PeerClient:
         budget: float,
         attempt: int = 0,
         requested_at_ms: int | None = None,
+        hedge: bool = False,
     ) -> FillAnswer:
         """Ask an owner for a record fresh enough, filling from upstream if it must.
 
@@ -145,7 +146,9 @@ class PeerClient:
         remaining time budget; the HTTP timeout is the same budget. ``attempt`` is the
         owner's rank in the requester's list (0: the closest; more after failover);
         ``requested_at_ms`` is when the request arrived at the requester (epoch ms): the
-        owner answers with a record that was fresh then.
+        owner answers with a record that was fresh then. A ``hedge`` never makes the owner
+        call upstream: it answers from what it holds or is filling, else refuses with
+        ``not_held`` (whnode.service.hedging).
         """
         params = {"budget_ms": str(max(1, int(budget * 1000)))}
         if max_age is not None:
@@ -154,6 +157,8 @@ class PeerClient:
             params["attempt"] = str(attempt)
         if requested_at_ms is not None:
             params["requested_at"] = str(requested_at_ms)
+        if hedge:
+            params["hedge"] = "1"
         status, headers, body = await self._request(
             "POST",
             peer,

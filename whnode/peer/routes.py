@@ -107,7 +107,12 @@ class PeerHandler(Protocol):
         *,
         attempt: int = 0,
         requested_at_ms: int | None = None,
+        hedge_from: bytes | None = None,
     ) -> FillResult: ...
+
+    """``hedge_from``: set for a hedge (``hedge=1``), the asking node's id (b"" when it did
+    not announce one)."""
+
     async def peer_history(self, dispensary_id: str, limit: int) -> list[bytes]: ...
     def count_peer_error(self, kind: str) -> None: ...
 
@@ -302,9 +307,15 @@ def add_peer_routes(
                 raise ModelError("max_age must be finite and >= 0")
         attempt = int_param(request, "attempt", 0) or 0
         requested_at = int_param(request, "requested_at", None)
+        hedge_from = _asker(request) if request.query.get("hedge") == "1" else None
         async with asyncio.timeout(budget):
             answer = await handler.peer_fill(
-                d, max_age, budget, attempt=attempt, requested_at_ms=requested_at
+                d,
+                max_age,
+                budget,
+                attempt=attempt,
+                requested_at_ms=requested_at,
+                hedge_from=hedge_from,
             )
         return web.Response(
             body=answer.data,
@@ -336,6 +347,17 @@ def add_peer_routes(
     app.router.add_post(*route(wire.PREFIX + "/fill/{dispensary}", fill))
     app.router.add_get(*route(wire.PREFIX + "/history/{dispensary}", history))
     return peers
+
+
+def _asker(request: web.Request) -> bytes:
+    """The node id a request announces (X-Whnode-Node), or b"" when it announces none."""
+    announced = request.headers.get(wire.HEADER_NODE, "")
+    if len(announced) != 40:
+        return b""
+    try:
+        return bytes.fromhex(announced)
+    except ValueError:
+        return b""
 
 
 class _Work(Protocol):

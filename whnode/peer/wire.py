@@ -48,6 +48,8 @@ class ErrorKind(enum.StrEnum):
     TOO_LARGE = "too_large"
     DEADLINE = "deadline"
     NOT_OWNER = "not_owner"
+    NOT_HELD = "not_held"
+    """A hedged fill: the owner neither holds a record fresh enough nor runs a fill to join."""
     BAD_PAYLOAD = "bad_payload"
     """The payload does not open, or holds another menu than its signed header says."""
     FUTURE_RECORD = "future_record"

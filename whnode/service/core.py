@@ -47,7 +47,8 @@ from whnode.service.freshness import (
     heuristic_lifetime,
     refresh_ahead_due,
 )
-from whnode.service.requester import FillHere, OwnerDirectory, OwnerRequests
+from whnode.service.hedging import may_join
+from whnode.service.requester import FillHere, OwnerDirectory, OwnerReply, OwnerRequests
 from whnode.service.singleflight import SingleFlight
 from whnode.service.types import AnswerPath, MenuAnswer, RecentFill, ServiceStatistics
 from whnode.store.durable import DurableStore
@@ -175,6 +176,7 @@ class MenuService:
             difficulty=config.trust.node_id_difficulty,
         )
         self._fills: SingleFlight[str, MenuAnswer] = SingleFlight()
+        self._asks: SingleFlight[tuple[str, float | None], OwnerReply | FillHere] = SingleFlight()
         self._fresh_until: _BoundedDict[str, int] = _BoundedDict(TRACKED_DISPENSARIES)
         self._popularity: _BoundedDict[str, tuple[int, int]] = _BoundedDict(TRACKED_DISPENSARIES)
         self._negative: _BoundedDict[str, _Negative] = _BoundedDict(TRACKED_DISPENSARIES)
@@ -197,8 +199,14 @@ class MenuService:
         self._hand_offs_skipped = 0
         self._duplicate_puts = 0
         self._fill_observers: list[FillObserver] = []
+        self._calling_upstream: set[str] = set()
+        self._calls_by_reason: Counter[str] = Counter()
+        """Dispensaries whose running fill is past its replica round."""
         self._requests_to_owners = OwnerRequests(
-            peers=peers, owners=owners, replication=config.node.replication, errors=self._errors
+            peers=peers,
+            owners=owners,
+            replication=config.node.replication,
+            hedge_delay=config.node.hedge_delay,
         )
 
     def observe_fills(self, observer: FillObserver) -> None:
@@ -236,6 +244,7 @@ class MenuService:
 
     async def aclose(self) -> None:
         """Cancel background work (refreshes, replication, hand-offs) and running fills."""
+        await self._asks.aclose()
         await self._fills.aclose()
         tasks = list(self._background)
         for task in tasks:
@@ -483,17 +492,28 @@ class MenuService:
         """Ask the owners (whnode.service.requester), or fill here when this node's turn
         comes. ``now_ms`` is the request's arrival: the answer is a record that was fresh
         then."""
-        owners = await self._owner_list(dispensary_id)
-        deadline = time.monotonic() + self._config.node.request_deadline
-        try:
-            reply = await self._requests_to_owners.ask(
+
+        async def ask() -> OwnerReply | FillHere:
+            owners = await self._owner_list(dispensary_id)
+            return await self._requests_to_owners.ask(
                 dispensary_id,
                 owners,
                 max_age=max_age,
                 requested_at_ms=now_ms,
-                deadline=deadline,
+                deadline=time.monotonic() + self._config.node.request_deadline,
                 accept=lambda data: self._accept(data, dispensary_id, self.now_ms(), keep=True),
             )
+
+        try:
+            # Concurrent requests here for one dispensary and max_age share one question to
+            # the owners; one that arrived after the record it got had expired asks anew.
+            reply = await self._asks.run((dispensary_id, max_age), ask)
+            if (
+                isinstance(reply, OwnerReply)
+                and max_age is not None
+                and now_ms - reply.record.fetched_at_ms > max_age * 1000
+            ):
+                reply = await ask()
         except (UnknownDispensary, UpstreamRefused) as exc:
             self._learn_negative(dispensary_id, exc, now_ms)
             raise
@@ -569,6 +589,7 @@ class MenuService:
         *,
         reason: FillReason = FillReason.MISS,
         requested_at_ms: int | None = None,
+        hedge_from: bytes | None = None,
     ) -> MenuAnswer:
         """Answer as an owner: a fresh local record, else one fill under single-flight.
 
@@ -576,7 +597,13 @@ class MenuService:
         that first received it (no later than now, no earlier than MAX_REQUEST_AGE_MS ago):
         a record fresh then is the answer, however long the fill, the network or a busy
         event loop delayed it.
+
+        A hedge (``hedge_from``: the asking node's id, b"" if unknown) is answered only with
+        a fresh record held here or the record of a running fill it may join
+        (whnode.service.hedging.may_join), else refused with ``not_held``: it never starts
+        an upstream fetch, a refresh included.
         """
+        hedge = hedge_from is not None
         now_ms = self.now_ms()
         if requested_at_ms is not None:
             now_ms = min(now_ms, max(requested_at_ms, now_ms - MAX_REQUEST_AGE_MS))
@@ -601,16 +628,22 @@ class MenuService:
                 allow_revalidate=max_age is None,
             )
             if freshness.age is RecordAge.FRESH:
-                if max_age is None and refresh_ahead_due(
-                    current.fetched_at_ms, now_ms, lifetime, popularity, self._fresh, self._rng
+                if (
+                    not hedge
+                    and max_age is None
+                    and refresh_ahead_due(
+                        current.fetched_at_ms, now_ms, lifetime, popularity, self._fresh, self._rng
+                    )
                 ):
                     self._start_refresh(dispensary_id)
                 self._remember(current)
                 path = AnswerPath.HOT if dispensary_id in self._hot else AnswerPath.STORE
                 return self._answer(current, path, freshness.fresh_until_ms)
-            if freshness.age is RecordAge.STALE_WHILE_REVALIDATE:
+            if freshness.age is RecordAge.STALE_WHILE_REVALIDATE and not hedge:
                 self._start_refresh(dispensary_id)
                 return self._answer(current, AnswerPath.STALE, freshness.fresh_until_ms)
+        if hedge_from is not None:
+            return await self._answer_hedge(dispensary_id, max_age, now_ms, hedge_from)
         try:
             answer = await self._fills.run(
                 dispensary_id,
@@ -632,6 +665,32 @@ class MenuService:
                     LOG.info("serving stale %s: upstream failed: %s", dispensary_id, exc)
                     return self._answer(current, AnswerPath.STALE, freshness.fresh_until_ms)
             raise
+        self._answers[answer.path.value] += 1
+        if max_age is not None:
+            return MenuAnswer(
+                record=answer.record,
+                path=answer.path,
+                fresh_until_ms=answer.record.fetched_at_ms + int(max_age * 1000),
+            )
+        return answer
+
+    async def _answer_hedge(
+        self, dispensary_id: str, max_age: float | None, now_ms: int, asker: bytes
+    ) -> MenuAnswer:
+        """A hedge finding no fresh record here: join the running fill if allowed."""
+        joinable = self._fills.running(dispensary_id) and may_join(
+            past_replicas=dispensary_id in self._calling_upstream,
+            me=self.node_id,
+            asker=asker or None,
+            key=routing_key(dispensary_id),
+        )
+        answer = await self._fills.join(dispensary_id) if joinable else None
+        if answer is None or (
+            max_age is not None and now_ms - answer.record.fetched_at_ms > max_age * 1000
+        ):
+            raise PeerProblem(
+                "neither held fresh nor being filled here", status=404, kind=ErrorKind.NOT_HELD
+            )
         self._answers[answer.path.value] += 1
         if max_age is not None:
             return MenuAnswer(
@@ -670,9 +729,19 @@ class MenuService:
         if max_age is not None:
             lifetime = min(lifetime, max_age)
         if not refresh:
-            from_replica = await self._fill_from_replicas(dispensary_id, lifetime, now_ms)
+            from_replica = await self._fill_from_replicas(dispensary_id, lifetime, now_ms, max_age)
             if from_replica is not None:
                 return from_replica
+        self._calling_upstream.add(dispensary_id)  # hedges may join this fill from now on
+        try:
+            return await self._fill_upstream(dispensary_id, reason, began)
+        finally:
+            self._calling_upstream.discard(dispensary_id)
+
+    async def _fill_upstream(
+        self, dispensary_id: str, reason: FillReason, began: float
+    ) -> MenuAnswer:
+        """The upstream part of a fill: fetch, parse, sign, store; replicate meanwhile."""
         if self._fetcher is None:
             raise UpstreamUnavailable(
                 "this node makes no upstream calls", source="node", dispensary_id=dispensary_id
@@ -691,6 +760,7 @@ class MenuService:
             signing_key=self._key,
         )
         fetched = time.monotonic()
+        self._calls_by_reason[reason.value] += 1
         for observe in self._fill_observers:
             observe(
                 UpstreamFetch(
@@ -717,13 +787,20 @@ class MenuService:
                 changed=changed,
             )
         )
-        await self._replicate(record)
+        # Waiters get the record now; the other owners get it meanwhile (a hedge or fill that
+        # reaches them first is answered by this node, which holds it).
+        self._spawn(self._replicate(record), "replicate")
         return MenuAnswer(record=record, path=AnswerPath.FILL, fresh_until_ms=fresh_until)
 
     async def _fill_from_replicas(
-        self, dispensary_id: str, lifetime: float, now_ms: int
+        self, dispensary_id: str, lifetime: float, now_ms: int, max_age: float | None
     ) -> MenuAnswer | None:
-        """A fresh record held by another owner (a replica), stored here; or None."""
+        """A record fresh at ``now_ms`` from another owner, stored here; or None.
+
+        The other owners are sent hedges (whnode.service.hedging): each answers with a
+        fresh record it holds or with the record of a fill it runs, and never calls upstream
+        for it. The first fresh answer is taken and the other hedges are cancelled.
+        """
         try:
             owners = await self._owner_list(dispensary_id)
         except Exception:  # a lookup failure must not block the fill
@@ -732,34 +809,41 @@ class MenuService:
 
         async def ask(contact: Contact) -> SignedRecord | None:
             try:
-                data = await self._peers.get_record(contact, dispensary_id)
-                return (
-                    None
-                    if data is None
-                    else await self._accept(data, dispensary_id, now_ms, keep=True)
+                fill = await self._peers.fill(
+                    contact,
+                    dispensary_id,
+                    max_age=max_age,
+                    budget=self._config.node.peer_timeout,
+                    requested_at_ms=now_ms,
+                    hedge=True,
                 )
+                return await self._accept(fill.data, dispensary_id, self.now_ms(), keep=True)
             except (PeerError, RecordError):
                 return None
 
-        found = [
-            record
-            for record in await asyncio.gather(*(ask(contact) for contact in candidates))
-            if record is not None
-        ]
-        if not found:
+        asked = [asyncio.ensure_future(ask(contact)) for contact in candidates]
+        found: SignedRecord | None = None
+        try:
+            for next_answer in asyncio.as_completed(asked):
+                record = await next_answer
+                if record is None:
+                    continue
+                freshness = classify(
+                    record.fetched_at_ms, now_ms, lifetime, self._fresh, allow_revalidate=False
+                )
+                if freshness.age is RecordAge.FRESH:
+                    found = record
+                    break
+        finally:
+            for task in asked:
+                task.cancel()
+        if found is None:
             return None
-        newest = max(found, key=lambda record: record.fetched_at_ms)
-        freshness = classify(
-            newest.fetched_at_ms, now_ms, lifetime, self._fresh, allow_revalidate=False
-        )
-        await self._store_put(newest)
-        self._remember(newest)
-        if freshness.age is not RecordAge.FRESH:
-            return None
-        self._fresh_until[dispensary_id] = freshness.fresh_until_ms
-        return MenuAnswer(
-            record=newest, path=AnswerPath.OWNER, fresh_until_ms=freshness.fresh_until_ms
-        )
+        await self._store_put(found)
+        self._remember(found)
+        fresh_until = found.fetched_at_ms + int(lifetime * 1000)
+        self._fresh_until[dispensary_id] = fresh_until
+        return MenuAnswer(record=found, path=AnswerPath.OWNER, fresh_until_ms=fresh_until)
 
     async def _replicate(self, record: SignedRecord) -> None:
         """Put ``record`` to the other owners; failures are counted, not raised."""
@@ -883,12 +967,17 @@ class MenuService:
         *,
         attempt: int = 0,
         requested_at_ms: int | None = None,
+        hedge_from: bytes | None = None,
     ) -> FillResult:
         del budget  # the route enforces it with asyncio.timeout
         reason = FillReason.FAILOVER if attempt else FillReason.MISS
         try:
             answer = await self.fill_as_owner(
-                dispensary_id, max_age, reason=reason, requested_at_ms=requested_at_ms
+                dispensary_id,
+                max_age,
+                reason=reason,
+                requested_at_ms=requested_at_ms,
+                hedge_from=hedge_from,
             )
         except WhnodeError as exc:
             raise _peer_problem(exc) from exc
@@ -919,4 +1008,7 @@ class MenuService:
             recent_fills=tuple(self._recent),
             duplicate_puts=self._duplicate_puts,
             hand_offs_skipped=self._hand_offs_skipped,
+            failovers=dict(self._requests_to_owners.failovers),
+            hedges=dict(self._requests_to_owners.hedges),
+            upstream_calls_by_reason=dict(self._calls_by_reason),
         )

@@ -19,6 +19,7 @@ dispensary per freshness window" to hold on a busy network:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -34,6 +35,7 @@ from whnode.record.keys import routing_key
 from whnode.record.signed import SignedRecord
 from whnode.service.exceptions import MenuNotFound, NoOwnerReachable
 from whnode.service.filllog import FillReason
+from whnode.service.hedging import HedgeDelay
 from whnode.upstream.exceptions import (
     UnknownDispensary,
     UpstreamBadResponse,
@@ -48,6 +50,8 @@ UNREACHABLE_SECONDS: Final = 30.0
 """How long a node that did not answer over HTTP is left out of the routing table's part of
 owner lists."""
 MAX_UNREACHABLE: Final = 4096
+HELD_PATHS: Final = frozenset({"hot", "store"})
+"""Answer paths of an owner that held the record: their times set the hedge delay."""
 
 
 class OwnerDirectory(Protocol):
@@ -119,11 +123,8 @@ Accept = Callable[[bytes], Awaitable[SignedRecord]]
 
 
 class OwnerRequests:
-    """Finds a dispensary's owners and asks them for a record, closest first.
-
-    ``errors`` is the service's error counter: failovers are counted there by cause
-    (``failover_<kind>``), so that they show in the statistics and on /metrics.
-    """
+    """Finds a dispensary's owners and asks them for a record, closest first, hedging to
+    the next owner when one is slow (whnode.service.hedging)."""
 
     def __init__(
         self,
@@ -131,12 +132,16 @@ class OwnerRequests:
         peers: PeerClient,
         owners: OwnerDirectory,
         replication: int,
-        errors: Counter[str],
+        hedge_delay: float,
     ) -> None:
         self._peers = peers
         self._owners = owners
         self._replication = replication
-        self._errors = errors
+        self.hedge_delay = HedgeDelay(hedge_delay)
+        self.failovers: Counter[str] = Counter()
+        """Owners skipped for the next one, by cause (unreachable, bad_answer, refusal kind)."""
+        self.hedges: Counter[str] = Counter()
+        """Hedges sent, won (answered first) and declined (not_held or failed)."""
         self._unreachable: dict[bytes, float] = {}
 
     @property
@@ -181,7 +186,8 @@ class OwnerRequests:
 
         A refusal that another owner would repeat (unknown dispensary, upstream refusing
         or failing) is raised as the local exception; an unreachable owner, a timeout or
-        an unusable answer moves on to the next owner (failover).
+        an unusable answer moves on to the next owner (failover). While an owner has not
+        answered within the hedge delay, the next owner is sent a hedge.
         """
         last_error: Exception | None = None
         for attempt, contact in enumerate(owners):
@@ -190,36 +196,85 @@ class OwnerRequests:
             budget = deadline - time.monotonic()
             if budget <= 0:
                 break
+            following = owners[attempt + 1] if attempt + 1 < len(owners) else None
+            if following is not None and following.node_id == self.node_id:
+                following = None  # this node holds nothing fresh: no hedge to itself
+            request = _Request(dispensary_id, max_age, requested_at_ms, accept)
             try:
-                fill = await self._peers.fill(
-                    contact,
-                    dispensary_id,
-                    max_age=max_age,
-                    budget=budget,
-                    attempt=attempt,
-                    requested_at_ms=requested_at_ms,
-                )
-                record = await accept(fill.data)
+                return await self._ask_one(request, contact, attempt, budget, following)
             except PeerRefused as exc:
                 error = remote_error(exc, dispensary_id)
                 if error is not None:
                     raise error from exc
-                self._errors[f"failover_{exc.kind}"] += 1
+                self.failovers[exc.kind] += 1
                 last_error = exc
-                continue
             except PeerUnreachable as exc:
                 self._note_unreachable(contact)
-                self._errors["failover_unreachable"] += 1
+                self.failovers["unreachable"] += 1
                 last_error = exc
-                continue
             except (PeerError, RecordError) as exc:
-                self._errors["failover_bad_answer"] += 1
+                self.failovers["bad_answer"] += 1
                 last_error = exc
-                continue
-            return OwnerReply(contact=contact, fill=fill, record=record)
         if not owners:
             # No owner known at all (an empty routing table): serve as our own owner.
             return FillHere(FillReason.MISS)
         raise NoOwnerReachable(
             f"no owner of {dispensary_id} answered ({last_error})", dispensary_id=dispensary_id
         )
+
+    async def _ask_one(
+        self,
+        request: _Request,
+        contact: Contact,
+        attempt: int,
+        budget: float,
+        following: Contact | None,
+    ) -> OwnerReply:
+        """One owner's answer; a hedge to ``following`` when it is slow (the first usable
+        answer wins, the other request is cancelled)."""
+        sent = time.monotonic()
+
+        async def fill(to: Contact, hedge: bool) -> OwnerReply:
+            answer = await self._peers.fill(
+                to,
+                request.dispensary_id,
+                max_age=request.max_age,
+                budget=budget,
+                attempt=attempt + 1 if hedge else attempt,
+                requested_at_ms=request.requested_at_ms,
+                hedge=hedge,
+            )
+            record = await request.accept(answer.data)
+            if answer.path in HELD_PATHS:
+                self.hedge_delay.observe(time.monotonic() - sent)
+            return OwnerReply(contact=to, fill=answer, record=record)
+
+        main = asyncio.ensure_future(fill(contact, False))
+        try:
+            if following is None or not self.hedge_delay.enabled:
+                return await main
+            done, _ = await asyncio.wait({main}, timeout=self.hedge_delay.current())
+            if main in done:
+                return main.result()
+            self.hedges["sent"] += 1
+            hedge = asyncio.ensure_future(fill(following, True))
+            try:
+                done, _ = await asyncio.wait({main, hedge}, return_when=asyncio.FIRST_COMPLETED)
+                if hedge in done and hedge.exception() is None:
+                    self.hedges["won"] += 1
+                    return hedge.result()
+                if hedge in done:
+                    self.hedges["declined"] += 1
+                return await main
+            finally:
+                hedge.cancel()
+        finally:
+            main.cancel()
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    dispensary_id: str
+    max_age: float | None
+    requested_at_ms: int
+    accept: Accept

@@ -42,6 +42,15 @@ class SingleFlight(Generic[K, V]):
         task.add_done_callback(lambda done: self._finished(key, done))
         return task
 
+    async def join(self, key: K) -> V | None:
+        """Wait for the operation running for ``key`` and return its result; None when none
+        runs (nothing is started)."""
+        task = self._running.get(key)
+        if task is None:
+            return None
+        self.coalesced += 1
+        return await asyncio.shield(task)
+
     async def run(self, key: K, operation: Callable[[], Awaitable[V]]) -> V:
         """Run or join the operation for ``key`` and return its result."""
         return await asyncio.shield(self.start(key, operation))

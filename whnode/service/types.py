@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from whnode.record.signed import SignedRecord
 
@@ -65,3 +65,9 @@ class ServiceStatistics:
     """Records put by peers that this node already held byte for byte (not re-verified)."""
     hand_offs_skipped: int = 0
     """Re-admitted nodes not handed records again within a republish interval."""
+    failovers: dict[str, int] = field(default_factory=dict)
+    """Owners skipped for the next one, by cause (unreachable, bad_answer, a refusal kind)."""
+    hedges: dict[str, int] = field(default_factory=dict)
+    """Hedged fills sent to a second owner, won (answered first) and declined."""
+    upstream_calls_by_reason: dict[str, int] = field(default_factory=dict)
+    """Upstream fetches by what started them (whnode.service.filllog.FillReason)."""
