@@ -1,0 +1,130 @@
+"""Hedged fills (whnode.service.hedging) on real nodes over loopback, the sandbox upstream.
+
+A slow owner is made by an injected delay in front of its fill handler (loopback has no
+delay of its own); a lost connection by a peer client that fails its first call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from whnode.node import Node
+from whnode.peer.exceptions import PeerUnreachable
+from whnode.peer.routes import FillResult
+from whnode.service.filllog import UpstreamFetch
+from whnode.testing.cluster import LocalCluster
+from whnode.testing.sandbox_fixture import SandboxHandle
+
+pytestmark = pytest.mark.timeout(120)
+
+PeerFill = Callable[..., Awaitable[FillResult]]
+
+
+def delay_fills(node: Node, seconds: float, *, hedges_too: bool = False) -> None:
+    """Make ``node`` answer fills ``seconds`` late (a slow path to it)."""
+    fill: PeerFill = node.service.peer_fill
+
+    async def slow_fill(
+        dispensary_id: str, max_age: float | None, budget: float, **options: Any
+    ) -> FillResult:
+        if hedges_too or options.get("hedge_from") is None:
+            await asyncio.sleep(seconds)
+        return await fill(dispensary_id, max_age, budget, **options)
+
+    node.service.peer_fill = slow_fill  # type: ignore[method-assign]
+
+
+def observe(cluster: LocalCluster) -> list[UpstreamFetch]:
+    fetches: list[UpstreamFetch] = []
+    for node in cluster.nodes:
+        node.service.observe_fills(fetches.append)
+    return fetches
+
+
+async def test_a_slow_owner_is_hedged_to_the_next_one_which_holds_a_replica(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    dispensary = sandbox.tiny_dispensary
+    async with LocalCluster(5, tmp_path, sandbox_url=sandbox.base_url) as cluster:
+        owners = cluster.owners(dispensary, 3)
+        held = await owners[0].service.get_menu(dispensary, max_age=600)
+        await cluster.wait_idle()  # replicated to the other owners
+        calls = sandbox.calls(dispensary)
+        delay_fills(owners[0], 5.0)
+        requester = next(node for node in cluster.nodes if node not in owners)
+        started = time.monotonic()
+        answer = await requester.service.get_menu(dispensary, max_age=600)
+        elapsed = time.monotonic() - started
+        assert answer.record.encoded == held.record.encoded
+        assert elapsed < 2.5, f"answered by the hedge, not after the 5 s delay ({elapsed:.2f} s)"
+        assert requester.service.statistics().hedges == {"sent": 1, "won": 1}
+        assert sandbox.calls(dispensary) == calls
+
+
+async def test_a_hedge_never_makes_a_second_upstream_fetch(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    dispensary = sandbox.tiny_dispensary
+    async with LocalCluster(5, tmp_path, sandbox_url=sandbox.base_url) as cluster:
+        fetches = observe(cluster)
+        owners = cluster.owners(dispensary, 3)
+        delay_fills(owners[0], 1.0)  # nobody holds it: the hedge finds nothing to give
+        requester = next(node for node in cluster.nodes if node not in owners)
+        answer = await requester.service.get_menu(dispensary, max_age=600)
+        await cluster.wait_idle()
+        assert [fetch.node_id for fetch in fetches] == [owners[0].node_id]
+        assert answer.record.fetched_at_ms == fetches[0].fetched_at_ms
+        assert requester.service.statistics().hedges == {"sent": 1, "declined": 1}
+
+
+async def test_two_owners_that_both_fill_make_one_upstream_fetch(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    dispensary = sandbox.tiny_dispensary
+    async with LocalCluster(5, tmp_path, sandbox_url=sandbox.base_url) as cluster:
+        fetches = observe(cluster)
+        first, second, _ = cluster.owners(dispensary, 3)
+        sandbox.set_latency(0.5)
+        # Owner lists that disagree (churn, lag): both take themselves for the one to fill.
+        answers = await asyncio.gather(
+            second.service.fill_as_owner(dispensary, 600),
+            first.service.fill_as_owner(dispensary, 600),
+        )
+        await cluster.wait_idle()
+        assert len(fetches) == 1, [fetch.node_id.hex() for fetch in fetches]
+        assert fetches[0].node_id == first.node_id, "the closer owner fills"
+        assert {answer.record.encoded for answer in answers} == {answers[0].record.encoded}
+
+
+async def test_failover_to_the_next_owner_joins_the_first_owners_running_fill(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    dispensary = sandbox.tiny_dispensary
+    async with LocalCluster(5, tmp_path, sandbox_url=sandbox.base_url) as cluster:
+        fetches = observe(cluster)
+        owners = cluster.owners(dispensary, 3)
+        requester = next(node for node in cluster.nodes if node not in owners)
+        sandbox.set_latency(1.0)
+        running = asyncio.ensure_future(owners[0].service.fill_as_owner(dispensary, 600))
+        await asyncio.sleep(0.3)  # the first owner is calling upstream
+        peers = requester.service._peers
+        fill = peers.fill
+
+        async def connection_lost(*args: Any, **options: Any) -> Any:
+            # The first call (to the first owner) loses its connection; the rest go out.
+            peers.fill = fill  # type: ignore[method-assign]
+            raise PeerUnreachable("connection reset", peer="first owner")
+
+        peers.fill = connection_lost  # type: ignore[method-assign]
+        answer = await requester.service.get_menu(dispensary, max_age=600)
+        assert requester.service.statistics().failovers == {"unreachable": 1}
+        first = await running
+        await cluster.wait_idle()
+        assert len(fetches) == 1, [fetch.reason for fetch in fetches]
+        assert answer.record.encoded == first.record.encoded
