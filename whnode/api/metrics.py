@@ -229,7 +229,7 @@ FIGURES: Final[tuple[Figure, ...]] = (
     ),
     counter(
         "service",
-        "upstream_calls_by_reason",
+        "fills_by_reason",
         "Upstream menu fetches by what started them: miss, failover, too_old_join, refresh.",
         labels=("reason",),
     ),

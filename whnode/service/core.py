@@ -1010,5 +1010,5 @@ class MenuService:
             hand_offs_skipped=self._hand_offs_skipped,
             failovers=dict(self._requests_to_owners.failovers),
             hedges=dict(self._requests_to_owners.hedges),
-            upstream_calls_by_reason=dict(self._calls_by_reason),
+            fills_by_reason=dict(self._calls_by_reason),
         )

@@ -69,5 +69,5 @@ class ServiceStatistics:
     """Owners skipped for the next one, by cause (unreachable, bad_answer, a refusal kind)."""
     hedges: dict[str, int] = field(default_factory=dict)
     """Hedged fills sent to a second owner, won (answered first) and declined."""
-    upstream_calls_by_reason: dict[str, int] = field(default_factory=dict)
+    fills_by_reason: dict[str, int] = field(default_factory=dict)
     """Upstream fetches by what started them (whnode.service.filllog.FillReason)."""
