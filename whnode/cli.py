@@ -75,7 +75,9 @@ class ExitCode(enum.IntEnum):
     OK = 0
     """The command succeeded."""
     RUNTIME_ERROR = 1
-    """A runtime failure on this machine (a port in use, a full disk, a bug)."""
+    """A runtime failure on this machine: a port in use (``cannot listen on UDP
+    127.0.0.1:8468: Address already in use``), the data directory in use by another process
+    (the message names its pid), a full disk, a bug."""
     USAGE_ERROR = 2
     """Bad flags, bad configuration, a malformed argument: fix the command or the file."""
     NOT_FOUND = 3
@@ -350,6 +352,11 @@ def _node_url(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
         url: str = args.node  # whnode.Client checks it
         return url.rstrip("/")
     node = _sources(args, environ).build().node
+    from whnode.datadir import running_api_url
+
+    running = running_api_url(node.data_dir)  # the api file of the daemon on this data dir
+    if running is not None:
+        return running
     host = node.advertise_host or node.host
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
@@ -773,7 +780,10 @@ def build_parser(*, width: int | None = None) -> argparse.ArgumentParser:
     get.add_argument("dispensary", metavar="DISPENSARY", help="dispensary id, vendor:store")
     where = get.add_mutually_exclusive_group()
     where.add_argument(
-        "--node", metavar="URL", help="a running node's URL (default: from the config)"
+        "--node",
+        metavar="URL",
+        help="a running node's URL (default: the api file of the node running on the data"
+        " directory, else the configured host and port)",
     )
     where.add_argument(
         "--embedded", action="store_true", help="start a node in this process for the request"
@@ -798,7 +808,10 @@ def build_parser(*, width: int | None = None) -> argparse.ArgumentParser:
             name, summary, [f"whnode {name} --node http://127.0.0.1:8468"], parents=[config]
         )
         command.add_argument(
-            "--node", metavar="URL", help="the node's URL (default: from the config)"
+            "--node",
+            metavar="URL",
+            help="the node's URL (default: the api file of the node running on the data"
+            " directory, else the configured host and port)",
         )
         command.add_argument("--json", action="store_true", help="print the raw JSON")
         command.set_defaults(handler=handler)
@@ -953,7 +966,24 @@ def render_cli_markdown() -> str:
         "",
         "`whnode run` and `whnode demo` stop cleanly on SIGTERM and on the first Ctrl-C and then",
         "exit 0 (a second Ctrl-C while draining exits 130). User errors print one line",
-        "`whnode: error: ...` on stderr, never a traceback.",
+        "`whnode: error: ...` on stderr, never a traceback. `whnode config show` refuses",
+        "exactly what `whnode run` refuses, with the same message naming the key.",
+        "",
+        "## The data directory",
+        "",
+        "`whnode run` (and `whnode get --embedded`, `whnode seed`) takes an exclusive lock on",
+        "the data directory (`whnode.lock`, holding the pid) for as long as it runs: a second",
+        "process on the same directory exits 1 at once, naming the pid of the first. The kernel",
+        "drops the lock when the process ends, even by `kill -9`. `whnode run` creates a missing",
+        "data directory (mode 0700) and a new identity in it (0600), as `whnode init` does but",
+        "without a `whnode.toml`; `whnode id`, `whnode config show` and `whnode status` never",
+        "create anything (`whnode id` on a directory without identity exits 2).",
+        "",
+        "A running node writes its HTTP URL to the `api` file of its data directory (removed",
+        "when it stops). `whnode status`, `whnode peers` and `whnode get` without `--node` use",
+        "it while the node runs, whatever port it was given (`--port 0` included); otherwise",
+        "they use the configured host and port. An `api` file left by a killed process is",
+        "ignored (its lock is gone).",
         "",
         "## whnode",
         "",
@@ -1030,10 +1060,16 @@ def render_configuration_markdown() -> str:
         "4. **Defaults**: the table below.",
         "",
         "The data directory itself comes from flags, then the environment, then the default",
-        "(the file lives in it, so it cannot move it). Unknown sections or keys, and values of",
-        "the wrong type, are refused with a message naming the key (exit code 2). `whnode config",
-        "show` prints the effective configuration (TOML, or JSON with `--format json`) with",
-        "secrets (keys named like key, secret, token, password, credential) masked as `***`.",
+        "(the file lives in it, so it cannot move it). Unknown sections or keys, values of the",
+        "wrong type and values out of range are refused with a message naming the key (exit",
+        'code 2). The file\'s values keep their TOML types: `port = "9000"` and',
+        '`seeds = "a:1"` are refused, not converted (environment variables and flags are text',
+        "and are parsed). Every rule is checked when the configuration is built, so `whnode",
+        "config show` refuses exactly what `whnode run` refuses, with the same message; upstream",
+        "sources are checked there too (known vendor, absolute http(s) `base_url`, credentials).",
+        "`whnode config show` prints the effective configuration (TOML, or JSON with `--format",
+        "json`) with secrets (keys named like key, secret, token, password, credential) masked",
+        "as `***`.",
         "`whnode run` rereads the file on SIGHUP and applies the upstream sources.",
         "",
         "Example:",

@@ -14,9 +14,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import importlib.metadata
+import ipaddress
+import math
 import tomllib
 import types
 import typing
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,37 +269,103 @@ SECTIONS: dict[str, type[Any]] = {
 SECRET_WORDS = ("key", "secret", "token", "password", "credential")
 
 
+_RANGES: Final[dict[str, tuple[float, float | None, bool]]] = {
+    # key: (lowest, highest or None, lowest allowed itself)
+    "node.port": (0, 65535, True),
+    "node.replication": (1, 20, True),
+    "node.ksize": (1, None, True),
+    "node.alpha": (1, None, True),
+    "node.rpc_timeout": (0, None, False),
+    "node.lookup_deadline": (0, None, False),
+    "node.peer_timeout": (0, None, False),
+    "node.request_deadline": (0, None, False),
+    "node.republish_interval": (0, None, False),
+    "node.drain_timeout": (0, None, True),
+    "node.hedge_delay": (0, None, True),
+    "cache.hot_cache_bytes": (1024 * 1024, None, True),
+    "cache.store_max_bytes": (1024 * 1024, None, True),
+    "cache.history_per_dispensary": (1, None, True),
+    "cache.expire_after": (0, None, False),
+    "freshness.min_ttl": (0, None, False),
+    "freshness.heuristic_fraction": (0, 1, False),
+    "freshness.default_ttl": (0, None, False),
+    "freshness.stale_while_revalidate": (0, None, True),
+    "freshness.stale_if_error": (0, None, True),
+    "freshness.refresh_ahead_requests": (1, None, True),
+    "freshness.refresh_ahead_fraction": (0, 1, False),
+    "freshness.negative_ttl": (0, None, True),
+    "upstream.requests_per_second": (0, None, False),
+    "upstream.burst": (1, None, True),
+    "upstream.concurrency_per_host": (1, None, True),
+    "upstream.request_timeout": (0, None, False),
+    "upstream.menu_deadline": (0, None, False),
+    "upstream.max_retries": (0, None, True),
+    "upstream.breaker_failures": (1, None, True),
+    "upstream.breaker_cooldown": (0, None, True),
+    "pool.workers": (0, None, True),
+    "pool.max_tasks_per_child": (1, None, True),
+    "pool.queue_depth": (1, None, True),
+    "api.requests_per_second": (0, None, False),
+    "api.burst": (1, None, True),
+    "api.header_timeout": (0, None, False),
+    "api.idle_timeout": (0, None, False),
+    "api.max_connections": (16, None, True),
+    "api.max_connections_per_ip": (1, None, True),
+    "trust.owner_slack": (0, None, True),
+    "trust.entitlement_window": (0, None, False),
+}
+"""Allowed ranges of numeric keys: every rule about one value lives here, under the name a
+user sets (the DHT and upstream layers' own checks then never fire on a built Config)."""
+
+
+def _range_text(low: float, high: float | None, inclusive: bool) -> str:
+    if high is not None:
+        return f"{low:g}..{high:g}" if inclusive else f"in ({low:g}, {high:g}]"
+    return f"at least {low:g}" if inclusive else f"> {low:g}"
+
+
+def _check_ranges(config: Config) -> None:
+    for section, cls in SECTIONS.items():
+        values = getattr(config, section)
+        for item in dataclasses.fields(cls):
+            value = getattr(values, item.name)
+            key = f"{section}.{item.name}"
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{key} must be a finite number, not {value!r}")
+            rule = _RANGES.get(key)
+            if rule is None:
+                continue
+            low, high, inclusive = rule
+            too_low = value < low if inclusive else value <= low
+            if too_low or (high is not None and value > high):
+                raise ConfigError(
+                    f"{key} must be {_range_text(low, high, inclusive)}, not {value!r}"
+                )
+
+
 def _validate(config: Config) -> None:
+    """Every rule about the configuration, naming the key a user sets (see _RANGES)."""
+    _check_ranges(config)
     node = config.node
-    if not 0 <= node.port <= 65535:
-        raise ConfigError(f"node.port must be 0..65535, not {node.port}")
-    if not 1 <= node.replication <= 20:
-        raise ConfigError("node.replication must be 1..20")
-    for name in ("rpc_timeout", "lookup_deadline", "peer_timeout", "request_deadline"):
-        if getattr(node, name) <= 0:
-            raise ConfigError(f"node.{name} must be > 0")
-    if not 0 <= node.hedge_delay <= node.request_deadline:
-        raise ConfigError("node.hedge_delay must be >= 0 and <= node.request_deadline")
     for seed in node.seeds:
         parse_host_port(seed)
+    if node.advertise_host is not None:
+        try:
+            ipaddress.ip_address(node.advertise_host)
+        except ValueError:
+            raise ConfigError(
+                f"node.advertise_host must be an IP address, not {node.advertise_host!r}"
+            ) from None
+    if node.hedge_delay > node.request_deadline:
+        raise ConfigError("node.hedge_delay must be <= node.request_deadline")
     fresh = config.freshness
-    if not 0 < fresh.min_ttl <= fresh.max_ttl:
-        raise ConfigError("freshness.min_ttl must be > 0 and <= freshness.max_ttl")
-    if not 0 < fresh.heuristic_fraction <= 1:
-        raise ConfigError("freshness.heuristic_fraction must be in (0, 1]")
-    if config.cache.hot_cache_bytes < 1024 * 1024:
-        raise ConfigError("cache.hot_cache_bytes must be at least 1 MiB")
-    if config.cache.history_per_dispensary < 1:
-        raise ConfigError("cache.history_per_dispensary must be >= 1")
-    if config.upstream.requests_per_second <= 0 or config.upstream.burst < 1:
-        raise ConfigError("upstream.requests_per_second must be > 0 and burst >= 1")
-    if config.pool.workers < 0 or config.pool.queue_depth < 1:
-        raise ConfigError("pool.workers must be >= 0 and pool.queue_depth >= 1")
-    api = config.api
-    if not (api.header_timeout > 0 and api.idle_timeout > 0):
-        raise ConfigError("api.header_timeout and api.idle_timeout must be > 0")
-    if api.max_connections < 16 or api.max_connections_per_ip < 1:
-        raise ConfigError("api.max_connections must be >= 16 and max_connections_per_ip >= 1")
+    if fresh.max_ttl < fresh.min_ttl:
+        raise ConfigError("freshness.max_ttl must be >= freshness.min_ttl")
+    user_agent = config.upstream.user_agent
+    if not user_agent.strip() or not user_agent.isprintable():
+        raise ConfigError("upstream.user_agent must be printable and not empty")
+    for index, source in enumerate(config.upstream.sources):
+        _validate_source(source, f"upstream.sources[{index}]")
     if config.log.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise ConfigError(f"log.level {config.log.level!r} is not a log level")
     for key in config.trust.allowlist:
@@ -306,12 +375,34 @@ def _validate(config: Config) -> None:
             raw = b""
         if len(raw) != 32:
             raise ConfigError(f"trust.allowlist entry {key[:16]!r}... is not 64 hex digits")
-    if config.trust.owner_slack < 0 or config.trust.entitlement_window <= 0:
-        raise ConfigError("trust.owner_slack must be >= 0 and trust.entitlement_window > 0")
     if not 0 <= config.trust.node_id_difficulty <= 32:
         raise ConfigError("trust.node_id_difficulty must be 0..32")
     if config.trust.mode is TrustMode.ALLOWLIST and not config.trust.allowlist:
         raise ConfigError("trust.mode = allowlist needs at least one trust.allowlist key")
+
+
+def _validate_source(source: SourceOverride, where: str) -> None:
+    """What the upstream layer checks when it applies a source, checked now (vendor, base
+    URL, credentials), with the message naming the table."""
+    from whnode.record.model import Vendor
+
+    vendors = [vendor.value for vendor in Vendor]
+    if source.vendor.strip().lower() not in vendors:
+        raise ConfigError(
+            f"{where}.vendor: unknown vendor {source.vendor!r} (one of {', '.join(vendors)})"
+        )
+    if source.base_url is not None:
+        url = urllib.parse.urlsplit(source.base_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError(f"{where}.base_url must be an absolute http(s) URL")
+        if url.query or url.fragment:
+            raise ConfigError(f"{where}.base_url must not carry a query or fragment")
+    from whnode.upstream.sources import SourcesConfig
+
+    try:  # the credentials as the upstream layer reads them (the same code at run time)
+        SourcesConfig.from_config(UpstreamConfig(sources=(source,)))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def parse_host_port(value: str) -> tuple[str, int]:
@@ -326,15 +417,22 @@ def parse_host_port(value: str) -> tuple[str, int]:
     return host.strip("[]"), port
 
 
-def _coerce(annotation: Any, value: Any, where: str) -> Any:
-    """Turn a TOML/env/flag value into the field's type, or raise ConfigError."""
+def _coerce(annotation: Any, value: Any, where: str, *, typed: bool = False) -> Any:
+    """Turn a TOML/env/flag value into the field's type, or raise ConfigError.
+
+    ``typed``: the value comes from the TOML file, which has types of its own: it must
+    already be of the field's type (``port = "9000"`` and ``seeds = "a:1"`` are refused).
+    Environment variables and flags are text and are parsed.
+    """
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (types.UnionType, typing.Union):
         non_none = [arg for arg in args if arg is not type(None)]
         if value is None or value == "":
             return None
-        return _coerce(non_none[0], value, where)
+        return _coerce(non_none[0], value, where, typed=typed)
+    if typed and not _has_toml_type(annotation, value):
+        raise ConfigError(f"{where}: expected {_type_words(annotation)}, got {value!r}")
     if annotation is bool:
         if isinstance(value, bool):
             return value
@@ -344,7 +442,7 @@ def _coerce(annotation: Any, value: Any, where: str) -> Any:
             return False
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
     if annotation is int:
-        if isinstance(value, bool):
+        if isinstance(value, bool | float):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         try:
             return int(value)
@@ -379,12 +477,45 @@ def _coerce(annotation: Any, value: Any, where: str) -> Any:
         item_type = args[0]
         if item_type is SourceOverride:
             return tuple(_source_override(item, f"{where}[{i}]") for i, item in enumerate(value))
-        return tuple(_coerce(item_type, item, f"{where}[{i}]") for i, item in enumerate(value))
+        return tuple(
+            _coerce(item_type, item, f"{where}[{i}]", typed=typed) for i, item in enumerate(value)
+        )
     if origin in (Mapping, dict) or annotation is Mapping:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a table, got {value!r}")
         return {str(k): str(v) for k, v in value.items()}
     raise ConfigError(f"{where}: unsupported type {annotation!r}")
+
+
+def _has_toml_type(annotation: Any, value: Any) -> bool:
+    """True when a TOML value is of the type a field of ``annotation`` holds."""
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is str or annotation is Path:
+        return isinstance(value, str)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return isinstance(value, str)
+    if typing.get_origin(annotation) is tuple:
+        return isinstance(value, list)
+    return True
+
+
+def _type_words(annotation: Any) -> str:
+    if annotation is bool:
+        return "true or false"
+    if annotation is int:
+        return "an integer"
+    if annotation is float:
+        return "a number"
+    if typing.get_origin(annotation) is tuple:
+        return "a list"
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return "one of " + ", ".join(str(member.value) for member in annotation)
+    return "a string"
 
 
 def _source_override(value: Any, where: str) -> SourceOverride:
@@ -498,16 +629,16 @@ def build_config(
     else:
         file_layers = _from_toml(config_file)
     merged: dict[str, dict[str, Any]] = {}
-    for layer in (file_layers, env_layers, flag_layers):
+    for layer, typed in ((file_layers, True), (env_layers, False), (flag_layers, False)):
         for section, values in layer.items():
-            merged.setdefault(section, {}).update(values)
+            hints = _hints(SECTIONS[section])
+            merged.setdefault(section, {}).update(
+                (name, _coerce(hints[name], value, f"{section}.{name}", typed=typed))
+                for name, value in values.items()
+            )
     sections: dict[str, Any] = {}
     for section, cls in SECTIONS.items():
-        hints = _hints(cls)
-        values = {
-            name: _coerce(hints[name], value, f"{section}.{name}")
-            for name, value in merged.get(section, {}).items()
-        }
+        values = merged.get(section, {})
         try:
             sections[section] = cls(**values)
         except TypeError as exc:

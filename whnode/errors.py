@@ -3,6 +3,7 @@
 ::
 
     WhnodeError
+    ├── ListenError                 a port or address could not be bound (exit code 1)
     ├── UsageError                  the caller misused the API or gave bad configuration
     │   └── ConfigError             (whnode.config) a configuration value is invalid
     └── RemoteError                 a peer, a file or an upstream misbehaved
@@ -20,7 +21,7 @@ exceptions (aiohttp, sqlite3, cbor2, kademlia) are translated at each layer's ed
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "RemoteError", "UsageError", "WhnodeError"]
+__all__ = ["ConfigError", "ListenError", "RemoteError", "UsageError", "WhnodeError", "describe"]
 
 
 class WhnodeError(Exception):
@@ -33,6 +34,25 @@ class UsageError(WhnodeError):
 
 class ConfigError(UsageError):
     """A configuration value (file, environment or flag) is invalid."""
+
+
+class ListenError(WhnodeError):
+    """A socket could not be bound: the port is in use, or the address is not this host's.
+
+    A runtime condition of this machine, not a configuration error (exit code 1)."""
+
+
+def describe(exc: OSError) -> str:
+    """The system's own words for an OSError (``Address already in use``), without asyncio's
+    or aiohttp's wrapping text."""
+    import os
+
+    cause: BaseException | None = exc
+    while cause is not None:  # uvloop wraps the bind error in an OSError without errno
+        if isinstance(cause, OSError) and cause.errno is not None:
+            return os.strerror(cause.errno)
+        cause = cause.__cause__ or cause.__context__
+    return str(exc) or type(exc).__name__
 
 
 class RemoteError(WhnodeError):

@@ -28,9 +28,10 @@ from aiohttp import web
 from whnode import limits
 from whnode.api.server import ConnectionLimits, GuardedSite, http_runner, ingress_of
 from whnode.config import Config, TrustMode, parse_host_port
+from whnode.datadir import DataDirLock, prepare_data_dir, remove_api_file, write_api_file
 from whnode.dht import DhtConfig, DhtNode
 from whnode.dht import PublicKey as DhtPublicKey
-from whnode.errors import ConfigError
+from whnode.errors import ListenError, describe
 from whnode.identity import load_or_create_identity
 from whnode.peer.client import PeerClient
 from whnode.peer.routes import add_peer_routes
@@ -96,6 +97,8 @@ class Node:
         self.port = 0
         self.host = config.node.host
         self.hot = HotCache(config.cache.hot_cache_bytes)
+        self._lock = DataDirLock(Path(config.node.data_dir))
+        self._api_url: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Self:
@@ -113,6 +116,15 @@ class Node:
     @property
     def http_url(self) -> str:
         host = self.advertise_host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    def _local_url(self) -> str:
+        """The HTTP listener's URL as a process on this machine reaches it (the api file)."""
+        host = self.host
+        if host in ("", "0.0.0.0"):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     @property
@@ -147,12 +159,13 @@ class Node:
         self._started_at = time.time()
         config = self.config
         data_dir = Path(config.node.data_dir)
-        await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
-        if self._signing_key is None:
-            self._signing_key = await asyncio.to_thread(load_or_create_identity, data_dir)
-        self.public_key = self._signing_key.public_key
-        self.node_id = node_id_for(self.public_key)
+        await asyncio.to_thread(prepare_data_dir, data_dir)
+        await asyncio.to_thread(self._lock.acquire)  # DataDirInUse: another process runs here
         try:
+            if self._signing_key is None:
+                self._signing_key = await asyncio.to_thread(load_or_create_identity, data_dir)
+            self.public_key = self._signing_key.public_key
+            self.node_id = node_id_for(self.public_key)
             self._store = await DurableStore.open(
                 data_dir / "store.sqlite3",
                 history_per_dispensary=config.cache.history_per_dispensary,
@@ -172,6 +185,14 @@ class Node:
                 self._http = UpstreamHttp.from_config(config.upstream)
                 fetcher = self._build_fetcher(config)
             self.dht = await self._bind(data_dir)
+            self._api_url = self._local_url()
+            await asyncio.to_thread(write_api_file, data_dir, self._api_url)
+            LOG.info(
+                "node %s listening on %s:%d (UDP and TCP); joining the network",
+                self.node_id.hex()[:12],
+                self.host,
+                self.port,
+            )
             self.service = MenuService(
                 config=config,
                 signing_key=self._signing_key,
@@ -253,7 +274,9 @@ class Node:
             try:
                 port = await dht.listen(self.host, wanted)
             except OSError as exc:
-                raise ConfigError(f"cannot listen on UDP {self.host}:{wanted}: {exc}") from exc
+                raise ListenError(
+                    f"cannot listen on UDP {self.host}:{wanted}: {describe(exc)}"
+                ) from exc
             site = GuardedSite(
                 self._runner,
                 self.host,
@@ -269,7 +292,8 @@ class Node:
                 continue
             self.port = port
             return dht
-        raise ConfigError(f"cannot listen on TCP {self.host}:{wanted}: {last_error}")
+        reason = describe(last_error) if last_error is not None else "no free port number"
+        raise ListenError(f"cannot listen on TCP {self.host}:{wanted}: {reason}")
 
     def _peer_handler(self) -> Any:
         node = self
@@ -316,6 +340,10 @@ class Node:
         if self._store is not None:
             await self._store.close()
             self._store = None
+        if self._api_url is not None:
+            url, self._api_url = self._api_url, None
+            await asyncio.to_thread(remove_api_file, self.config.node.data_dir, url)
+        self._lock.release()
 
     async def _republish_loop(self) -> None:
         interval = self.config.node.republish_interval

@@ -72,9 +72,10 @@ from whnode.api.exceptions import ClientRateLimited, NodeNotReady
 from whnode.api.metrics import ApiMetrics
 from whnode.api.problems import problem_for, problem_response
 from whnode.config import DEFAULT_PORT, LogConfig, LogFormat
+from whnode.datadir import DataDirLock, prepare_data_dir
 from whnode.dht import Contact, DhtConfig, DhtNode, DhtStatistics, NodeId, PublicKey
 from whnode.dht.ratelimit import SourceRateLimiter
-from whnode.errors import ConfigError, RemoteError, UsageError, WhnodeError
+from whnode.errors import ConfigError, ListenError, RemoteError, UsageError, WhnodeError, describe
 from whnode.seeds import Seed, format_seed, load_seeds, parse_seeds
 
 __all__ = [
@@ -319,6 +320,7 @@ class SeedServer:
         self._peer_seen = False
         self._pinned: dict[tuple[str, int], NodeId] = {}
         self._mismatches: dict[tuple[str, int], NodeId] = {}
+        self._lock = DataDirLock(config.data_dir)
         self._http_limiter = SourceRateLimiter(
             config.http_requests_per_second, config.http_burst, HTTP_TRACKED_CLIENTS
         )
@@ -363,6 +365,8 @@ class SeedServer:
         self._started_at = self._clock()
         config = self.config
         try:
+            await asyncio.to_thread(prepare_data_dir, config.data_dir)
+            await asyncio.to_thread(self._lock.acquire)  # DataDirInUse names the holder
             public_key = await asyncio.to_thread(_load_public_key, config.data_dir)
             await self._bind(public_key)
             self._pinned = await self._resolve_pins()
@@ -403,8 +407,8 @@ class SeedServer:
             try:
                 port = await dht.listen(config.host, config.port)
             except OSError as exc:
-                raise OSError(
-                    exc.errno, f"cannot listen on UDP {config.host}:{config.port}: {exc.strerror}"
+                raise ListenError(
+                    f"cannot listen on UDP {config.host}:{config.port}: {describe(exc)}"
                 ) from exc
             site = web.TCPSite(runner, config.host, port, backlog=256)
             try:
@@ -418,7 +422,8 @@ class SeedServer:
             self.port = port
             self.node_id = dht.node_id
             return
-        raise OSError(f"cannot listen on TCP {config.host}:{config.port}: {last_error}")
+        reason = describe(last_error) if last_error is not None else "no free port number"
+        raise ListenError(f"cannot listen on TCP {config.host}:{config.port}: {reason}")
 
     async def stop(self) -> None:
         """Stop serving, end the tasks, save the peer table, close the socket. Idempotent."""
@@ -432,6 +437,7 @@ class SeedServer:
         self._listening = False
         if self._dht is not None:
             await self._dht.stop()  # saves peers.json when the table is not empty
+        self._lock.release()
 
     def _spawn(self, coroutine: Awaitable[None], name: str) -> None:
         async def guarded() -> None:

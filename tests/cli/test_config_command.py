@@ -146,14 +146,14 @@ def test_toml_output_reads_back_as_the_same_configuration(cli: Cli, tmp_path: Pa
         '[[upstream.sources]]\nvendor = "dutchie"\nbase_url = "http://127.0.0.1:8600"\n',
     )
     outcome = cli(
-        "config", "show", "--data-dir", str(tmp_path), "--set", "node.advertise_host=node.example"
+        "config", "show", "--data-dir", str(tmp_path), "--set", "node.advertise_host=203.0.113.7"
     )
     assert outcome.code == 0, outcome.err
     tomllib.loads(outcome.out)
     copy = tmp_path / "copy.toml"
     copy.write_text(outcome.out, encoding="utf-8")
     original = build_config(
-        environ={}, flags={"node.data_dir": str(tmp_path), "node.advertise_host": "node.example"}
+        environ={}, flags={"node.data_dir": str(tmp_path), "node.advertise_host": "203.0.113.7"}
     )
     assert build_config(config_file=copy, environ={}) == original
 

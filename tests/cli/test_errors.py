@@ -44,7 +44,7 @@ def test_bad_file(cli: Cli, tmp_path: Path, file_text: str, fragment: str) -> No
     [
         (["--set", "node.port"], {}, "expected SECTION.KEY=VALUE"),
         (["--set", "node.nope=1"], {}, "unknown configuration key node.nope"),
-        (["--set", "pool.workers=-1"], {}, "pool.workers must be >= 0"),
+        (["--set", "pool.workers=-1"], {}, "pool.workers must be at least 0, not -1"),
         (["--seed", "no-port"], {}, "is not host:port"),
         (["--log-level", "LOUD"], {}, "is not a log level"),
         ([], {"WHNODE_NODE_ROUTING_ONLY": "maybe"}, "node.routing_only: expected true or false"),
