@@ -32,7 +32,7 @@ from whnode.datadir import DataDirLock, prepare_data_dir, remove_api_file, write
 from whnode.dht import DhtConfig, DhtNode
 from whnode.dht import PublicKey as DhtPublicKey
 from whnode.errors import ListenError, describe
-from whnode.identity import load_or_create_identity
+from whnode.identity import identity_path, load_or_create_identity
 from whnode.peer.client import PeerClient
 from whnode.peer.routes import add_peer_routes
 from whnode.record.acceptance import TrustPolicy
@@ -163,7 +163,10 @@ class Node:
         await asyncio.to_thread(self._lock.acquire)  # DataDirInUse: another process runs here
         try:
             if self._signing_key is None:
+                fresh = not await asyncio.to_thread(identity_path(data_dir).exists)
                 self._signing_key = await asyncio.to_thread(load_or_create_identity, data_dir)
+                if fresh:
+                    LOG.info("created a new node identity in %s", data_dir)
             self.public_key = self._signing_key.public_key
             self.node_id = node_id_for(self.public_key)
             self._store = await DurableStore.open(
