@@ -60,6 +60,7 @@ BENCHES = {
     "http": "whnode.bench.http",
     "fidelity": "whnode.bench.fidelity",
     "flood": "whnode.bench.flood",
+    "fuzz": "whnode.bench.fuzz",
 }
 
 HTTP_TIMEOUT = 10.0

@@ -260,7 +260,12 @@ class Node:
     async def _bind(self, data_dir: Path) -> DhtNode:
         """Listen on UDP and TCP with the same port number (retrying free ports for port 0)."""
         api = self._add_api_routes()
-        add_peer_routes(self.app, self._peer_handler(), instrument=api.instrument)
+        add_peer_routes(
+            self.app,
+            self._peer_handler(),
+            instrument=api.instrument,
+            on_refused=api.ingress.note_refusal,
+        )
         connection_limits = ConnectionLimits.from_api_config(self.config.api)
         self._runner = http_runner(
             self.app, connection_limits, shutdown_timeout=self.config.node.drain_timeout

@@ -15,7 +15,7 @@ import pytest
 
 from tests.api.peer_support import PeerServer
 from whnode import limits
-from whnode.api.server import ConnectionLimits
+from whnode.api.server import ConnectionLimits, ingress_of
 from whnode.peer.ratelimit import PeerRateLimiter
 
 DISPENSARY = "weedmaps:ultra-health-gallup"
@@ -304,3 +304,51 @@ async def test_the_per_ip_cap_refuses_when_nothing_is_idle() -> None:
             writer.close()
         await asyncio.sleep(0.05)
         assert await _served(server.port)
+
+
+async def test_a_client_flooding_past_its_rate_loses_its_connections_for_a_while() -> None:
+    from tests.api.support import ApiServer, ContextDouble, ServiceDouble
+    from whnode.config import ApiConfig, Config
+
+    config = Config(api=ApiConfig(requests_per_second=1, burst=1))
+    async with ApiServer(ContextDouble(ServiceDouble(), config=config)) as server:
+        ingress = ingress_of(server.app)
+        ingress.penalty_threshold = 30
+        ingress.penalty_seconds = 2.0
+        port = int(server.url.rsplit(":", 1)[1])
+        reader, writer = await _open(port)
+        statuses = []
+        for _ in range(40):  # one keep-alive connection, far over its rate
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            await writer.drain()
+            line = await reader.readline()
+            if not line:
+                break  # the connection was closed by the penalty
+            statuses.append(line.split()[1])
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(h.split(b":")[1])
+                for h in head.split(b"\r\n")
+                if h.lower().startswith(b"content-length")
+            )
+            await reader.readexactly(length)
+        # the burst, then 429s until the 30th refusal closes the connection
+        assert statuses == [b"200"] + [b"429"] * 29
+        # new connections get nowhere meanwhile: the kernel drops their SYNs (Linux)
+        assert not await _served_public(port)
+        events = ingress.statistics().connections_by_event
+        assert events.get("penalized") == 1
+        await asyncio.sleep(2.0)
+        assert await _served_public(port)
+
+
+async def _served_public(port: int) -> bool:
+    try:
+        reader, writer = await asyncio.wait_for(
+            _open(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"), 0.8
+        )
+        line = await asyncio.wait_for(reader.readline(), 2)
+    except (ConnectionError, TimeoutError):
+        return False
+    writer.close()
+    return line.startswith(b"HTTP/1.1 ")

@@ -128,8 +128,10 @@ class PublicApi:
     # ------------------------------------------------------------------ guards
     def _refuse_early(self, request: web.Request) -> None:
         """Checks done before any work: rate, query size, body on GET/HEAD."""
-        wait = self.limiter.check(client_key(request.remote), time.monotonic())
+        key = client_key(request.remote)
+        wait = self.limiter.check(key, time.monotonic())
         if wait > 0:
+            self.ingress.note_refusal(key)
             raise ClientRateLimited("request rate exceeded for this client", retry_after=wait)
         query = request.rel_url.raw_query_string
         # a character is at most 4 bytes of UTF-8: most queries need no encoding to check

@@ -31,6 +31,12 @@ from aiohttp.web_protocol import RequestPayloadError
 
 __all__ = ["HttpIngress", "IngressStatistics", "malformed_kind"]
 
+LOG = logging.getLogger(__name__)
+
+PENALTY_REFUSALS: Final = 1000
+"""Requests refused for their rate within one second after which a client is penalized."""
+PENALTY_SECONDS: Final = 10.0
+"""How long a penalized client's connections are refused."""
 SUMMARY_INTERVAL: Final = 60.0
 """Seconds between two WARNING summaries of malformed requests (at most one per window)."""
 
@@ -101,6 +107,51 @@ class HttpIngress(logging.Logger):
         self._clock = clock
         self._window_start = clock()
         self._window: Counter[str] = Counter()
+        self._refusals: Counter[str] = Counter()
+        self._refusal_window = clock()
+        self.penalized: dict[str, float] = {}
+        """Client keys whose connections are refused until the given monotonic time."""
+        self.penalty_threshold = PENALTY_REFUSALS
+        self.penalty_seconds = PENALTY_SECONDS
+        self.on_penalty: list[Any] = []
+        """Callables(key) run when a client is penalized (the guard closes its connections)."""
+
+    def note_refusal(self, key: str) -> None:
+        """A request of client ``key`` was refused for its rate. A client refused
+        ``penalty_threshold`` times within one second is flooding: its open connections are
+        closed and new ones refused for ``penalty_seconds`` (a 429 costs the node as much as
+        an answer; a refused connection costs it almost nothing)."""
+        now = self._clock()
+        if now - self._refusal_window >= 1.0:
+            self._refusal_window = now
+            self._refusals.clear()
+        self._refusals[key] += 1
+        if self._refusals[key] < self.penalty_threshold:
+            return
+        del self._refusals[key]
+        self.penalized[key] = now + self.penalty_seconds
+        self.count_connection("penalized")
+        LOG.warning(
+            "HTTP client %s floods (%d requests refused within 1 s): its connections are"
+            " refused for %.0f s",
+            key,
+            self.penalty_threshold,
+            self.penalty_seconds,
+        )
+        for callback in self.on_penalty:
+            callback(key)
+
+    def now(self) -> float:
+        return float(self._clock())
+
+    def is_penalized(self, key: str) -> bool:
+        until = self.penalized.get(key)
+        if until is None:
+            return False
+        if until > self._clock():
+            return True
+        del self.penalized[key]
+        return False
 
     def count(self, kind: str) -> None:
         """Count one malformed request (or broken-off body) of ``kind``."""

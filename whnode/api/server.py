@@ -18,6 +18,9 @@ open, and past the descriptor limit new clients failed. ``http_runner`` and
   same IP for the per-IP cap); only when none is idle is the newcomer closed at once. The
   total cap is kept below the process's descriptor limit (raised to its hard limit when
   needed), so that accepting never fails for want of descriptors.
+- **penalty**: a client refused for its rate ``PENALTY_REFUSALS`` times within a second
+  (``HttpIngress.note_refusal``) loses its connections, and its SYNs are dropped in the
+  kernel for ``PENALTY_SECONDS`` (``whnode.dht.blocklist``'s filter, on the listening socket).
 - **lingering** (``LINGER_SECONDS``): after answering a request whose body was not read (a
   refused upload), the rest of the body is drained for at most this long, not 10 s.
 
@@ -34,7 +37,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import resource
+import socket
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Final, cast
@@ -44,6 +49,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from whnode.api.ingress import HttpIngress
 from whnode.api.ratelimit import client_key
+from whnode.dht.blocklist import SourceBlocklist
 
 __all__ = [
     "INGRESS_KEY",
@@ -239,6 +245,8 @@ class ConnectionGuard:
             )
         self._open: OrderedDict[_Connection, None] = OrderedDict()
         self._by_ip: dict[str, OrderedDict[_Connection, None]] = {}
+        self.blocklists: list[SourceBlocklist] = []
+        ingress.on_penalty.append(self.close_client)
 
     def __len__(self) -> int:
         return len(self._open)
@@ -247,7 +255,32 @@ class ConnectionGuard:
         """The protocol factory to listen with, wrapping aiohttp's ``server``."""
         return lambda: _Connection(self, server)
 
+    def close_client(self, key: str) -> None:
+        """Close every connection of a penalized client ``key`` (IP address or IPv6 /64) and
+        drop its new connection attempts in the kernel while the penalty lasts (a BPF filter
+        on the listening sockets: its SYNs are discarded, so that a flooder reconnecting in a
+        loop costs the node nothing; elsewhere than Linux ``admit`` refuses them)."""
+        for connection in list(self._by_ip.get(key, ())):
+            connection.close()
+        until = self.ingress.penalized.get(key)
+        if until is None or not self.blocklists:
+            return
+        loop = asyncio.get_running_loop()
+        # the blocklists count in the loop's time; the ingress in time.monotonic()
+        deadline = loop.time() + max(0.0, until - self.ingress.now())
+        for blocklist in self.blocklists:
+            blocklist.block(key, deadline)
+        loop.call_at(deadline + 0.01, self._lift_blocks)
+
+    def _lift_blocks(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for blocklist in self.blocklists:
+            blocklist.expire(now)
+
     def admit(self, connection: _Connection, *, loopback: bool) -> bool:
+        if self.ingress.is_penalized(connection.key):
+            self.ingress.count_connection("refused_penalized")
+            return False
         per_ip = self._by_ip.get(connection.key)
         if (
             not (loopback and self.limits.exempt_loopback)
@@ -294,7 +327,7 @@ class ConnectionGuard:
 class GuardedSite(web.TCPSite):
     """A TCPSite whose connections go through a ConnectionGuard."""
 
-    __slots__ = ("guard",)
+    __slots__ = ("_duplicates", "guard")
 
     def __init__(
         self,
@@ -308,6 +341,7 @@ class GuardedSite(web.TCPSite):
     ) -> None:
         super().__init__(runner, host, port, backlog=backlog)
         self.guard = ConnectionGuard(limits, ingress)
+        self._duplicates: list[socket.socket] = []
 
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site with its runner
@@ -322,6 +356,16 @@ class GuardedSite(web.TCPSite):
         )
         sockets = self._server.sockets
         self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
+        # filters attach to the socket, not the descriptor: a duplicate to set them through
+        self._duplicates = [socket.socket(fileno=os.dup(sock.fileno())) for sock in sockets]
+        self.guard.blocklists = [SourceBlocklist(sock) for sock in self._duplicates]
+
+    async def stop(self) -> None:
+        await super().stop()
+        self.guard.blocklists = []
+        for duplicate in self._duplicates:
+            duplicate.close()
+        self._duplicates = []
 
 
 def _is_loopback(host: str | None) -> bool:

@@ -1,10 +1,16 @@
 """``whnode bench flood``: one IP floods a node; do other clients still get through?
 
-UDP: a node's DHT socket listens on 127.0.0.1; flooder processes send junk datagrams from
+UDP: a DHT node's socket listens on 127.0.0.1; flooder processes send junk datagrams from
 127.0.0.2 as fast as they can; legitimate peers, each on an address of its own
 (127.0.0.3, 127.0.0.4, ...), ping the node at a steady rate and count the replies. The loss
 of the legitimate peers is printed before the flood and during it (goal: under 5 % during).
-The node treats loopback like any remote address here (``ip_limit_exempts_loopback`` off).
+
+Node: a whole node (sandbox upstream, a hot menu) is flooded from 127.0.0.2 on its HTTP API
+(keep-alive GETs over many connections) and its UDP port at once, while a client on
+127.0.0.3 GETs the menu at a steady rate: its p99 before and during is printed (goal: within
+2x), and the legitimate UDP peers' loss meanwhile.
+
+Loopback addresses stand for remote ones here: the node's loopback exemptions are off.
 
 Every figure is printed with the load average; ``--stress N`` runs N CPU burners beside.
 """
@@ -136,9 +142,27 @@ class UdpFlood:
     receive_buffer: int
 
 
+def _cpus() -> tuple[set[int] | None, set[int] | None]:
+    """(node CPUs, flooder CPUs): separate ones when there are two or more, so that the
+    flooders' own CPU use (which a real attacker spends on its own machine) does not starve
+    the node; None when they must share."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None, None
+    if len(cpus) < 2:
+        return None, None
+    return set(cpus[:1]), set(cpus[1:])
+
+
 def _spawn(code: str) -> subprocess.Popen[str]:
+    _, load = _cpus()
     return subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=os.getcwd()
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=os.getcwd(),
+        preexec_fn=None if load is None else (lambda: os.sched_setaffinity(0, load)),
     )
 
 
@@ -190,48 +214,223 @@ async def udp_flood(
     )
 
 
+# ---------------------------------------------------------------------- HTTP and UDP at once
+def _http_flooder(url: str, seconds: float, connections: int) -> None:
+    """GET ``url`` over ``connections`` keep-alive connections from FLOOD_HOST."""
+    import aiohttp
+
+    async def flood() -> int:
+        sent = 0
+        end = time.monotonic() + seconds
+        connector = aiohttp.TCPConnector(limit=connections, local_addr=(FLOOD_HOST, 0))
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def one() -> None:
+                nonlocal sent
+                while time.monotonic() < end:
+                    try:
+                        async with session.get(url) as response:
+                            await response.read()
+                    except aiohttp.ClientError:
+                        await asyncio.sleep(0.01)
+                    sent += 1
+
+            await asyncio.gather(*(one() for _ in range(connections)))
+        return sent
+
+    sent = asyncio.run(flood())
+    print(json.dumps({"sent": sent, "seconds": seconds}), flush=True)
+
+
+async def _latencies(url: str, seconds: float, rate: float) -> tuple[list[float], int]:
+    """GET ``url`` at ``rate`` per second from 127.0.0.3 for ``seconds``: latencies, failures."""
+    import aiohttp
+
+    latencies: list[float] = []
+    failures = 0
+    connector = aiohttp.TCPConnector(limit=8, local_addr=(f"127.0.0.{PEER_HOST_BASE}", 0))
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one() -> None:
+            nonlocal failures
+            started = time.perf_counter()
+            try:
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=10)) as response:
+                    await response.read()
+                    if response.status != 200:
+                        failures += 1
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                failures += 1
+                return
+            latencies.append(time.perf_counter() - started)
+
+        tasks = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            tasks.append(asyncio.create_task(one()))
+            await asyncio.sleep(1.0 / rate)
+        await asyncio.gather(*tasks)
+    return sorted(latencies), failures
+
+
+def _p99(values: list[float]) -> float:
+    return values[int(0.99 * (len(values) - 1))] * 1000 if values else float("nan")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFlood:
+    before_p99_ms: float
+    during_p99_ms: float
+    before_failures: int
+    during_failures: int
+    http_rate: float
+    udp_rate: float
+    udp_loss: float
+    refused_http: int
+    flood_blocks: int
+
+
+async def node_flood(*, seconds: float, flooders: int, connections: int, rate: float) -> NodeFlood:
+    """A real node (sandbox upstream); a client's GET latency before and during a flood of
+    the same node's HTTP API and UDP port from one IP; legitimate UDP peers' loss meanwhile."""
+    from whnode.api.app import public_api
+    from whnode.node import Node
+    from whnode.sandbox import SandboxConfig, run_sandbox
+    from whnode.testing.cluster import cluster_config
+
+    with tempfile.TemporaryDirectory() as directory:
+        async with run_sandbox(SandboxConfig()) as sandbox:
+            config = cluster_config(Path(directory), sandbox_url=sandbox.base_url)
+            async with Node(config) as node:
+                # loopback stands for remote addresses here: no exemption (bench only)
+                protocol = node.dht._protocol
+                assert protocol is not None
+                protocol._loopback_exempt = False
+                dispensary = sandbox.dispensaries[0]
+                url = f"{node.http_url}/v1/menus/{dispensary}?max_age=3600"
+                await _latencies(url, 1.0, 20)  # fill, then hot
+                before, before_failures = await _latencies(url, min(10.0, seconds), rate)
+                peer_code = (
+                    "from whnode.bench.flood import _peers; "
+                    f"_peers({node.port}, 8, 50.0, [{seconds}])"
+                )
+                peers = _spawn(peer_code)
+                http_code = (
+                    "from whnode.bench.flood import _http_flooder; "
+                    f"_http_flooder({url!r}, {seconds}, {connections})"
+                )
+                udp_code = (
+                    "from whnode.bench.flood import _flooder; "
+                    f"_flooder({node.port}, {seconds}, 120, False)"
+                )
+                floods = [_spawn(http_code)] + [_spawn(udp_code) for _ in range(flooders)]
+                await asyncio.sleep(1.0)  # the flood is under way
+                during, during_failures = await _latencies(url, seconds - 2.0, rate)
+                outputs = [
+                    json.loads(out)
+                    for out, _ in await asyncio.gather(
+                        *(asyncio.to_thread(process.communicate) for process in floods)
+                    )
+                ]
+                peer_out, _ = await asyncio.to_thread(peers.communicate)
+                phase = json.loads(peer_out)[0]
+                refused = public_api(node.app).limiter.statistics().refused
+                blocks = node.dht.statistics().flood_blocks
+    return NodeFlood(
+        before_p99_ms=_p99(before),
+        during_p99_ms=_p99(during),
+        before_failures=before_failures,
+        during_failures=during_failures,
+        http_rate=outputs[0]["sent"] / seconds,
+        udp_rate=sum(o["sent"] for o in outputs[1:]) / seconds,
+        udp_loss=1.0 - phase["answered"] / max(1, phase["sent"]),
+        refused_http=refused,
+        flood_blocks=blocks,
+    )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="whnode bench flood", description=__doc__)
     parser.add_argument("--seconds", type=float, default=20.0, help="flood duration")
-    parser.add_argument("--flooders", type=int, default=2, help="flooding processes (one IP)")
-    parser.add_argument("--peers", type=int, default=8, help="legitimate peers")
-    parser.add_argument("--rate", type=float, default=50.0, help="pings per second per peer")
+    parser.add_argument("--flooders", type=int, default=2, help="UDP flooding processes (one IP)")
+    parser.add_argument("--connections", type=int, default=64, help="HTTP flood connections")
+    parser.add_argument("--peers", type=int, default=8, help="legitimate UDP peers")
+    parser.add_argument("--rate", type=float, default=50.0, help="pings/s per peer, GETs/s")
     parser.add_argument("--size", type=int, default=120, help="flood datagram bytes")
-    parser.add_argument("--hop-ports", action="store_true", help="flood from 64 source ports")
+    parser.add_argument("--hop-ports", action="store_true", help="UDP flood from 64 ports")
+    parser.add_argument(
+        "--only", choices=("udp", "node"), help="run one part: the DHT alone, or a whole node"
+    )
     parser.add_argument("--stress", type=int, default=0, help="CPU burners beside the run")
     args = parser.parse_args(argv)
     from whnode.daemon import loop_factory
 
-    with cpu_burners(args.stress), asyncio.Runner(loop_factory=loop_factory()) as runner:
-        result = runner.run(
-            udp_flood(
-                seconds=args.seconds,
-                flooders=args.flooders,
-                peers=args.peers,
-                rate=args.rate,
-                size=args.size,
-                hop_ports=args.hop_ports,
-            )
+    node_cpus, load_cpus = _cpus()
+    if node_cpus is not None:
+        os.sched_setaffinity(0, node_cpus)  # the node here; flooders and peers elsewhere
+        print(
+            f"node pinned to CPU {sorted(node_cpus)}, flooders and peers to CPU"
+            f" {sorted(load_cpus or ())}; CPU burners (--stress) unpinned"
         )
-        load = load_average()
-    print(
-        f"UDP flood from one IP ({args.flooders} processes, {result.flood_rate:,.0f} datagrams/s"
-        f" of {args.size} bytes, {args.seconds:g} s); {args.peers} legitimate peers at"
-        f" {args.rate:g} pings/s each; --stress {args.stress}; load average {load}"
-    )
-    print(f"  SO_RCVBUF granted: {result.receive_buffer:,} bytes")
-    print(
-        f"  legitimate loss before the flood: {result.baseline_loss:.2%}"
-        f" (p99 {result.baseline_p99_ms:.1f} ms)"
-    )
-    print(
-        f"  legitimate loss during the flood: {result.flood_loss:.2%}"
-        f" (p99 {result.flood_p99_ms:.1f} ms; goal < 5 %)"
-    )
-    print(
-        f"  node read {result.received:,} datagrams, dropped {result.dropped_by_source:,} by"
-        f" source before decoding"
-    )
+    with cpu_burners(args.stress), asyncio.Runner(loop_factory=loop_factory()) as runner:
+        if args.only in (None, "udp"):
+            udp = runner.run(
+                udp_flood(
+                    seconds=args.seconds,
+                    flooders=args.flooders,
+                    peers=args.peers,
+                    rate=args.rate,
+                    size=args.size,
+                    hop_ports=args.hop_ports,
+                )
+            )
+            load = load_average()
+            print(
+                f"UDP flood from one IP at a DHT node ({args.flooders} processes,"
+                f" {udp.flood_rate:,.0f} datagrams/s of {args.size} bytes, {args.seconds:g} s);"
+                f" {args.peers} legitimate peers at {args.rate:g} pings/s each;"
+                f" --stress {args.stress}; load average {load}"
+            )
+            print(f"  SO_RCVBUF granted: {udp.receive_buffer:,} bytes")
+            print(
+                f"  legitimate loss before the flood: {udp.baseline_loss:.2%}"
+                f" (p99 {udp.baseline_p99_ms:.1f} ms)"
+            )
+            print(
+                f"  legitimate loss during the flood: {udp.flood_loss:.2%}"
+                f" (p99 {udp.flood_p99_ms:.1f} ms; goal < 5 %)"
+            )
+            print(
+                f"  node read {udp.received:,} datagrams, refused {udp.dropped_by_source:,} by"
+                " source before decoding; the rest was dropped in the kernel"
+            )
+        if args.only in (None, "node"):
+            node = runner.run(
+                node_flood(
+                    seconds=args.seconds,
+                    flooders=args.flooders,
+                    connections=args.connections,
+                    rate=args.rate,
+                )
+            )
+            load = load_average()
+            ratio = node.during_p99_ms / node.before_p99_ms
+            print(
+                f"HTTP + UDP flood from one IP at a node ({node.http_rate:,.0f} requests/s over"
+                f" {args.connections} connections, {node.udp_rate:,.0f} datagrams/s,"
+                f" {args.seconds:g} s); --stress {args.stress}; load average {load}"
+            )
+            print(
+                f"  another client's GET p99: {node.before_p99_ms:.1f} ms before,"
+                f" {node.during_p99_ms:.1f} ms during ({ratio:.2f}x; goal <= 2x);"
+                f" failures {node.before_failures} / {node.during_failures}"
+            )
+            print(
+                f"  legitimate UDP peers' loss during the flood: {node.udp_loss:.2%} (goal < 5 %);"
+                f" flooder's HTTP requests refused 429: {node.refused_http:,};"
+                f" kernel blocks: {node.flood_blocks}"
+            )
     return 0
 
 

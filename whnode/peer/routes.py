@@ -26,6 +26,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from whnode import limits
+from whnode.api.ratelimit import client_key
 from whnode.errors import WhnodeError
 from whnode.peer import wire
 from whnode.peer.ratelimit import PeerRateLimiter
@@ -208,10 +209,12 @@ def add_peer_routes(
     instrument: Callable[[str, PeerRoute], PeerRoute] | None = None,
     limiter: PeerRateLimiter | None = None,
     body_idle_timeout: float = limits.BODY_IDLE_SECONDS,
+    on_refused: Callable[[str], None] | None = None,
 ) -> PeerRateLimiter:
     """Register /peer/v1 routes on ``app``; ``instrument(path, handler)``, when given, wraps
     each handler (the node counts their requests in its metrics). Returns the rate limiter
-    (``limiter``, or a default one)."""
+    (``limiter``, or a default one). ``on_refused(client key)`` is told of every request
+    refused for its rate (the node's HTTP ingress penalizes a flooding address)."""
     peers = limiter if limiter is not None else PeerRateLimiter()
 
     def fail(
@@ -224,6 +227,8 @@ def add_peer_routes(
         announced = request.headers.get(wire.HEADER_NODE, "")
         wait = peers.check(request.remote, announced, time.monotonic())
         if wait > 0:
+            if on_refused is not None:  # a flooding address loses its connections
+                on_refused(client_key(request.remote))
             retry = str(max(1, math.ceil(wait)))
             return fail(
                 wire.ErrorKind.RATE_LIMITED,
