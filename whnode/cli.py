@@ -57,6 +57,7 @@ BENCHES = {
     "parse": "whnode.bench.parse",
     "fetch": "whnode.bench.fetch",
     "cluster": "whnode.bench.cluster",
+    "chaos": "whnode.bench.chaos",
     "http": "whnode.bench.http",
     "fidelity": "whnode.bench.fidelity",
     "flood": "whnode.bench.flood",

@@ -29,10 +29,12 @@ class DhtConfig:
     """Seconds to wait for the reply to one RPC (rpcudp's own timer, never ``wait_for``)."""
     misses_before_eviction: int = 3
     """Unanswered RPCs in a row after which a contact leaves the routing table."""
-    suspect_seconds: float = 30.0
-    """After a miss, lookups skip the node for this long (it stays in the table until
-    misses_before_eviction; 0 disables)."""
-    """Unanswered RPCs in a row after which a contact leaves the routing table."""
+    suspect_seconds: float = 300.0
+    """After a miss, the node is a suspect for this long, or until any datagram from it
+    arrives (0 disables): lookups still ask it but never wait for it, find_node replies do
+    not list it, and cached owner lists naming it are not used. It stays in the routing table
+    until misses_before_eviction. Long, because live peers may go on listing a crashed node
+    for a while: every node that meets it pays one rpc_timeout, once."""
     lookup_deadline: float = 5.0
     """Overall deadline in seconds for one iterative lookup; the best live nodes found by then
     are returned."""
@@ -61,6 +63,18 @@ class DhtConfig:
     maintenance_interval: float = 10.0
     """Seconds between maintenance rounds (re-bootstrap when the table is empty, bucket
     refresh, periodic peer-list save); each round is jittered by up to 25 %."""
+    liveness_interval: float = 30.0
+    """Maintenance pings table contacts not heard from for this many seconds (at most
+    liveness_pings per round), so that a crashed node leaves the tables, and the find_node
+    replies, of peers that had no reason to talk to it."""
+    liveness_pings: int = 8
+    """Most silent contacts pinged per maintenance round (0 disables the sweep)."""
+    recall_seconds: float = 3600.0
+    """How long a contact evicted for missing requests is still pinged now and then (with a
+    doubling delay up to recall_interval_max): the two sides of a network partition evict
+    each other, and without recall they would stay apart after it heals."""
+    recall_interval_max: float = 300.0
+    """Longest delay in seconds between two pings of an evicted contact."""
     refresh_interval: float = 3600.0
     """A bucket not used by any lookup for this many seconds is refreshed by a lookup of a
     random id in its range."""
@@ -132,6 +146,9 @@ class DhtConfig:
             "log_interval": self.log_interval,
             "amplification_factor": self.amplification_factor,
             "verified_seconds": self.verified_seconds,
+            "liveness_interval": self.liveness_interval,
+            "recall_seconds": self.recall_seconds,
+            "recall_interval_max": self.recall_interval_max,
         }
         for name, seconds in positive_floats.items():
             if seconds <= 0:
@@ -145,6 +162,8 @@ class DhtConfig:
             raise ConfigError("dht.flood_block_seconds must be >= 0, flood_block_after_drops >= 1")
         if self.flood_block_max < 1:
             raise ConfigError("dht.flood_block_max must be at least 1")
+        if self.liveness_pings < 0:
+            raise ConfigError("dht.liveness_pings must not be negative")
         if self.suspect_seconds < 0:
             raise ConfigError("dht.suspect_seconds must not be negative")
         if self.owner_cache_seconds < 0:

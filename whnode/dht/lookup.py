@@ -5,9 +5,14 @@ dead node stalls it a full timeout), has no overall deadline, and returns nodes 
 heard from. This lookup:
 
 - keeps ``alpha`` requests in flight and starts the next one as soon as one finishes or
-  stalls (a request unanswered after ``stall_timeout`` stops counting towards ``alpha``, so a
-  dead contact does not hold a slot for a whole RPC timeout); never more than ``2 * alpha``
-  are in flight, so that an overloaded network is not flooded further;
+  stalls (a request unanswered after the protocol's adaptive stall time, at most
+  ``stall_timeout``, stops counting towards ``alpha``, so a dead contact does not hold a slot
+  for a whole RPC timeout); never more than ``2 * alpha`` unstalled requests are in flight,
+  so that an overloaded network is not flooded further;
+- does not wait for a stalled node to converge: its node becomes a suspect (until it
+  answers anything), and an answer that still arrives while the lookup runs still counts. A
+  crashed node therefore costs a lookup one stall time (a round trip and its variation), not
+  an RPC timeout;
 - stops at its deadline;
 - asks nodes that missed a request in the last ``config.suspect_seconds`` without waiting
   for them (each dead node costs one RPC timeout per asker, not one per lookup; a live node
@@ -66,6 +71,7 @@ async def iterative_lookup(
     """
     loop = asyncio.get_running_loop()
     ends_at = loop.time() + deadline
+    stall_timeout = min(stall_timeout, protocol.stall_after())
     protocol.touch_bucket(target)
     known: dict[bytes, Contact] = {}
     first = [contact for contact in first or () if protocol.reachable(contact)]
@@ -91,8 +97,12 @@ async def iterative_lookup(
         in_flight[task] = (contact.node_id, started)
         rpcs += 1
 
+    stalled: set[bytes] = set()
+
     def settled(node_id: bytes) -> bool:
-        return node_id in answered or (node_id in suspects and node_id in asked)
+        return node_id in answered or (
+            node_id in asked and (node_id in suspects or node_id in stalled)
+        )
 
     first_ids = {contact.node_id for contact in first}
     suspects -= first_ids
@@ -101,6 +111,12 @@ async def iterative_lookup(
         for contact in first:
             ask(contact, now)
         while True:
+            now = loop.time()
+            for node_id, started in in_flight.values():
+                if node_id not in stalled and now - started >= stall_timeout:
+                    stalled.add(node_id)
+                    if node_id not in suspects:
+                        protocol.mark_suspect(node_id)
             closest = _frontier(
                 sorted(
                     (contact for node_id, contact in known.items() if node_id not in failed),
@@ -115,25 +131,34 @@ async def iterative_lookup(
                 break  # converged; requests still in flight are farther away (or suspects)
             now = loop.time()
             active = sum(1 for _, started in in_flight.values() if now - started < stall_timeout)
+            # Stalled requests (most likely lost, or their node gone) hold no place under the
+            # 2 * alpha cap; a suspect is asked at once (it may be back) and never waited for.
+            waiting = sum(1 for node_id, _ in in_flight.values() if node_id not in stalled)
             for contact in closest:
-                if len(in_flight) >= 2 * alpha:
-                    break
                 if contact.node_id in asked:
                     continue
                 if contact.node_id in suspects:
                     ask(contact, now - stall_timeout)  # counts as stalled from the start
-                elif active < alpha:
+                    stalled.add(contact.node_id)
+                elif active < alpha and waiting < 2 * alpha:
                     ask(contact, now)
                     active += 1
+                    waiting += 1
             if not in_flight:
                 break
+            if not waiting_first and all(settled(contact.node_id) for contact in closest):
+                break  # the last ones asked were suspects: settled once asked
             remaining = ends_at - now
             if remaining <= 0:
                 converged = False
                 break
             # Wake up for the first answer, the next stall, or the deadline.
-            stalls = [started + stall_timeout - now for _, started in in_flight.values()]
-            wake = min([remaining, *(delay for delay in stalls if delay > 0)])
+            stalls = [
+                max(0.0, started + stall_timeout - now)
+                for node_id, started in in_flight.values()
+                if node_id not in stalled
+            ]
+            wake = min([remaining, *stalls])
             done, _ = await asyncio.wait(
                 in_flight, timeout=wake, return_when=asyncio.FIRST_COMPLETED
             )
@@ -144,6 +169,7 @@ async def iterative_lookup(
                     failed.add(node_id)
                     continue
                 responder, found = result
+                stalled.discard(node_id)
                 answered[node_id] = responder
                 known[node_id] = responder
                 suspects.discard(node_id)

@@ -91,6 +91,7 @@ class DhtNode:
         self._fallback: list[Contact] = []
         self._introducers: list[Contact] = []
         self._level_retry: dict[int, tuple[float, float]] = {}
+        self._recalls: dict[bytes, tuple[float, float]] = {}
         self._owner_cache: OrderedDict[tuple[bytes, int], tuple[float, list[Contact]]] = (
             OrderedDict()
         )
@@ -377,10 +378,10 @@ class DhtNode:
         now = asyncio.get_running_loop().time()
         cached = None if fresh else self._owner_cache.get(cache_key)
         if cached is not None:
-            if cached[0] > now:
+            if cached[0] > now and not any(protocol.is_suspect(c.node_id) for c in cached[1]):
                 self._counters.owner_cache_hits += 1
                 return list(cached[1])
-            del self._owner_cache[cache_key]
+            del self._owner_cache[cache_key]  # expired, or an owner in it failed since
         task = self._owner_lookups.get(cache_key)
         if task is None:
             self._counters.owner_lookups += 1
@@ -492,12 +493,47 @@ class DhtNode:
             return
         # Settle suspects: a live one is cleared, a dead one moves towards eviction.
         suspects = protocol.suspect_contacts()[: 2 * self.config.alpha]
-        await asyncio.gather(*(protocol.request_ping(contact) for contact in suspects))
+        # Liveness: contacts silent for a while are pinged (a crashed node leaves the table,
+        # and our find_node replies, even when no lookup of ours meets it).
+        chosen = {contact.node_id for contact in suspects}
+        silent = [
+            contact
+            for contact in protocol.silent_contacts(now, self.config.liveness_interval)
+            if contact.node_id not in chosen
+        ][: self.config.liveness_pings]
+        await asyncio.gather(
+            *(protocol.request_ping(contact) for contact in [*suspects, *silent]),
+            *(protocol.ping_address(contact.address) for contact in self._recall_due(now)),
+        )
         await self._repair_levels(now)
         for target in protocol.stale_bucket_ids(now):
             await self._lookup(target, width=self.config.ksize)
         if now - self._last_save >= self.config.peers_save_interval:
             await self._save_peers()
+
+    def _recall_due(self, now: float) -> list[Contact]:
+        """Evicted contacts to ping this round: each one first a maintenance interval after
+        its eviction, then with a doubling delay up to ``recall_interval_max``, for
+        ``recall_seconds``; at most ``liveness_pings`` per round. One that answers is back
+        in the table (and, answering our ping, it puts us back in its own)."""
+        protocol = self._require_protocol()
+        due: list[Contact] = []
+        for node_id, (contact, evicted_at) in list(protocol.departed.items()):
+            if now - evicted_at > self.config.recall_seconds:
+                del protocol.departed[node_id]
+                self._recalls.pop(node_id, None)
+                continue
+            first = self.config.maintenance_interval
+            next_at, delay = self._recalls.get(node_id, (evicted_at + first, first))
+            if now < next_at or len(due) >= self.config.liveness_pings:
+                self._recalls[node_id] = (next_at, delay)
+                continue
+            delay = min(delay * 2, self.config.recall_interval_max)
+            self._recalls[node_id] = (now + delay, delay)
+            due.append(contact)
+        for node_id in [n for n in self._recalls if n not in protocol.departed]:
+            del self._recalls[node_id]
+        return due
 
     def _peers_to_save(self) -> list[Contact]:
         """Up to max_saved_peers contacts, most recently seen first, spread over buckets."""

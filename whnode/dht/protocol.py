@@ -81,14 +81,20 @@ Reply = tuple[bool, object]
 IDENTITY_REASONS = frozenset({"node_id", "identity"})
 MAX_SUSPECTS: Final = limits.MAX_SUSPECTS
 """See whnode.limits."""
+MIN_STALL_SECONDS: Final = 0.1
+"""Floor of the adaptive stall time (``WhnodeProtocol.stall_after``)."""
+MAX_DEPARTED: Final = 256
+"""Evicted contacts remembered for recall (``WhnodeProtocol.departed``)."""
 
 
 class RoutingNode(Node):  # type: ignore[misc]
     """A routing-table entry: kademlia's ``Node`` carrying the whnode ``Contact``."""
 
-    def __init__(self, contact: Contact) -> None:
+    def __init__(self, contact: Contact, seen: float = 0.0) -> None:
         super().__init__(contact.node_id, contact.host, contact.port)
         self.contact = contact
+        self.seen = seen
+        """Event-loop time of the datagram from this node that (re)entered it in the table."""
 
 
 class _RoutingTable(RoutingTable):  # type: ignore[misc]
@@ -147,6 +153,12 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         self._destinations: dict[bytes, Address] = {}
         self._misses: dict[bytes, int] = {}
         self._suspects: OrderedDict[bytes, float] = OrderedDict()
+        self._srtt: float | None = None
+        self._rttvar = 0.0
+        self.departed: OrderedDict[bytes, tuple[Contact, float]] = OrderedDict()
+        """Contacts evicted for missing requests, with the eviction time (at most
+        MAX_DEPARTED, oldest first): maintenance pings them now and then, so that the two
+        sides of a healed partition find each other again."""
         self._head_checks: set[bytes] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._limiter = SourceRateLimiter(
@@ -421,7 +433,9 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         hello, target = decode_find_node_args(args)
         self._not_us(hello)
         self._welcome(hello.contact(*sender))
-        closest = self.closest(target, self.config.contacts_per_reply, exclude=hello.node_id)
+        closest = self.closest(
+            target, self.config.contacts_per_reply, exclude=hello.node_id, trusted_only=True
+        )
         if not is_loopback(sender[0]):
             closest = [contact for contact in closest if not is_loopback(contact.host)]
         return [*self.hello.encode(), [packed_contact(contact) for contact in closest]]
@@ -511,8 +525,30 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         self._destinations[msg_id] = address
         future.add_done_callback(partial(self._forget, msg_id))
         self.counters.rpcs_sent += 1
+        sent = loop.time()
         self._send(datagram, address)
-        return await future
+        reply = await future
+        if reply[0]:
+            self._observe_rtt(loop.time() - sent)
+        return reply
+
+    def _observe_rtt(self, sample: float) -> None:
+        """Smoothed round-trip time and its variation, as TCP keeps them (RFC 6298)."""
+        if self._srtt is None:
+            self._srtt, self._rttvar = sample, sample / 2
+            return
+        self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - sample)
+        self._srtt = 0.875 * self._srtt + 0.125 * sample
+
+    def stall_after(self) -> float:
+        """Seconds after which an unanswered request counts as stalled: the smoothed round
+        trip plus four times its variation (TCP's retransmission timeout, RFC 6298), at least
+        MIN_STALL_SECONDS and at most config.stall_timeout (also the value before any
+        answer). A request still unanswered then is most likely lost or its node gone."""
+        if self._srtt is None:
+            return self.config.stall_timeout
+        adaptive = max(MIN_STALL_SECONDS, self._srtt + 4 * self._rttvar)
+        return min(self.config.stall_timeout, adaptive)
 
     def _forget(self, msg_id: bytes, future: asyncio.Future[Reply]) -> None:
         # A cancelled caller must not leave its entry behind (KADEMLIA.md 5).
@@ -542,7 +578,7 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         """Add or refresh a contact that just talked to us directly (no value hand-off)."""
         if contact.node_id == self.hello.node_id:
             return
-        node = RoutingNode(contact)
+        node = RoutingNode(contact, self._now())
         bucket = self.router.buckets[self.router.get_bucket_for(node)]
         known = bucket.nodes.get(node.id) or bucket.replacement_nodes.get(node.id)
         if known is not None and (known.ip, known.port) != (node.ip, node.port):
@@ -555,6 +591,7 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
             return
         self._misses.pop(node.id, None)
         self._suspects.pop(node.id, None)
+        self.departed.pop(node.id, None)
         was_member = node.id in bucket.nodes
         self.router.add_contact(node)
         if not was_member and not self.router.is_new_node(node):
@@ -581,13 +618,18 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         del self._suspects[node_id]
         return False
 
-    def record_miss(self, node_id: bytes) -> None:
-        """Count an unanswered request; evict after config.misses_before_eviction in a row."""
+    def mark_suspect(self, node_id: bytes) -> None:
+        """Suspect ``node_id`` (a request to it stalled, or missed) for config.suspect_seconds,
+        or until any datagram from it arrives."""
         if self.config.suspect_seconds > 0:
             self._suspects[node_id] = self._now() + self.config.suspect_seconds
             self._suspects.move_to_end(node_id)
             while len(self._suspects) > MAX_SUSPECTS:
                 self._suspects.popitem(last=False)
+
+    def record_miss(self, node_id: bytes) -> None:
+        """Count an unanswered request; evict after config.misses_before_eviction in a row."""
+        self.mark_suspect(node_id)
         bucket = self.router.buckets[self.router.get_bucket_for(Node(node_id))]
         node = bucket.nodes.get(node_id) or bucket.replacement_nodes.get(node_id)
         if node is None:
@@ -595,11 +637,19 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         misses = self._misses.get(node_id, 0) + 1
         if misses < self.config.misses_before_eviction:
             self._misses[node_id] = misses
+            # Settle it now rather than at the next maintenance round: a live node answers
+            # the ping and is cleared, a dead one misses again and is evicted after
+            # misses_before_eviction pings, a few rpc_timeouts after it first failed.
+            self.check_head(node)
             return
         self._misses.pop(node_id, None)
         before = set(bucket.nodes)
         self.router.remove_contact(node)
         self.counters.evictions += 1
+        self.departed[node_id] = (node.contact, self._now())
+        self.departed.move_to_end(node_id)
+        while len(self.departed) > MAX_DEPARTED:
+            self.departed.popitem(last=False)
         for promoted in set(bucket.nodes) - before:
             self._on_table_add(bucket.nodes[promoted].contact)
 
@@ -613,10 +663,18 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         self.spawn(self._check_head(node))
 
     async def _check_head(self, node: RoutingNode) -> None:
+        """Ping until the contact answers or, after misses_before_eviction misses in a row,
+        leaves the table."""
         try:
-            await self.request_ping(node.contact)
+            while not self._closed and not await self.request_ping(node.contact):
+                if not self._in_table(node.id):
+                    break
         finally:
             self._head_checks.discard(node.id)
+
+    def _in_table(self, node_id: bytes) -> bool:
+        bucket = self.router.buckets[self.router.get_bucket_for(Node(node_id))]
+        return node_id in bucket.nodes or node_id in bucket.replacement_nodes
 
     def closest(
         self,
@@ -624,14 +682,17 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         count: int,
         *,
         exclude: bytes | None = None,
+        trusted_only: bool = False,
     ) -> list[Contact]:
-        """The ``count`` table contacts closest to ``target``, sorted (KADEMLIA.md 10)."""
+        """The ``count`` table contacts closest to ``target``, sorted (KADEMLIA.md 10);
+        ``trusted_only`` leaves suspects out (find_node replies: a node that just failed us is
+        not recommended to others)."""
         key = int.from_bytes(target, "big")
         nodes = [
             node
             for bucket in self.router.buckets
             for node in bucket.nodes.values()
-            if node.id != exclude
+            if node.id != exclude and not (trusted_only and self.is_suspect(node.id))
         ]
         nearest = heapq.nsmallest(count, nodes, key=lambda node: node.long_id ^ key)
         return [node.contact for node in nearest]
@@ -658,6 +719,17 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
             for node in bucket.nodes.values()
             if self.is_suspect(node.id)
         ]
+
+    def silent_contacts(self, now: float, older_than: float) -> list[Contact]:
+        """Table contacts not heard from for ``older_than`` seconds, longest silent first."""
+        silent = [
+            node
+            for bucket in self.router.buckets
+            for node in bucket.nodes.values()
+            if now - node.seen >= older_than
+        ]
+        silent.sort(key=lambda node: node.seen)
+        return [node.contact for node in silent]
 
     def contacts(self) -> list[Contact]:
         return [node.contact for bucket in self.router.buckets for node in bucket.nodes.values()]

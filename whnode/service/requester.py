@@ -180,6 +180,7 @@ class OwnerRequests:
         requested_at_ms: int,
         deadline: float,
         accept: Accept,
+        tried: int = 0,
     ) -> OwnerReply | FillHere:
         """Ask ``owners`` in turn until one answers with a usable record, or until this
         node's turn comes (``FillHere``). ``deadline`` is on the ``time.monotonic`` clock.
@@ -187,16 +188,20 @@ class OwnerRequests:
         A refusal that another owner would repeat (unknown dispensary, upstream refusing
         or failing) is raised as the local exception; an unreachable owner, a timeout or
         an unusable answer moves on to the next owner (failover). While an owner has not
-        answered within the hedge delay, the next owner is sent a hedge.
+        answered within the hedge delay, the next owner is sent a hedge. When every owner
+        listed was unreachable, the owners of now (those left out) are asked once more;
+        ``tried`` counts the owners asked before ``owners`` in that second round.
         """
         last_error: Exception | None = None
-        for attempt, contact in enumerate(owners):
+        unreachable = 0
+        for index, contact in enumerate(owners):
+            attempt = tried + index
             if contact.node_id == self.node_id:
                 return FillHere(FillReason.FAILOVER if attempt else FillReason.MISS)
             budget = deadline - time.monotonic()
             if budget <= 0:
                 break
-            following = owners[attempt + 1] if attempt + 1 < len(owners) else None
+            following = owners[index + 1] if index + 1 < len(owners) else None
             if following is not None and following.node_id == self.node_id:
                 following = None  # this node holds nothing fresh: no hedge to itself
             request = _Request(dispensary_id, max_age, requested_at_ms, accept)
@@ -211,6 +216,7 @@ class OwnerRequests:
             except PeerUnreachable as exc:
                 self._note_unreachable(contact)
                 self.failovers["unreachable"] += 1
+                unreachable += 1
                 last_error = exc
             except (PeerError, RecordError) as exc:
                 self.failovers["bad_answer"] += 1
@@ -218,6 +224,24 @@ class OwnerRequests:
         if not owners:
             # No owner known at all (an empty routing table): serve as our own owner.
             return FillHere(FillReason.MISS)
+        if unreachable == len(owners) and not tried:
+            # Every owner listed was unreachable: crashed nodes the routing table still held
+            # (a crash of all of a dispensary's owners). Now left out of owner lists, they
+            # give way to the owners of now, asked once in turn.
+            listed = {contact.node_id for contact in owners}
+            now_owners = [
+                c for c in await self.owner_list(dispensary_id) if c.node_id not in listed
+            ]
+            if now_owners:
+                return await self.ask(
+                    dispensary_id,
+                    now_owners,
+                    max_age=max_age,
+                    requested_at_ms=requested_at_ms,
+                    deadline=deadline,
+                    accept=accept,
+                    tried=len(owners),
+                )
         raise NoOwnerReachable(
             f"no owner of {dispensary_id} answered ({last_error})", dispensary_id=dispensary_id
         )

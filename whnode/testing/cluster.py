@@ -28,7 +28,7 @@ from whnode.node import Node
 from whnode.record.keys import routing_key
 from whnode.upstream.pool import ParsePool
 
-__all__ = ["LocalCluster", "cluster_config"]
+__all__ = ["LocalCluster", "cluster_config", "crash_sockets"]
 
 VENDORS = ("dutchie", "jane", "weedmaps", "leafly")
 
@@ -86,6 +86,28 @@ def cluster_config(
         upstream=upstream_config,
         trust=TrustConfig(**(trust or {})),
     )
+
+
+def crash_sockets(node: Node) -> None:
+    """Close every socket of an in-process ``node`` at once (see ``LocalCluster.crash_node``)."""
+    dht = getattr(node, "dht", None)
+    protocol = None if dht is None else dht._protocol
+    if protocol is not None:
+        protocol.close()  # fails its own requests; sends nothing more
+    transport = None if dht is None else dht._transport
+    if transport is not None:
+        transport.abort()
+    runner = node._runner
+    if runner is None:
+        return
+    for site in runner.sites:
+        server = site._server
+        if server is not None:
+            server.close()
+    if runner.server is not None:
+        for handler in runner.server.connections:
+            if handler.transport is not None:
+                handler.transport.abort()
 
 
 class LocalCluster:
@@ -170,6 +192,22 @@ class LocalCluster:
     async def stop_node(self, index: int) -> None:
         await self.nodes[index].stop()
         self._stopped.add(index)
+
+    async def crash_node(self, index: int) -> None:
+        """End node ``index`` the way kill -9 does, as its peers see it: its UDP socket, its
+        TCP listeners and every open HTTP connection close at once, with no answer to what
+        is in flight and nothing sent, drained or handed off. Its resources are then freed."""
+        await self.crash_nodes([index])
+
+    async def crash_nodes(self, indices: Sequence[int]) -> None:
+        """``crash_node`` for several nodes at the same moment (all sockets closed first)."""
+        for index in indices:
+            self._stopped.add(index)
+            crash_sockets(self.nodes[index])
+        await asyncio.gather(
+            *(self.nodes[index].stop(drain_timeout=0) for index in indices),
+            return_exceptions=True,
+        )
 
     @property
     def live(self) -> list[Node]:
