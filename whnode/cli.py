@@ -346,7 +346,9 @@ def _cmd_run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     sources = _sources(args, environ)
     config = sources.build()
     configure_logging(config.log)
-    return daemon.run(config, reload=sources.build)
+    from whnode.sdnotify import Notifier
+
+    return daemon.run(config, reload=sources.build, notifier=Notifier(environ.get("NOTIFY_SOCKET")))
 
 
 def _node_url(args: argparse.Namespace, environ: Mapping[str, str]) -> str:

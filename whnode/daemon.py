@@ -3,9 +3,13 @@
 :func:`run` is what ``whnode run`` calls with the config the CLI built. It owns the event loop
 (uvloop when installed; the library never requires it) and every signal:
 
-- SIGTERM and the first SIGINT stop the node: ``Node.stop(drain_timeout)`` lets in-flight
-  requests finish, then everything closes; the exit code is 0. A second SIGTERM/SIGINT while
-  draining abandons the drain (exit code 130).
+- SIGTERM and the first SIGINT stop the node within ``node.drain_timeout`` (8 s): first
+  ``/readyz`` answers 503 while everything is still served (a quarter of the drain, at most
+  2 s: load balancers and clients stop sending), then the listener closes and in-flight
+  requests get the rest of the drain; then everything closes (at most 5 s more) and the
+  exit code is 0. A second SIGTERM/SIGINT while draining abandons the drain (exit code 130).
+- Under systemd (``Type=notify``), ``READY=1`` is sent once the node serves, ``RELOADING=1``
+  around a SIGHUP and ``STOPPING=1`` when the drain begins (``whnode.sdnotify``).
 - SIGHUP rebuilds the configuration (the CLI passes a ``reload`` callable that rereads the
   config file with the same environment and flags) and hands it to
   ``Node.reload_sources(config)``; an invalid file is logged and the running sources are kept.
@@ -25,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from whnode.config import Config
 from whnode.errors import WhnodeError
+from whnode.sdnotify import Notifier
 
 if TYPE_CHECKING:
     from whnode.node import Node
@@ -42,6 +47,10 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 STOP_GRACE_SECONDS = 5.0
 """Time allowed beyond ``node.drain_timeout`` for closing stores, pools and sockets."""
+NOT_READY_SECONDS = 2.0
+"""First phase of a drain: ``/readyz`` answers 503 while everything is still served."""
+NOT_READY_SHARE = 0.25
+"""... for at most this share of ``node.drain_timeout``."""
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -54,10 +63,19 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-def run(config: Config, *, reload: Callable[[], Config] | None = None) -> int:
-    """Serve ``config``'s node until a stop signal; return the process exit code."""
+def run(
+    config: Config,
+    *,
+    reload: Callable[[], Config] | None = None,
+    notifier: Notifier | None = None,
+) -> int:
+    """Serve ``config``'s node until a stop signal; return the process exit code.
+
+    ``notifier`` tells systemd (``Type=notify``) when the node is ready, reloading and
+    stopping; the CLI builds it from ``$NOTIFY_SOCKET``.
+    """
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        return runner.run(serve(config, reload=reload))
+        return runner.run(serve(config, reload=reload, notifier=notifier))
 
 
 class _Signals:
@@ -105,6 +123,7 @@ async def serve(
     *,
     reload: Callable[[], Config] | None = None,
     started: Callable[[Node], None] | None = None,
+    notifier: Notifier | None = None,
 ) -> int:
     """Start a node, serve until a stop signal, drain and stop; return the exit code.
 
@@ -113,6 +132,7 @@ async def serve(
     from whnode.node import Node
 
     loop = asyncio.get_running_loop()
+    notify = notifier or Notifier(None)
     signals = _Signals()
     signals.install(loop)
     try:
@@ -135,24 +155,40 @@ async def serve(
                 " SIGHUP reloads the upstream sources",
                 type(loop).__module__.partition(".")[0],
             )
+            notify.ready(f"serving on {node.http_url}")
             if started is not None:
                 started(node)
-            reloader = asyncio.ensure_future(_reload_loop(node, config, signals, reload))
+            reloader = asyncio.ensure_future(_reload_loop(node, config, signals, reload, notify))
             await _first(signals.stop.wait(), reloader)
-        return await _stop(node, config, signals)
+        return await _stop(node, config, signals, notify)
     finally:
         signals.uninstall(loop)
 
 
-async def _stop(node: Node, config: Config, signals: _Signals) -> int:
+async def _stop(node: Node, config: Config, signals: _Signals, notify: Notifier) -> int:
+    """Drain within ``node.drain_timeout``, then close (module docstring)."""
+    loop = asyncio.get_running_loop()
     drain = config.node.drain_timeout
-    stopping = asyncio.ensure_future(node.stop(drain_timeout=drain))
-    deadline = drain + STOP_GRACE_SECONDS
+    drain_deadline = loop.time() + drain
+    node.begin_drain()
+    notify.stopping("draining")
+    unready = min(NOT_READY_SECONDS, drain * NOT_READY_SHARE)
+    if unready > 0:
+        log.info(
+            "draining: /readyz answers 503 for %.1f s, then the listener closes and in-flight"
+            " requests get %.1f s more",
+            unready,
+            drain - unready,
+        )
+        await _first(asyncio.sleep(unready), signals.force.wait())
+    remaining = max(0.0, drain_deadline - loop.time())
+    stopping = asyncio.ensure_future(node.stop(drain_timeout=remaining))
+    deadline = remaining + STOP_GRACE_SECONDS
     try:
         async with asyncio.timeout(deadline):
             await _first(asyncio.shield(stopping), signals.force.wait())
     except TimeoutError:
-        log.error("stop did not finish within %.1f s", deadline)
+        log.error("stop did not finish within %.1f s of the drain", deadline)
     if not stopping.done():
         stopping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -164,33 +200,46 @@ async def _stop(node: Node, config: Config, signals: _Signals) -> int:
 
 
 async def _reload_loop(
-    node: Node, config: Config, signals: _Signals, reload: Callable[[], Config] | None
+    node: Node,
+    config: Config,
+    signals: _Signals,
+    reload: Callable[[], Config] | None,
+    notify: Notifier,
 ) -> None:
     current = config
     while True:
         await signals.reload.wait()
         signals.reload.clear()
-        if reload is None:
-            log.warning("SIGHUP: this node has no configuration file to reload")
-            continue
+        notify.reloading()
         try:
-            fresh = await asyncio.to_thread(reload)
-        except WhnodeError as exc:
-            log.error("SIGHUP: configuration not reloaded: %s", exc)
-            continue
-        try:
-            node.reload_sources(fresh)
-        except WhnodeError as exc:
-            log.error("SIGHUP: sources not reloaded: %s", exc)
-            continue
-        except Exception:
-            log.exception("SIGHUP: reloading sources failed; the running sources are kept")
-            continue
-        ignored = _changed_sections(current, fresh) - {"upstream"}
-        if ignored:
-            log.warning("SIGHUP: changes to [%s] take effect on restart", "], [".join(ignored))
-        log.info("SIGHUP: reloaded %d upstream source(s)", len(fresh.upstream.sources))
-        current = dataclasses.replace(current, upstream=fresh.upstream)
+            current = await _reload_once(node, current, reload)
+        finally:
+            notify.ready(f"serving on {node.http_url}")
+
+
+async def _reload_once(node: Node, current: Config, reload: Callable[[], Config] | None) -> Config:
+    """Apply one SIGHUP; returns the configuration now in force."""
+    if reload is None:
+        log.warning("SIGHUP: this node has no configuration file to reload")
+        return current
+    try:
+        fresh = await asyncio.to_thread(reload)
+    except WhnodeError as exc:
+        log.error("SIGHUP: configuration not reloaded: %s", exc)
+        return current
+    try:
+        node.reload_sources(fresh)
+    except WhnodeError as exc:
+        log.error("SIGHUP: sources not reloaded: %s", exc)
+        return current
+    except Exception:
+        log.exception("SIGHUP: reloading sources failed; the running sources are kept")
+        return current
+    ignored = _changed_sections(current, fresh) - {"upstream"}
+    if ignored:
+        log.warning("SIGHUP: changes to [%s] take effect on restart", "], [".join(ignored))
+    log.info("SIGHUP: reloaded %d upstream source(s)", len(fresh.upstream.sources))
+    return dataclasses.replace(current, upstream=fresh.upstream)
 
 
 def _changed_sections(old: Config, new: Config) -> set[str]:

@@ -38,6 +38,7 @@ from whnode.peer.routes import add_peer_routes
 from whnode.record.acceptance import TrustPolicy
 from whnode.record.keys import PublicKey, SigningKey, node_id_for
 from whnode.service.core import MenuService
+from whnode.service.joined import JoinedOnly
 from whnode.store.durable import DurableStore
 from whnode.store.hot import HotCache
 from whnode.upstream.fetcher import Fetcher
@@ -99,6 +100,7 @@ class Node:
         self.hot = HotCache(config.cache.hot_cache_bytes)
         self._lock = DataDirLock(Path(config.node.data_dir))
         self._api_url: str | None = None
+        self._draining = False
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Self:
@@ -205,7 +207,7 @@ class Node:
                 peers=PeerClient(
                     self._session, node_id_hex=self.node_id.hex(), timeout=config.node.peer_timeout
                 ),
-                fetcher=fetcher,
+                fetcher=JoinedOnly(fetcher, self.joined) if fetcher is not None else None,
                 policy=trust_policy(config),
             )
             self.dht.on_new_contact = self.service.on_new_contact
@@ -242,7 +244,7 @@ class Node:
         if self.config.node.routing_only or self._http is None:
             return
         fetcher = self._build_fetcher(config)
-        self.service.replace_fetcher(fetcher)
+        self.service.replace_fetcher(JoinedOnly(fetcher, self.joined))
         self.config = dataclasses.replace(self.config, upstream=config.upstream)
         LOG.info("sources reloaded: %d overrides", len(config.upstream.sources))
 
@@ -268,7 +270,7 @@ class Node:
         )
         connection_limits = ConnectionLimits.from_api_config(self.config.api)
         self._runner = http_runner(
-            self.app, connection_limits, shutdown_timeout=self.config.node.drain_timeout
+            self.app, connection_limits, shutdown_timeout=self.config.node.drain_timeout / 2
         )
         await self._runner.setup()
         wanted = self.config.node.port
@@ -324,7 +326,10 @@ class Node:
         if self._runner is not None:
             runner, self._runner = self._runner, None
             if drain_timeout is not None:
-                runner._kwargs["shutdown_timeout"] = drain_timeout
+                # aiohttp waits this long for running handlers, then (having only cancelled
+                # their request bodies) as long again: half each keeps the drain within
+                # drain_timeout, and a handler may finish during either half
+                runner._shutdown_timeout = drain_timeout / 2
             await runner.cleanup()
         for task in self._tasks:
             task.cancel()
@@ -389,15 +394,23 @@ class Node:
         assert self._store is not None, "node not started"
         return self._store
 
-    def healthy(self) -> bool:
-        """Healthy while the DHT side is connected: a non-empty routing table, or no seeds."""
+    def joined(self) -> bool:
+        """In the network: a non-empty routing table, or no seeds (a network of one)."""
         dht = getattr(self, "dht", None)
-        if dht is None or self._runner is None:
-            return False
-        return bool(dht.contacts()) or not self._seed_plan()[0]
+        return dht is not None and (bool(dht.contacts()) or not self._seed_plan()[0])
+
+    def healthy(self) -> bool:
+        """Healthy while the HTTP listener serves and the node has joined the network."""
+        return self._runner is not None and self.joined()
 
     def ready(self) -> bool:
-        return self.healthy() and getattr(self, "service", None) is not None
+        """Ready to answer menu requests (``/readyz``): healthy, started, not draining."""
+        return not self._draining and self.healthy() and getattr(self, "service", None) is not None
+
+    def begin_drain(self) -> None:
+        """Say not ready (``/readyz`` 503) while still serving, so that load balancers and
+        clients stop sending before the listener closes (``whnode.daemon`` calls it)."""
+        self._draining = True
 
     def known_dispensaries(self) -> list[str]:
         return list(self.config.upstream.dispensaries)

@@ -53,6 +53,7 @@ import dataclasses
 import ipaddress
 import logging
 import math
+import os
 import signal
 import socket
 import sys
@@ -76,6 +77,7 @@ from whnode.datadir import DataDirLock, prepare_data_dir
 from whnode.dht import Contact, DhtConfig, DhtNode, DhtStatistics, NodeId, PublicKey
 from whnode.dht.ratelimit import SourceRateLimiter
 from whnode.errors import ConfigError, ListenError, RemoteError, UsageError, WhnodeError, describe
+from whnode.sdnotify import Notifier
 from whnode.seeds import Seed, format_seed, load_seeds, parse_seeds
 
 __all__ = [
@@ -835,20 +837,24 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-async def _serve(config: SeedConfig) -> None:
+async def _serve(config: SeedConfig, notify: Notifier) -> None:
     loop = asyncio.get_running_loop()
     stop_event = asyncio.Event()
 
     def on_signal(signum: int) -> None:
         if not stop_event.is_set():
             LOG.info("received %s: saving the peer table and stopping", signal.Signals(signum).name)
+            notify.stopping("saving the peer table")
         stop_event.set()
 
     signals = (signal.SIGTERM, signal.SIGINT)
     for signum in signals:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
-        await run_seed(config, stop_event=stop_event)
+        async with SeedServer(config) as seed:
+            notify.ready(f"seed serving on {seed.http_url}")
+            await stop_event.wait()
+        LOG.info("seed stopped")
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
@@ -871,7 +877,7 @@ def main(argv: Sequence[str]) -> int:
         config = config_from_args(args)
         configure_logging(LogConfig(format=LogFormat(args.log_format), level=args.log_level))
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(_serve(config))
+            runner.run(_serve(config, Notifier(os.environ.get("NOTIFY_SOCKET"))))
     except UsageError as exc:
         sys.stderr.write(f"whnode seed: error: {exc}\n")
         return 2

@@ -144,18 +144,38 @@ def test_run_creates_a_missing_data_directory_private(tmp_path: Path) -> None:
     assert run_process("id", "--data-dir", str(data_dir)).code == ExitCode.OK
 
 
-def test_healthz_answers_while_bootstrap_still_waits_for_seeds(tmp_path: Path) -> None:
+def test_healthz_answers_while_bootstrap_still_waits_for_seeds_and_no_upstream_is_called(
+    tmp_path: Path,
+) -> None:
     import urllib.error
     import urllib.request
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # a seed that never answers
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent,  # a seed that never answers
+        socket.socket() as vendor,  # the jane API: must never be called before joining
+    ):
         silent.bind((LOOPBACK, 0))
+        vendor.bind((LOOPBACK, 0))
+        vendor.listen()
+        vendor.setblocking(False)
+        (tmp_path / "whnode.toml").write_text(
+            f'[[upstream.sources]]\nvendor = "jane"\n'
+            f'base_url = "http://{LOOPBACK}:{vendor.getsockname()[1]}"\n',
+            encoding="utf-8",
+        )
         seed = f"{LOOPBACK}:{silent.getsockname()[1]}"
         with daemon(tmp_path, "--seed", seed) as (process, url):
             with pytest.raises(urllib.error.HTTPError) as refused:
                 urllib.request.urlopen(f"{url}/healthz", timeout=5)
             assert refused.value.code == 503
             assert refused.value.headers["Content-Type"] == "application/problem+json"
+            with pytest.raises(urllib.error.HTTPError) as unready:
+                urllib.request.urlopen(f"{url}/v1/menus/jane:1", timeout=10)
+            assert unready.value.code == 503
+            assert unready.value.headers["Retry-After"] == "5"
+            assert "not joined the network" in unready.value.read().decode()
+            with pytest.raises(BlockingIOError):
+                vendor.accept()  # nobody connected to the vendor
             # bootstrap has not given up yet: the node answered while it was still joining
             os.set_blocking(process.stderr.fileno(), False)  # type: ignore[union-attr]
             log = process.stderr.read() or ""  # type: ignore[union-attr]

@@ -87,7 +87,10 @@ def test_units_are_hardened(path: Path) -> None:
     for key, value in HARDENING.items():
         assert single(unit, "Service", key) == value, key
     families = single(unit, "Service", "RestrictAddressFamilies").split()
-    assert sorted(families) == ["AF_INET", "AF_INET6", "AF_UNIX"]
+    assert sorted(families) == ["AF_INET", "AF_INET6", "AF_UNIX"]  # AF_UNIX: sd_notify
+    # the programs send READY=1 and STOPPING=1 (tests/ops/test_daemon_lifecycle.py)
+    assert single(unit, "Service", "Type") == "notify"
+    assert single(unit, "Service", "NotifyAccess") == "main"
     filters = unit["Service"]["SystemCallFilter"]
     assert filters[0] == "@system-service"
     assert all(extra.startswith("~") for extra in filters[1:])  # only ever narrowed further
