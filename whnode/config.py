@@ -151,11 +151,12 @@ class FreshnessConfig:
 @dataclass(frozen=True, slots=True)
 class SourceOverride:
     vendor: str
-    """Vendor name (dutchie, jane, weedmaps, leafly)."""
+    """Vendor name (dutchie, jane, weedmaps, leafly, treez, flowhub)."""
     base_url: str | None = None
     """Base URL replacing the vendor's real one (a proxy or the sandbox)."""
-    credentials: Mapping[str, str] = field(default_factory=dict)
-    """Per-source keys (e.g. algolia_app_id, algolia_api_key); never logged."""
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Per-source keys (e.g. algolia_api_key, client_id, api_key); never logged. Also from
+    the environment: ``WHNODE_SOURCE_<VENDOR>_<KEY>``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -643,7 +644,36 @@ def build_config(
             sections[section] = cls(**values)
         except TypeError as exc:
             raise ConfigError(f"[{section}]: {exc}") from exc
+    sections["upstream"] = _with_env_credentials(sections["upstream"], env)
     return Config(**sections)
+
+
+SOURCE_ENV_PREFIX = "WHNODE_SOURCE_"
+"""``WHNODE_SOURCE_<VENDOR>_<KEY>=value`` sets one credential of a source (e.g.
+``WHNODE_SOURCE_TREEZ_API_KEY``), over the file's ``[[upstream.sources]]`` credentials."""
+
+
+def _with_env_credentials(upstream: UpstreamConfig, environ: Mapping[str, str]) -> UpstreamConfig:
+    """Source credentials from the environment, so that keys need not sit in a file."""
+    found: dict[str, dict[str, str]] = {}
+    for key, value in environ.items():
+        if key.startswith(SOURCE_ENV_PREFIX):
+            vendor, _, name = key[len(SOURCE_ENV_PREFIX) :].lower().partition("_")
+            if not vendor or not name:
+                raise ConfigError(f"{key}: expected {SOURCE_ENV_PREFIX}<VENDOR>_<KEY>")
+            found.setdefault(vendor, {})[name] = value
+    if not found:
+        return upstream
+    sources = list(upstream.sources)
+    for vendor, credentials in found.items():
+        index = next((i for i, s in enumerate(sources) if s.vendor.lower() == vendor), None)
+        if index is None:
+            sources.append(SourceOverride(vendor=vendor, credentials=credentials))
+        else:
+            held = sources[index]
+            merged = {**held.credentials, **credentials}
+            sources[index] = dataclasses.replace(held, credentials=merged)
+    return dataclasses.replace(upstream, sources=tuple(sources))
 
 
 def _is_secret(name: str) -> bool:

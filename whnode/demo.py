@@ -36,6 +36,7 @@ import aiohttp
 
 from whnode.config import Config, FreshnessConfig
 from whnode.errors import RemoteError, UsageError, WhnodeError
+from whnode.sandbox.config import SandboxConfig
 from whnode.service.freshness import heuristic_lifetime
 from whnode.testing.replay import Request, central_cache_calls, zipf_trace
 
@@ -52,7 +53,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
-VENDORS = ("dutchie", "jane", "weedmaps", "leafly")
+VENDORS = ("dutchie", "jane", "weedmaps", "leafly", "treez", "flowhub")
 START_TIMEOUT = 30.0
 """Seconds a child may take to answer on HTTP after it is started."""
 STOP_TIMEOUT = 12.0
@@ -336,6 +337,7 @@ class LocalNetwork:
         ]
         for section, values in self.node_settings.items():
             lines += ["", f"[{section}]", *(f"{k} = {json.dumps(v)}" for k, v in values.items())]
+        keys = {str(v): k for v, k in SandboxConfig().credentials().items()}  # the keyed POS APIs
         for vendor in VENDORS:
             lines += [
                 "",
@@ -343,6 +345,9 @@ class LocalNetwork:
                 f'vendor = "{vendor}"',
                 f'base_url = "{self.sandbox.url}"',
             ]
+            if vendor in keys:
+                pairs = ", ".join(f"{k} = {json.dumps(v)}" for k, v in keys[vendor].items())
+                lines.append(f"credentials = {{ {pairs} }}")
         return "\n".join(lines) + "\n"
 
     async def start_node(self, data_dir: Path | None = None) -> Child:

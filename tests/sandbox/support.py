@@ -1,7 +1,8 @@
 """Shared by the sandbox and adapter tests: a plain HTTP requester and a generated-menu check.
 
 ``PlainHttp`` is the smallest real implementation of the adapters' ``HttpRequester``: one
-aiohttp request, the body back, ``HttpStatusError`` on anything but 2xx.
+aiohttp request, the body back, ``UpstreamRefused`` on a 401 (as the node's client), else
+``HttpStatusError`` on anything but 2xx.
 
 ``check_generated`` compares a parsed generated menu with the sandbox's items (the truth behind
 its pages) field by field, within what each vendor's API can say.
@@ -20,6 +21,7 @@ from whnode.record.model import Menu
 from whnode.sandbox import Item, SandboxConfig, SandboxServer, run_sandbox
 from whnode.sandbox.fidelity import compare
 from whnode.upstream.adapters import ADAPTERS
+from whnode.upstream.exceptions import UpstreamRefused
 from whnode.upstream.sources import SourceConfig, SourcesConfig
 
 
@@ -53,6 +55,10 @@ class PlainHttp:
             method, url, params=params, json=json, headers=headers
         ) as response:
             body = await response.read()
+            if response.status == 401:  # as UpstreamHttp does: the walk renews tokens on it
+                raise UpstreamRefused(
+                    "HTTP 401", source=source, dispensary_id=dispensary_id, status=401
+                )
             if not 200 <= response.status < 300:
                 raise HttpStatusError(response.status, body)
             return body
@@ -80,7 +86,8 @@ async def upstream(config: SandboxConfig | None = None) -> AsyncIterator[Upstrea
         run_sandbox(config or SandboxConfig()) as sandbox,
         aiohttp.ClientSession() as session,
     ):
-        yield Upstream(sandbox, PlainHttp(session), SourcesConfig.pointing_at(sandbox.base_url))
+        sources = SourcesConfig.pointing_at(sandbox.base_url, sandbox.credentials())
+        yield Upstream(sandbox, PlainHttp(session), sources)
 
 
 # --------------------------------------------------------------------------- expectations

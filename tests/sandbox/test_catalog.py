@@ -17,7 +17,7 @@ def _spec(dispensary_id: str, seed: int = 1) -> DispensarySpec:
 def test_named_catalog_sizes_and_ids() -> None:
     specs = named_catalog(1)
     assert [s.dispensary_id for s in specs] == list(NAMED_IDS)
-    assert len(specs) == 20
+    assert len(specs) == 28
     for spec in specs:
         parse_dispensary_id(spec.dispensary_id)
         assert spec.dispensary_id == f"{spec.vendor}:{spec.store}"

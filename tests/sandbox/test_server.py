@@ -445,13 +445,13 @@ async def test_health_and_dispensary_listing() -> None:
         async with session.get(f"{sandbox.base_url}/_sandbox/dispensaries") as response:
             listing = await response.json()
     assert [entry["id"] for entry in listing] == sandbox.dispensaries
-    assert sandbox.dispensaries[:20] == list(NAMED_IDS)
-    assert sandbox.dispensaries[20:] == [
+    assert sandbox.dispensaries[:28] == list(NAMED_IDS)
+    assert sandbox.dispensaries[28:] == [
         f"{vendor}:store-{n:04d}"
         for n, vendor in zip(
             range(1, 9), ["weedmaps", "dutchie", "jane", "leafly"] * 2, strict=True
         )
     ]
     sizes = {entry["id"]: entry["items"] for entry in listing}
-    assert all(3 <= sizes[d] <= 10 for d in sandbox.dispensaries[20:])
+    assert all(3 <= sizes[d] <= 10 for d in sandbox.dispensaries[28:])
     assert sizes[QUIRKY[Vendor.JANE]] is None

@@ -17,12 +17,15 @@ DISPENSARIES = {
     Vendor.JANE: "jane:1547",
     Vendor.WEEDMAPS: "weedmaps:ultra-health-gallup",
     Vendor.LEAFLY: "leafly:some-slug",
+    Vendor.TREEZ: "treez:some-store",
+    Vendor.FLOWHUB: "flowhub:some-location",
 }
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
 KEYS = st.sampled_from(
     [
         "data", "filteredProducts", "products", "hits", "menu_items", "menuItems", "meta",
         "metadata", "errors", "attributes", "prices", "variants", "Options", "Prices",
+        "product_list", "product_configurable_fields", "pricing", "productName",
         "recPrices", "name", "Name", "id", "_id", "product_id", "price", "quantity", "unit",
         "available_weights", "price_gram", "type", "kind", "category", "search_attributes",
     ]

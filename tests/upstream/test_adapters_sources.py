@@ -28,6 +28,8 @@ def test_defaults_are_the_real_apis() -> None:
         "jane": "https://search.iheartjane.com",
         "weedmaps": "https://api-g.weedmaps.com",
         "leafly": "https://consumer-api.leafly.com",
+        "treez": "https://api.treez.io",
+        "flowhub": "https://api.flowhub.co",
     }
     assert set(sources.sources) == set(ADAPTERS)
     assert dutchie.endpoint(sources.resolve("dutchie:67068790432055b33dc37888")) == (
@@ -81,7 +83,7 @@ def test_one_base_url_for_every_vendor() -> None:
 @pytest.mark.parametrize(
     "override",
     [
-        SourceOverride(vendor="treez"),
+        SourceOverride(vendor="posabit"),
         SourceOverride(vendor="nobody"),
         SourceOverride(vendor="jane", base_url="ftp://example.com"),
         SourceOverride(vendor="jane", base_url="https://example.com/?key=1"),
@@ -101,8 +103,8 @@ def test_resolution() -> None:
     sources = SourcesConfig.default()
     assert sources.resolve("leafly:some-slug").vendor is Vendor.LEAFLY
     with pytest.raises(UnknownDispensary) as caught:
-        sources.resolve("treez:store-1")
-    assert (caught.value.source, caught.value.dispensary_id) == ("treez", "treez:store-1")
+        sources.resolve("posabit:store-1")
+    assert (caught.value.source, caught.value.dispensary_id) == ("posabit", "posabit:store-1")
     with pytest.raises(UnknownDispensary):
         SourcesConfig({Vendor.JANE: SourceConfig.default(Vendor.JANE)}).resolve("leafly:x")
     with pytest.raises(ModelError):

@@ -58,7 +58,8 @@ async def measure(
     ):
         for shape in shapes:
             vendor = Vendor(shape.partition("-")[0])
-            sources = SourcesConfig.pointing_at(sandbox.base_url, _credentials(shape))
+            credentials = {**sandbox.credentials(), **_credentials(shape)}
+            sources = SourcesConfig.pointing_at(sandbox.base_url, credentials)
             fetcher = Fetcher(sources, http, pool, menu_deadline=120.0)
             total = FidelityReport(shape)
             for size in sizes:

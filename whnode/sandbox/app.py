@@ -247,6 +247,22 @@ class SandboxServer:
         """Move one menu (or all) ``steps`` versions ahead."""
         self.state.advance(dispensary_id, steps)
 
+    def credentials(self) -> dict[Vendor, dict[str, str]]:
+        """Source credentials that open the keyed APIs (Treez, Flowhub)::
+
+        SourcesConfig.pointing_at(sandbox.base_url, sandbox.credentials())"""
+        return self.config.credentials()
+
+    def expire_tokens(self) -> None:
+        """Make every access token issued so far expire now (the next page answers 401)."""
+        for token in self.state.tokens:
+            self.state.tokens[token] = 0.0
+
+    @property
+    def tokens_issued(self) -> int:
+        """Access tokens the Treez token endpoint has issued."""
+        return self.state.tokens_issued
+
 
 def _url(host: str, port: int) -> str:
     shown = "127.0.0.1" if host in ("", "0.0.0.0") else host

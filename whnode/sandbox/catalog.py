@@ -53,6 +53,8 @@ __all__ = [
 ]
 
 VENDOR_ORDER: Final = (Vendor.WEEDMAPS, Vendor.DUTCHIE, Vendor.JANE, Vendor.LEAFLY)
+POS_ORDER: Final = (Vendor.TREEZ, Vendor.FLOWHUB)
+"""The keyed POS APIs: named menus (tiny to large) after the others, no generated population."""
 LARGE_ITEMS: Final = 2500
 """Items of the large menus (the largest real menus seen hold ~2,450)."""
 MEDIAN_ITEMS: Final = 245
@@ -84,24 +86,32 @@ TINY: Final[dict[Vendor, str]] = {
     Vendor.DUTCHIE: "dutchie:67068790432055b33dc37888",
     Vendor.JANE: "jane:1547",
     Vendor.LEAFLY: "leafly:sunny-side-cannabis",
+    Vendor.TREEZ: "treez:sunrise-pos",
+    Vendor.FLOWHUB: "flowhub:3f0c6a52-9d1e-4b7a-8c21-5e6f7a8b9c01",
 }
 SMALL: Final[dict[Vendor, str]] = {
     Vendor.WEEDMAPS: "weedmaps:high-desert-remedies",
     Vendor.DUTCHIE: "dutchie:5e8f6a2b9c4d3e1f0a7b8c9d",
     Vendor.JANE: "jane:2210",
     Vendor.LEAFLY: "leafly:the-herbal-cure",
+    Vendor.TREEZ: "treez:canyon-collective",
+    Vendor.FLOWHUB: "flowhub:7a1b2c3d-4e5f-4a6b-9c8d-0e1f2a3b4c5d",
 }
 REALISTIC: Final[dict[Vendor, str]] = {
     Vendor.WEEDMAPS: "weedmaps:green-valley-collective",
     Vendor.DUTCHIE: "dutchie:6123abcd4567ef8901234567",
     Vendor.JANE: "jane:3318",
     Vendor.LEAFLY: "leafly:peak-provisions",
+    Vendor.TREEZ: "treez:river-road-wellness",
+    Vendor.FLOWHUB: "flowhub:c0ffee00-1234-4abc-8def-0123456789ab",
 }
 LARGE: Final[dict[Vendor, str]] = {
     Vendor.WEEDMAPS: "weedmaps:mega-leaf-superstore",
     Vendor.DUTCHIE: "dutchie:64f0c0ffee0ddba11c0ffee0",
     Vendor.JANE: "jane:4404",
     Vendor.LEAFLY: "leafly:canna-warehouse-xl",
+    Vendor.TREEZ: "treez:big-sky-supply",
+    Vendor.FLOWHUB: "flowhub:9e8d7c6b-5a49-4382-a716-05f4e3d2c1b0",
 }
 QUIRKY: Final[dict[Vendor, str]] = {
     Vendor.WEEDMAPS: "weedmaps:quirky-buds-emporium",
@@ -116,8 +126,11 @@ _NAMED: Final = (
     (SizeClass.LARGE, LARGE),
     (SizeClass.QUIRKY, QUIRKY),
 )
-NAMED_IDS: Final = tuple(ids[vendor] for _, ids in _NAMED for vendor in VENDOR_ORDER)
-"""Every named dispensary id, tiny ones first, quirky ones last."""
+_POS_NAMED: Final = _NAMED[:4]
+NAMED_IDS: Final = tuple(ids[vendor] for _, ids in _NAMED for vendor in VENDOR_ORDER) + tuple(
+    ids[vendor] for _, ids in _POS_NAMED for vendor in POS_ORDER
+)
+"""Every named dispensary id, tiny ones first, quirky ones next, the POS menus last."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,23 +158,25 @@ def _spec(dispensary_id: str, size_class: SizeClass, items: int, name: str) -> D
 
 
 def named_catalog(seed: int) -> tuple[DispensarySpec, ...]:
-    """The named dispensaries: tiny, small, realistic, large and quirky for every vendor."""
+    """The named dispensaries: tiny, small, realistic, large and quirky for every vendor (the
+    POS APIs: tiny to large)."""
     specs: list[DispensarySpec] = []
-    for size_class, ids in _NAMED:
-        for vendor in VENDOR_ORDER:
-            dispensary_id = ids[vendor]
-            rng = random.Random(f"{seed}:{dispensary_id}:size")
-            items = {
-                SizeClass.TINY: rng.randint(3, 6),
-                SizeClass.SMALL: rng.randint(45, 55),
-                SizeClass.REALISTIC: rng.randint(230, 270),
-                SizeClass.LARGE: LARGE_ITEMS,
-                SizeClass.QUIRKY: 0,
-            }[size_class]
-            store = dispensary_id.partition(":")[2]
-            name = _display_name(store) if not store.isdigit() and len(store) != 24 else ""
-            name = name or f"{vendor.capitalize()} Store {store[:6]}"
-            specs.append(_spec(dispensary_id, size_class, items, name))
+    named = [(size_class, ids, vendor) for size_class, ids in _NAMED for vendor in VENDOR_ORDER]
+    named += [(size_class, ids, vendor) for size_class, ids in _POS_NAMED for vendor in POS_ORDER]
+    for size_class, ids, vendor in named:
+        dispensary_id = ids[vendor]
+        rng = random.Random(f"{seed}:{dispensary_id}:size")
+        items = {
+            SizeClass.TINY: rng.randint(3, 6),
+            SizeClass.SMALL: rng.randint(45, 55),
+            SizeClass.REALISTIC: rng.randint(230, 270),
+            SizeClass.LARGE: LARGE_ITEMS,
+            SizeClass.QUIRKY: 0,
+        }[size_class]
+        store = dispensary_id.partition(":")[2]
+        name = _display_name(store) if not store.isdigit() and len(store) != 24 else ""
+        name = name or f"{vendor.capitalize()} Store {store[:6]}"
+        specs.append(_spec(dispensary_id, size_class, items, name))
     return tuple(specs)
 
 

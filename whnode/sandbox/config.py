@@ -12,7 +12,14 @@ from whnode.upstream.sources import DEFAULT_DUTCHIE_QUERY_HASH
 
 __all__ = ["SandboxConfig"]
 
-SANDBOX_VENDORS = (Vendor.WEEDMAPS, Vendor.DUTCHIE, Vendor.JANE, Vendor.LEAFLY)
+SANDBOX_VENDORS = (
+    Vendor.WEEDMAPS,
+    Vendor.DUTCHIE,
+    Vendor.JANE,
+    Vendor.LEAFLY,
+    Vendor.TREEZ,
+    Vendor.FLOWHUB,
+)
 """Vendors the sandbox serves, in the order dispensaries are listed."""
 
 
@@ -59,6 +66,23 @@ class SandboxConfig:
     """When set, Jane requests must carry this ``x-algolia-application-id`` (else 403)."""
     jane_api_key: str | None = field(default=None, repr=False)
     """When set, Jane requests must carry this ``x-algolia-api-key`` (else 403)."""
+    treez_client_id: str = "sandbox-treez-client"
+    """The client id Treez token and product requests must carry (else 401)."""
+    treez_api_key: str = field(default="sandbox-treez-key", repr=False)
+    """The ``apikey`` a Treez token request must carry (else 401)."""
+    treez_token_seconds: float = 3600.0
+    """How long a Treez access token lives (``expires_in``); past it, pages answer 401."""
+    flowhub_client_id: str = "sandbox-flowhub-client"
+    """The ``clientId`` header Flowhub requests must carry (else 401)."""
+    flowhub_api_key: str = field(default="sandbox-flowhub-key", repr=False)
+    """The ``key`` header Flowhub requests must carry (else 401)."""
+
+    def credentials(self) -> dict[Vendor, dict[str, str]]:
+        """The source credentials that open the keyed APIs (for ``SourcesConfig.pointing_at``)."""
+        return {
+            Vendor.TREEZ: {"client_id": self.treez_client_id, "api_key": self.treez_api_key},
+            Vendor.FLOWHUB: {"client_id": self.flowhub_client_id, "api_key": self.flowhub_api_key},
+        }
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -69,7 +93,7 @@ class SandboxConfig:
             raise ConfigError("sandbox max_items must be between 3 and 2500")
         if not self.catalog and self.population == 0:
             raise ConfigError("the sandbox needs the catalog or a population")
-        for name in ("latency", "latency_jitter", "timeout_fault_seconds"):
+        for name in ("latency", "latency_jitter", "timeout_fault_seconds", "treez_token_seconds"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"sandbox {name} must be a finite number >= 0")

@@ -89,6 +89,8 @@ CAPABILITIES: Final[Mapping[str, Capabilities]] = {
     "weedmaps": Capabilities(stock=False, lineage="flower"),
     "weedmaps-v1": Capabilities(specials=False, stock_when=_jsonapi_has_variants),
     "leafly": Capabilities(specials=False),
+    "treez": Capabilities(),
+    "flowhub": Capabilities(specials=False),
 }
 """Per API shape (``vendor`` or ``vendor-variant``): what it carries."""
 SHAPES: Final = tuple(CAPABILITIES)
@@ -109,7 +111,7 @@ _WEEDMAPS_FLOWER_LINEAGE: Final = {
 
 def expected_id(shape: str, item: Item) -> str:
     """The source id the vendor module gave ``item`` in ``shape``."""
-    from whnode.sandbox.vendors import jane, leafly, weedmaps
+    from whnode.sandbox.vendors import flowhub, jane, leafly, treez, weedmaps
 
     vendor = Vendor(shape.partition("-")[0])
     if vendor is Vendor.JANE:
@@ -118,6 +120,10 @@ def expected_id(shape: str, item: Item) -> str:
         return str(weedmaps.weedmaps_id(item))
     if vendor is Vendor.LEAFLY:
         return str(leafly.leafly_ids(item)[0])
+    if vendor is Vendor.TREEZ:
+        return treez.treez_ids(item)[0]
+    if vendor is Vendor.FLOWHUB:
+        return flowhub.flowhub_ids(item)[0]
     return item.key[:24]
 
 

@@ -145,6 +145,9 @@ class SandboxState:
         self._advance: dict[str, int] = {}
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
         self._rendered: OrderedDict[tuple[str, int, str], list[Any]] = OrderedDict()
+        self.tokens: dict[str, float] = {}
+        """Access tokens issued (Treez) and when each expires (``clock`` time)."""
+        self.tokens_issued = 0
         self.reset_statistics()
 
     # ------------------------------------------------------------------ versions

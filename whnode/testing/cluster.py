@@ -26,11 +26,12 @@ from whnode.config import (
 )
 from whnode.node import Node
 from whnode.record.keys import routing_key
+from whnode.sandbox.config import SandboxConfig
 from whnode.upstream.pool import ParsePool
 
 __all__ = ["LocalCluster", "cluster_config", "crash_sockets"]
 
-VENDORS = ("dutchie", "jane", "weedmaps", "leafly")
+VENDORS = ("dutchie", "jane", "weedmaps", "leafly", "treez", "flowhub")
 
 
 def cluster_config(
@@ -46,8 +47,12 @@ def cluster_config(
     trust: dict[str, Any] | None = None,
 ) -> Config:
     """A node Config for loopback clusters: free port, short timeouts, sandbox sources."""
+    keys = {str(v): k for v, k in SandboxConfig().credentials().items()}  # the keyed POS APIs
     sources = (
-        tuple(SourceOverride(vendor=vendor, base_url=sandbox_url) for vendor in VENDORS)
+        tuple(
+            SourceOverride(vendor=vendor, base_url=sandbox_url, credentials=keys.get(vendor, {}))
+            for vendor in VENDORS
+        )
         if sandbox_url
         else ()
     )

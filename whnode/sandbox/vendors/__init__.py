@@ -5,11 +5,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from whnode.sandbox.vendors import dutchie, jane, leafly, weedmaps
+from whnode.sandbox.vendors import dutchie, flowhub, jane, leafly, treez, weedmaps
 
 __all__ = ["routes"]
 
 
 def routes() -> list[web.RouteDef]:
     """Every vendor API route."""
-    return [*dutchie.routes(), *jane.routes(), *weedmaps.routes(), *leafly.routes()]
+    return [
+        *dutchie.routes(),
+        *jane.routes(),
+        *weedmaps.routes(),
+        *leafly.routes(),
+        *treez.routes(),
+        *flowhub.routes(),
+    ]

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from whnode.record.model import Vendor
-from whnode.upstream.adapters import dutchie, jane, leafly, weedmaps
+from whnode.upstream.adapters import dutchie, flowhub, jane, leafly, treez, weedmaps
 from whnode.upstream.adapters.base import Adapter, FetchPages, HttpRequester, ParsePages
 from whnode.upstream.normalize import AdapterParseError, AdapterRefusal
 
@@ -41,6 +41,8 @@ ADAPTERS: Final[Mapping[Vendor, Adapter]] = {
     Vendor.JANE: jane.ADAPTER,
     Vendor.WEEDMAPS: weedmaps.ADAPTER,
     Vendor.LEAFLY: leafly.ADAPTER,
+    Vendor.TREEZ: treez.ADAPTER,
+    Vendor.FLOWHUB: flowhub.ADAPTER,
 }
 """The adapter of every supported vendor."""
 

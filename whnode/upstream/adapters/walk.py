@@ -3,7 +3,8 @@ parse report. A vendor is a ``VendorRules`` of its own (``whnode.upstream.adapte
 how to ask for a page, where a page keeps its items and its page count, how one item maps to a
 product. Everything else is here, the same for all:
 
-- ``fetch_pages``: the vendor's optional ``prepare`` step (a token), then the first page alone;
+- ``fetch_pages``: the vendor's optional ``prepare`` step (a token; asked again once, for all
+  pages, when a page is refused with a 401: the token expired), then the first page alone;
   when it states how many pages (or items) there are, the others with bounded concurrency, else
   one after another until a short page (``whnode.upstream.adapters.base.paginate``).
 - ``parse``: every page checked by the vendor's ``read_page``, every item handed to its
@@ -15,6 +16,7 @@ product. Everything else is here, the same for all:
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +44,7 @@ from whnode.upstream.adapters.base import (
     pages_for,
     paginate,
 )
+from whnode.upstream.exceptions import UpstreamRefused
 from whnode.upstream.normalize import (
     WEIGHT_SENTINEL,
     Candidate,
@@ -108,8 +111,9 @@ class PageCall:
         return store_of(self.dispensary_id)
 
 
-Prepare = Callable[[HttpRequester, SourceConfig, str], Awaitable[Mapping[str, str]]]
-"""``async prepare(http, source, dispensary_id) -> headers`` before the first page."""
+Prepare = Callable[[HttpRequester, SourceConfig, str, bool], Awaitable[Mapping[str, str]]]
+"""``async prepare(http, source, dispensary_id, renew) -> headers`` before the first page
+(``renew``: the last headers were refused with a 401, get new ones)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,14 +145,15 @@ async def fetch_pages(
     rules: VendorRules, http: HttpRequester, source: SourceConfig, dispensary_id: str
 ) -> list[bytes]:
     """Every raw page of the dispensary's menu (see the module docstring)."""
+    prepare = rules.prepare
     headers: Mapping[str, str] = {}
-    if rules.prepare is not None:
-        headers = await rules.prepare(http, source, dispensary_id)
+    if prepare is not None:
+        headers = await prepare(http, source, dispensary_id, False)
+    renewing = asyncio.Lock()
     size = source.effective_page_size
 
-    async def fetch(number: int) -> bytes:
-        call = PageCall(source, dispensary_id, number, size, headers)
-        request = rules.request(call)
+    async def send(number: int, extra: Mapping[str, str]) -> bytes:
+        request = rules.request(PageCall(source, dispensary_id, number, size, extra))
         return await http.request(
             request.method,
             request.url,
@@ -156,8 +161,21 @@ async def fetch_pages(
             dispensary_id=dispensary_id,
             params=request.params,
             json=request.json,
-            headers={**(request.headers or {}), **headers},
+            headers={**(request.headers or {}), **extra},
         )
+
+    async def fetch(number: int) -> bytes:
+        nonlocal headers
+        sent = headers
+        try:
+            return await send(number, sent)
+        except UpstreamRefused as exc:
+            if prepare is None or exc.status != 401:
+                raise
+        async with renewing:  # one renewal however many pages were refused at once
+            if headers is sent:
+                headers = await prepare(http, source, dispensary_id, True)
+        return await send(number, headers)
 
     def info(body: bytes, number: int) -> PageInfo:
         page = _read(rules, body, number, dispensary_id)
