@@ -37,6 +37,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from whnode.bench.cluster import cpu_burners, load_average
+from whnode.bench.kill9 import Kill9Options, print_kill9, run_kill9
+from whnode.bench.netns import (
+    NetemOptions,
+    namespaces_unavailable,
+    print_netem,
+    print_partition,
+    run_network_scenarios,
+)
 from whnode.dht import DhtConfig, DhtNode, PublicKey, xor_distance
 
 __all__ = [
@@ -410,6 +418,17 @@ def main(argv: list[str]) -> int:
     joins = parser.add_argument_group("joins")
     joins.add_argument("--join-nodes", type=int, default=200)
     joins.add_argument("--join-wait", type=float, default=30.0)
+    kill9 = parser.add_argument_group("kill9")
+    kill9.add_argument("--cycles", type=int, default=100)
+    network = parser.add_argument_group("netem and partition (network namespaces)")
+    network.add_argument("--ns-nodes", type=int, default=8)
+    network.add_argument("--ns-dispensaries", type=int, default=40)
+    network.add_argument("--ns-requests", type=int, default=400)
+    network.add_argument("--ns-duration", type=float, default=40.0)
+    network.add_argument("--delay-ms", type=float, default=100.0)
+    network.add_argument("--jitter-ms", type=float, default=20.0)
+    network.add_argument("--loss", type=float, default=0.02)
+    network.add_argument("--partition-seconds", type=float, default=30.0)
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.scenarios.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(SCENARIOS))
@@ -437,5 +456,47 @@ def main(argv: list[str]) -> int:
                 run_joins(JoinOptions(nodes=args.join_nodes, wait=args.join_wait, seed=args.seed))
             )
             print_joins(joined)
+            print(f"  load average after: {load_average()}")
+        if "kill9" in chosen:
+            with tempfile.TemporaryDirectory(prefix="whnode-kill9-") as directory:
+                killed = asyncio.run(
+                    run_kill9(
+                        Kill9Options(cycles=args.cycles, seed=args.seed),
+                        Path(directory),
+                        environ=dict(os.environ),
+                    )
+                )
+            print_kill9(killed)
+            print(f"  load average after: {load_average()}")
+        wanted = {"netem", "partition"} & set(chosen)
+        if wanted:
+            reason = namespaces_unavailable()
+            if reason is not None:
+                print(f"netem, partition: not run: {reason}")
+                return 1
+            network_options = NetemOptions(
+                nodes=args.ns_nodes,
+                dispensaries=args.ns_dispensaries,
+                requests=args.ns_requests,
+                duration=args.ns_duration,
+                delay_ms=args.delay_ms,
+                jitter_ms=args.jitter_ms,
+                loss=args.loss,
+                partition_seconds=args.partition_seconds,
+                seed=args.seed,
+            )
+            with tempfile.TemporaryDirectory(prefix="whnode-netns-") as directory:
+                netem, partition = asyncio.run(
+                    run_network_scenarios(
+                        network_options,
+                        Path(directory),
+                        netem="netem" in wanted,
+                        partition="partition" in wanted,
+                    )
+                )
+            if netem is not None:
+                print_netem(netem, network_options)
+            if partition is not None:
+                print_partition(partition)
             print(f"  load average after: {load_average()}")
     return 0
