@@ -73,8 +73,9 @@ class DhtConfig:
     """How long a contact evicted for missing requests is still pinged now and then (with a
     doubling delay up to recall_interval_max): the two sides of a network partition evict
     each other, and without recall they would stay apart after it heals."""
-    recall_interval_max: float = 300.0
-    """Longest delay in seconds between two pings of an evicted contact."""
+    recall_interval_max: float = 30.0
+    """Longest delay in seconds between two pings of an evicted contact (bounds how long
+    the halves of a healed partition may stay apart; at most liveness_pings per round)."""
     refresh_interval: float = 3600.0
     """A bucket not used by any lookup for this many seconds is refreshed by a lookup of a
     random id in its range."""
