@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import socket
@@ -78,7 +79,8 @@ def _peers(port: int, peers: int, rate: float, phases: list[float]) -> None:
         sock.setblocking(False)
         sockets.append(sock)
         key = PublicKey(os.urandom(32))
-        hellos.append(Hello(node_id_for(key), key))
+        # routing-only: the pinging peers are never owners (no HTTP side to fetch from)
+        hellos.append(Hello(node_id_for(key), key, routing_only=True))
     results = []
     interval = 1.0 / (rate * peers)
     for seconds in phases:
@@ -291,7 +293,15 @@ class NodeFlood:
     flood_blocks: int
 
 
-async def node_flood(*, seconds: float, flooders: int, connections: int, rate: float) -> NodeFlood:
+async def node_flood(
+    *,
+    seconds: float,
+    flooders: int,
+    connections: int,
+    rate: float,
+    api_rate: float | None,
+    peers: int,
+) -> NodeFlood:
     """A real node (sandbox upstream); a client's GET latency before and during a flood of
     the same node's HTTP API and UDP port from one IP; legitimate UDP peers' loss meanwhile."""
     from whnode.api.app import public_api
@@ -302,6 +312,11 @@ async def node_flood(*, seconds: float, flooders: int, connections: int, rate: f
     with tempfile.TemporaryDirectory() as directory:
         async with run_sandbox(SandboxConfig()) as sandbox:
             config = cluster_config(Path(directory), sandbox_url=sandbox.base_url)
+            if api_rate is not None:  # the operator's per-client budget (api.requests_per_second)
+                api = dataclasses.replace(
+                    config.api, requests_per_second=api_rate, burst=max(1, int(2 * api_rate))
+                )
+                config = dataclasses.replace(config, api=api)
             async with Node(config) as node:
                 # loopback stands for remote addresses here: no exemption (bench only)
                 protocol = node.dht._protocol
@@ -313,9 +328,9 @@ async def node_flood(*, seconds: float, flooders: int, connections: int, rate: f
                 before, before_failures = await _latencies(url, min(10.0, seconds), rate)
                 peer_code = (
                     "from whnode.bench.flood import _peers; "
-                    f"_peers({node.port}, 8, 50.0, [{seconds}])"
+                    f"_peers({node.port}, {peers}, 50.0, [{seconds}])"
                 )
-                peers = _spawn(peer_code)
+                peer_process = _spawn(peer_code) if peers else None
                 http_code = (
                     "from whnode.bench.flood import _http_flooder; "
                     f"_http_flooder({url!r}, {seconds}, {connections})"
@@ -333,8 +348,10 @@ async def node_flood(*, seconds: float, flooders: int, connections: int, rate: f
                         *(asyncio.to_thread(process.communicate) for process in floods)
                     )
                 ]
-                peer_out, _ = await asyncio.to_thread(peers.communicate)
-                phase = json.loads(peer_out)[0]
+                phase = {"sent": 0, "answered": 0}
+                if peer_process is not None:
+                    peer_out, _ = await asyncio.to_thread(peer_process.communicate)
+                    phase = json.loads(peer_out)[0]
                 refused = public_api(node.app).limiter.statistics().refused
                 blocks = node.dht.statistics().flood_blocks
     return NodeFlood(
@@ -361,6 +378,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--hop-ports", action="store_true", help="UDP flood from 64 ports")
     parser.add_argument(
         "--only", choices=("udp", "node"), help="run one part: the DHT alone, or a whole node"
+    )
+    parser.add_argument(
+        "--api-rate",
+        type=float,
+        help="the node's api.requests_per_second (burst twice that); default: the default",
     )
     parser.add_argument("--stress", type=int, default=0, help="CPU burners beside the run")
     args = parser.parse_args(argv)
@@ -412,6 +434,8 @@ def main(argv: list[str]) -> int:
                     flooders=args.flooders,
                     connections=args.connections,
                     rate=args.rate,
+                    api_rate=args.api_rate,
+                    peers=args.peers,
                 )
             )
             load = load_average()
@@ -419,7 +443,8 @@ def main(argv: list[str]) -> int:
             print(
                 f"HTTP + UDP flood from one IP at a node ({node.http_rate:,.0f} requests/s over"
                 f" {args.connections} connections, {node.udp_rate:,.0f} datagrams/s,"
-                f" {args.seconds:g} s); --stress {args.stress}; load average {load}"
+                f" {args.seconds:g} s); api.requests_per_second"
+                f" {args.api_rate or 'default'}; --stress {args.stress}; load average {load}"
             )
             print(
                 f"  another client's GET p99: {node.before_p99_ms:.1f} ms before,"
