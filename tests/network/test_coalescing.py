@@ -128,3 +128,31 @@ async def test_a_joined_fill_from_a_replica_fresh_on_arrival_starts_no_second_fi
         assert first.service.now_ms() - record.fetched_at_ms > max_age * 1000
         assert {answer.record.fetched_at_ms for answer in answers} == {record.fetched_at_ms}
         assert sandbox.calls(dispensary) == calls, "no refill after joining"
+
+
+async def test_owners_dropped_from_a_lagging_nodes_routing_table_stay_its_owners(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    dispensary = sandbox.tiny_dispensary
+    other = sandbox.other_dispensary
+    async with LocalCluster(6, tmp_path, sandbox_url=sandbox.base_url) as cluster:
+        excluded = set(cluster.owners(dispensary, 3)) | set(cluster.owners(other, 3))
+        requester = next(node for node in cluster.nodes if node not in excluded)
+        await requester.service.get_menu(other, max_age=600)  # it knew its peers then
+        # Then its loop lagged: its UDP RPCs timed out, the routing table dropped every
+        # contact and lookups hear only from the node itself.
+        own = requester.dht.self_contact
+
+        async def lagging(
+            key: bytes, count: int, *, fresh: bool = False, me: Contact = own
+        ) -> list[Contact]:
+            return [me]
+
+        requester.dht.find_owners = lagging  # type: ignore[method-assign]
+        requester.dht.contacts = list  # type: ignore[method-assign]
+        fetches: list[UpstreamFetch] = []
+        for node in cluster.nodes:
+            node.service.observe_fills(fetches.append)
+        await requester.service.get_menu(dispensary, max_age=600)
+        await cluster.wait_idle()
+        assert [fetch.node_id for fetch in fetches] == [cluster.owners(dispensary, 1)[0].node_id]

@@ -8,10 +8,11 @@ dispensary per freshness window" to hold on a busy network:
   event loop that lags by more than the RPC timeout) hears back from only some of the
   owners; a list made of those alone names some other node first, often the requester
   itself, and every such requester then fills on its own. The owner list is therefore the
-  closest of the nodes the lookup heard from *and* the owner-capable contacts of the routing
-  table: a node that did not answer one lookup in time is still an owner until it is
-  removed from the table. A dead one costs one failed connection and a failover, and is left
-  out of the table's part for UNREACHABLE_SECONDS.
+  closest of the nodes the lookup heard from *and* the owner-capable nodes this node has
+  seen in its routing table or in lookups over the last KNOWN_SECONDS (the same lag makes
+  the routing table drop live contacts): a node that did not answer in time is still an
+  owner. A dead one costs one failed connection (or a hedge) and a failover, and is left out
+  for UNREACHABLE_SECONDS.
 - **The request's arrival time travels with the fill** (``requested_at``), so the owner
   answers with a record that was fresh when the request arrived even when the fill, the
   network or a busy event loop delayed its answer, instead of filling again.
@@ -20,8 +21,9 @@ dispensary per freshness window" to hold on a busy network:
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -50,6 +52,10 @@ UNREACHABLE_SECONDS: Final = 30.0
 """How long a node that did not answer over HTTP is left out of the routing table's part of
 owner lists."""
 MAX_UNREACHABLE: Final = 4096
+KNOWN_SECONDS: Final = 600.0
+"""How long a node seen in the routing table or a lookup stays a candidate owner."""
+KNOWN_REFRESH_SECONDS: Final = 1.0
+MAX_KNOWN: Final = 2048
 HELD_PATHS: Final = frozenset({"hot", "store"})
 """Answer paths of an owner that held the record: their times set the hedge delay."""
 
@@ -143,6 +149,9 @@ class OwnerRequests:
         self.hedges: Counter[str] = Counter()
         """Hedges sent, won (answered first) and declined (not_held or failed)."""
         self._unreachable: dict[bytes, float] = {}
+        self._known: OrderedDict[bytes, tuple[Contact, float]] = OrderedDict()
+        """Owner-capable nodes by id: contact and when last seen, least recent first."""
+        self._known_refreshed = -math.inf
 
     @property
     def node_id(self) -> bytes:
@@ -152,18 +161,50 @@ class OwnerRequests:
         """The dispensary's owners as this node sees them, closest first (module docstring).
 
         With ``fresh`` (republishing: the owners of now), the answer of a new lookup alone.
-        Routing-table contacts that were unreachable over HTTP in the last
-        UNREACHABLE_SECONDS are not merged in (the lookup may still name them)."""
+        Otherwise the lookup's answer merged with the owner-capable nodes this node has
+        known lately (``_known``), less those unreachable over HTTP in the last
+        UNREACHABLE_SECONDS (the lookup may still name them).
+        """
         key = routing_key(dispensary_id)
         found = await self._owners.find_owners(key, self._replication, fresh=fresh)
         if fresh:
             return list(found)
         now = time.monotonic()
+        self._learn(found, now)
         for node_id, until in list(self._unreachable.items()):
             if until < now:
                 del self._unreachable[node_id]
-        known = [c for c in self._owners.contacts() if c.node_id not in self._unreachable]
+        known = [
+            contact
+            for contact, _ in self._known.values()
+            if contact.node_id not in self._unreachable
+        ]
         return merge_owners(found, known, key, self._replication)
+
+    def _learn(self, found: Iterable[Contact], now: float) -> None:
+        """Remember the owner-capable nodes of a lookup's answer and, at most once per
+        KNOWN_REFRESH_SECONDS, of the routing table.
+
+        A busy node's routing table loses live contacts (their UDP replies come later than
+        its RPC timeout): the nodes it knew over the last KNOWN_SECONDS stay candidates for
+        ownership, so that its owner lists keep naming the owners everyone else names.
+        """
+        me = self.node_id
+        for contact in found:
+            if contact.node_id != me and not contact.routing_only:
+                self._known[contact.node_id] = (contact, now)
+                self._known.move_to_end(contact.node_id)
+        if now - self._known_refreshed >= KNOWN_REFRESH_SECONDS:
+            self._known_refreshed = now
+            for contact in self._owners.contacts():
+                if contact.node_id != me and not contact.routing_only:
+                    self._known[contact.node_id] = (contact, now)
+                    self._known.move_to_end(contact.node_id)
+            while self._known:
+                _, (_, seen) = next(iter(self._known.items()))
+                if now - seen <= KNOWN_SECONDS and len(self._known) <= MAX_KNOWN:
+                    break
+                self._known.popitem(last=False)
 
     def _note_unreachable(self, contact: Contact) -> None:
         self._owners.note_unreachable(contact)
