@@ -332,9 +332,17 @@ class OwnerRequests:
                     self.hedges["declined"] += 1
                 return await main
             finally:
-                hedge.cancel()
+                _discard(hedge)
         finally:
-            main.cancel()
+            _discard(main)
+
+
+def _discard(task: asyncio.Future[OwnerReply]) -> None:
+    """Cancel ``task``, or take its outcome if it ended (a loser's error is not news)."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()
 
 
 @dataclass(frozen=True, slots=True)
