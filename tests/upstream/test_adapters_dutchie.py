@@ -10,110 +10,100 @@ import pytest
 
 from tests.sandbox.support import check_generated, upstream
 from whnode.errors import WhnodeError
-from whnode.record.model import (
-    Category,
-    Lineage,
-    Potency,
-    PotencyUnit,
-    PriceOption,
-    Product,
-    Quantity,
-    QuantityUnit,
-    Vendor,
-)
+from whnode.record import model
 from whnode.sandbox import LARGE, QUIRKY, SMALL, FaultKind, FaultRule, PageSelector
 from whnode.upstream.adapters import AdapterParseError, AdapterRefusal, dutchie
 from whnode.upstream.exceptions import UnknownDispensary, UpstreamRefused
 
-G = QuantityUnit.GRAMS
-MG = QuantityUnit.MILLIGRAMS
-UNIT = QuantityUnit.UNITS
-PCT = PotencyUnit.PERCENT
+G = model.QuantityUnit.GRAMS
+MG = model.QuantityUnit.MILLIGRAMS
+UNIT = model.QuantityUnit.UNITS
+PCT = model.PotencyUnit.PERCENT
 IMAGES = "https://images.sandbox.whnode.test/q/"
 
 QUIRKY_EXPECTED = (
-    Product(
+    model.Product(
         "6a10000000000000000000a8",
         "Blue Dream",
-        Category.FLOWER,
-        (PriceOption(Quantity(1.0, G), 1000),),
-        lineage=Lineage.HYBRID,
+        model.Category.FLOWER,
+        (model.PriceOption(model.Quantity(1.0, G), 1000),),
+        lineage=model.Lineage.HYBRID,
     ),
-    Product(
+    model.Product(
         "6a10000000000000000000a9",
         "Blue Dream",
-        Category.FLOWER,
-        (PriceOption(Quantity(3.5, G), 3200),),
-        lineage=Lineage.HYBRID,
+        model.Category.FLOWER,
+        (model.PriceOption(model.Quantity(3.5, G), 3200),),
+        lineage=model.Lineage.HYBRID,
     ),
-    Product(
+    model.Product(
         "6a10000000000000000000a3",
         "Cosmic Gummies 100mg",
-        Category.EDIBLE,
-        (PriceOption(Quantity(100.0, MG), 2000),),
+        model.Category.EDIBLE,
+        (model.PriceOption(model.Quantity(100.0, MG), 2000),),
         brand="Mama J's",
-        thc=Potency(100.0, 100.0, PotencyUnit.MILLIGRAMS),
+        thc=model.Potency(100.0, 100.0, model.PotencyUnit.MILLIGRAMS),
         description="Fruity & vegan.\n10 pieces\n10mg each",
     ),
-    Product(
+    model.Product(
         "6a10000000000000000000a5",
         "Glass Spoon Pipe",
-        Category.ACCESSORY,
-        (PriceOption(Quantity(1.0, UNIT), 1500, None, 4),),
+        model.Category.ACCESSORY,
+        (model.PriceOption(model.Quantity(1.0, UNIT), 1500, None, 4),),
     ),
-    Product(
+    model.Product(
         "6a10000000000000000000a2",
         "Golden Haze",
-        Category.FLOWER,
+        model.Category.FLOWER,
         (
-            PriceOption(Quantity(1.0, G), 1300, None, 12),
-            PriceOption(Quantity(3.5, G), 3550),
-            PriceOption(Quantity(7.0, G), 6000, None, 3),
-            PriceOption(Quantity(28.3, G), 19999),
+            model.PriceOption(model.Quantity(1.0, G), 1300, None, 12),
+            model.PriceOption(model.Quantity(3.5, G), 3550),
+            model.PriceOption(model.Quantity(7.0, G), 6000, None, 3),
+            model.PriceOption(model.Quantity(28.3, G), 19999),
         ),
         brand="Mama J's",
-        lineage=Lineage.SATIVA_HYBRID,
-        thc=Potency(24.5, 24.5, PCT),
+        lineage=model.Lineage.SATIVA_HYBRID,
+        thc=model.Potency(24.5, 24.5, PCT),
         image_url=IMAGES + "dutchie-a2.jpg",
     ),
-    Product(
+    model.Product(
         "6a10000000000000000000a4",
         "Lime Seltzer 10mg",
-        Category.BEVERAGE,
-        (PriceOption(Quantity(10.0, MG), 650),),
-        thc=Potency(10.0, 10.0, PotencyUnit.MILLIGRAMS),
+        model.Category.BEVERAGE,
+        (model.PriceOption(model.Quantity(10.0, MG), 650),),
+        thc=model.Potency(10.0, 10.0, model.PotencyUnit.MILLIGRAMS),
     ),
-    Product(
+    model.Product(
         "6a10000000000000000000a1",
         "Mama J's: Alien Rock Candy - PR 2pk",
-        Category.PRE_ROLL,
-        (PriceOption(Quantity(2.0, G), 800, 400, 25),),
+        model.Category.PRE_ROLL,
+        (model.PriceOption(model.Quantity(2.0, G), 800, 400, 25),),
         brand="Mama J's",
-        lineage=Lineage.INDICA,
-        thc=Potency(21.0, 22.0, PCT),
-        cbd=Potency(0.04, 0.05, PCT),
+        lineage=model.Lineage.INDICA,
+        thc=model.Potency(21.0, 22.0, PCT),
+        cbd=model.Potency(0.04, 0.05, PCT),
         image_url=IMAGES + "dutchie-a1.jpg",
     ),
-    Product(
+    model.Product(
         "6a10000000000000000000a7",
         "Midnight Kush",
-        Category.FLOWER,
-        (PriceOption(Quantity(7.0, G), 7000),),
+        model.Category.FLOWER,
+        (model.PriceOption(model.Quantity(7.0, G), 7000),),
         brand="Mama J's",
-        lineage=Lineage.HIGH_CBD,
-        thc=Potency(19.5, 19.5, PCT),
+        lineage=model.Lineage.HIGH_CBD,
+        thc=model.Potency(19.5, 19.5, PCT),
     ),
-    Product(
+    model.Product(
         "6a10000000000000000000a6",
         "Sour Diesel Live Resin",
-        Category.CONCENTRATE,
+        model.Category.CONCENTRATE,
         (
-            PriceOption(Quantity(0.5, G), 3000, 2500, 0),
-            PriceOption(Quantity(1.0, G), 5500, None, 0),
+            model.PriceOption(model.Quantity(0.5, G), 3000, 2500, 0),
+            model.PriceOption(model.Quantity(1.0, G), 5500, None, 0),
         ),
         brand="Sunrise Extracts",
-        lineage=Lineage.INDICA_HYBRID,
-        thc=Potency(780.0, 810.0, PotencyUnit.MILLIGRAMS_PER_GRAM),
+        lineage=model.Lineage.INDICA_HYBRID,
+        thc=model.Potency(780.0, 810.0, model.PotencyUnit.MILLIGRAMS_PER_GRAM),
     ),
 )
 """Written by hand from the quirky products in whnode/sandbox/vendors/dutchie.py: name
@@ -122,11 +112,11 @@ string, sentinels dropped, the newest duplicate kept, the id-less and unpriced i
 
 
 async def test_small_menu_over_http() -> None:
-    dispensary = SMALL[Vendor.DUTCHIE]
+    dispensary = SMALL[model.Vendor.DUTCHIE]
     async with upstream() as up:
         menu, pages = await up.menu(dispensary, fetched_at_ms=1_700_000_000_000)
         check_generated(menu, up.sandbox.items(dispensary), "dutchie")
-        assert menu.vendor is Vendor.DUTCHIE
+        assert menu.vendor is model.Vendor.DUTCHIE
         assert menu.fetched_at_ms == 1_700_000_000_000
         assert menu.name == dispensary.partition(":")[2]
         assert len(pages) == 2  # ~50 items, 50 per page
@@ -144,7 +134,7 @@ async def test_small_menu_over_http() -> None:
 
 
 async def test_large_menu_of_many_overlapping_pages() -> None:
-    dispensary = LARGE[Vendor.DUTCHIE]
+    dispensary = LARGE[model.Vendor.DUTCHIE]
     async with upstream() as up:
         menu, pages = await up.menu(dispensary)
         served = json.loads(pages[0])["data"]["filteredProducts"]["queryInfo"]["totalCount"]
@@ -156,7 +146,7 @@ async def test_large_menu_of_many_overlapping_pages() -> None:
 
 
 async def test_quirky_menu_matches_hand_written_products() -> None:
-    dispensary = QUIRKY[Vendor.DUTCHIE]
+    dispensary = QUIRKY[model.Vendor.DUTCHIE]
     async with upstream() as up:
         source = dataclasses.replace(up.sources.resolve(dispensary), page_size=3)
         menu, pages = await up.menu(dispensary, source)
@@ -168,7 +158,7 @@ async def test_quirky_menu_matches_hand_written_products() -> None:
 
 
 async def test_unknown_persisted_query_is_a_refusal() -> None:
-    dispensary = SMALL[Vendor.DUTCHIE]
+    dispensary = SMALL[model.Vendor.DUTCHIE]
     async with upstream() as up:
         source = up.sources.resolve(dispensary).with_options(
             credentials={"persisted_query_hash": "0" * 64}
@@ -182,7 +172,7 @@ async def test_unknown_persisted_query_is_a_refusal() -> None:
 
 
 async def test_errors_in_a_200_are_refusals_in_fetch_and_parse() -> None:
-    dispensary = SMALL[Vendor.DUTCHIE]
+    dispensary = SMALL[model.Vendor.DUTCHIE]
     async with upstream() as up:
         up.sandbox.set_faults(FaultRule(FaultKind.GRAPHQL_ERROR, dispensary_id=dispensary))
         with pytest.raises(AdapterRefusal, match="INTERNAL_SERVER_ERROR"):
@@ -208,7 +198,7 @@ async def test_unknown_dispensary() -> None:
 
 
 async def test_an_empty_page_is_asked_for_again() -> None:
-    dispensary = SMALL[Vendor.DUTCHIE]
+    dispensary = SMALL[model.Vendor.DUTCHIE]
     async with upstream() as up:
         up.sandbox.set_faults(
             FaultRule(

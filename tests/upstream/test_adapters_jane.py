@@ -9,93 +9,89 @@ import json
 import pytest
 
 from tests.sandbox.support import HttpStatusError, check_generated, upstream
-from whnode.record.model import (
-    Category,
-    Lineage,
-    Potency,
-    PotencyUnit,
-    PriceOption,
-    Product,
-    Quantity,
-    QuantityUnit,
-    Vendor,
-)
+from whnode.record import model
 from whnode.sandbox import LARGE, QUIRKY, SMALL, SandboxConfig
 from whnode.upstream.adapters import AdapterParseError, jane
 
-G = QuantityUnit.GRAMS
-PCT = PotencyUnit.PERCENT
+G = model.QuantityUnit.GRAMS
+PCT = model.PotencyUnit.PERCENT
 
 QUIRKY_EXPECTED = (
-    Product(
+    model.Product(
         "900005",
         "Cold Brew Shot 10mg",
-        Category.BEVERAGE,
-        (PriceOption(Quantity(10.0, QuantityUnit.MILLIGRAMS), 700),),
+        model.Category.BEVERAGE,
+        (model.PriceOption(model.Quantity(10.0, model.QuantityUnit.MILLIGRAMS), 700),),
     ),
-    Product(
+    model.Product(
         "900002",
         "Electric Lotus Cartridge",
-        Category.VAPE,
-        (PriceOption(Quantity(0.5, G), 2500), PriceOption(Quantity(1.0, G), 4000, 3500)),
+        model.Category.VAPE,
+        (
+            model.PriceOption(model.Quantity(0.5, G), 2500),
+            model.PriceOption(model.Quantity(1.0, G), 4000, 3500),
+        ),
         brand="Kind Harvest",
-        lineage=Lineage.SATIVA,
-        thc=Potency(88.1, 88.1, PCT),
+        lineage=model.Lineage.SATIVA,
+        thc=model.Potency(88.1, 88.1, PCT),
     ),
-    Product(
+    model.Product(
         "900010",
         "Glacier Express",
-        Category.FLOWER,
+        model.Category.FLOWER,
         (
-            PriceOption(Quantity(7.0, G), 8000),
-            PriceOption(Quantity(14.0, G), 15000),
-            PriceOption(Quantity(28.0, G), 24000, 19999),
+            model.PriceOption(model.Quantity(7.0, G), 8000),
+            model.PriceOption(model.Quantity(14.0, G), 15000),
+            model.PriceOption(model.Quantity(28.0, G), 24000, 19999),
         ),
-        lineage=Lineage.SATIVA,
-        thc=Potency(31.46, 31.46, PCT),
+        lineage=model.Lineage.SATIVA,
+        thc=model.Potency(31.46, 31.46, PCT),
     ),
-    Product(
+    model.Product(
         "900004",
         "Huckleberry Gummies 100mg",
-        Category.EDIBLE,
-        (PriceOption(Quantity(100.0, QuantityUnit.MILLIGRAMS), 1800),),
-        lineage=Lineage.HYBRID,
+        model.Category.EDIBLE,
+        (model.PriceOption(model.Quantity(100.0, model.QuantityUnit.MILLIGRAMS), 1800),),
+        lineage=model.Lineage.HYBRID,
         description="Vegan.\nMade with real fruit & no gelatin.",
     ),
-    Product(
+    model.Product(
         "900001",
         "Kush Mints",
-        Category.FLOWER,
-        (PriceOption(Quantity(0.5, G), 1550), PriceOption(Quantity(3.5, G), 4500, 3600)),
+        model.Category.FLOWER,
+        (
+            model.PriceOption(model.Quantity(0.5, G), 1550),
+            model.PriceOption(model.Quantity(3.5, G), 4500, 3600),
+        ),
         brand="Kind Harvest",
-        lineage=Lineage.INDICA,
-        thc=Potency(22.5, 22.5, PCT),
+        lineage=model.Lineage.INDICA,
+        thc=model.Potency(22.5, 22.5, PCT),
         image_url="https://images.sandbox.whnode.test/q/jane-1.jpg",
     ),
-    Product(
+    model.Product(
         "900008",
         "Mac & Cheese Badder",
-        Category.CONCENTRATE,
-        (PriceOption(Quantity(1.0, G), 5000),),
+        model.Category.CONCENTRATE,
+        (model.PriceOption(model.Quantity(1.0, G), 5000),),
         brand="Sunrise Extracts",
-        lineage=Lineage.HYBRID,
-        thc=Potency(78.2, 78.2, PCT),
+        lineage=model.Lineage.HYBRID,
+        thc=model.Potency(78.2, 78.2, PCT),
         description="Whipped to a smooth, creamy consistency.",
     ),
-    Product(
+    model.Product(
         "900009",
         "Rolling Tray",
-        Category.ACCESSORY,
-        (PriceOption(Quantity(1.0, QuantityUnit.UNITS), 1200),),
+        model.Category.ACCESSORY,
+        (model.PriceOption(model.Quantity(1.0, model.QuantityUnit.UNITS), 1200),),
     ),
-    Product(
+    model.Product(
         "900006",
         "Sunset Minis 0.5g x 5",
-        Category.PRE_ROLL,
-        (PriceOption(Quantity(2.5, G), 3000),),
+        model.Category.PRE_ROLL,
+        (model.PriceOption(model.Quantity(2.5, G), 3000),),
         brand="Kind Harvest",
-        lineage=Lineage.HYBRID,
-        thc=Potency(19.0, 19.0, PCT),
+        lineage=model.Lineage.HYBRID,
+        thc=model.Potency(19.0, 19.0, PCT),
     ),
 )
 """Written by hand from QUIRKY_HITS in whnode/sandbox/vendors/jane.py: ads unwrapped, another
@@ -104,7 +100,7 @@ price dropped, "each" sized by the name, kind case and subtype, the duplicate hi
 
 
 async def test_small_menu_over_http() -> None:
-    dispensary = SMALL[Vendor.JANE]
+    dispensary = SMALL[model.Vendor.JANE]
     async with upstream() as up:
         menu, pages = await up.menu(dispensary)
         check_generated(menu, up.sandbox.items(dispensary), "jane")
@@ -120,7 +116,7 @@ async def test_small_menu_over_http() -> None:
 
 
 async def test_large_menu_of_many_pages() -> None:
-    dispensary = LARGE[Vendor.JANE]
+    dispensary = LARGE[model.Vendor.JANE]
     async with upstream() as up:
         menu, pages = await up.menu(dispensary)
         first = json.loads(pages[0])
@@ -134,7 +130,7 @@ async def test_large_menu_of_many_pages() -> None:
 
 
 async def test_quirky_menu_matches_hand_written_products() -> None:
-    dispensary = QUIRKY[Vendor.JANE]
+    dispensary = QUIRKY[model.Vendor.JANE]
     async with upstream() as up:
         source = dataclasses.replace(up.sources.resolve(dispensary), page_size=4)
         menu, pages = await up.menu(dispensary, source)
@@ -144,7 +140,7 @@ async def test_quirky_menu_matches_hand_written_products() -> None:
 
 
 async def test_algolia_credentials_are_sent_from_the_source() -> None:
-    dispensary = SMALL[Vendor.JANE]
+    dispensary = SMALL[model.Vendor.JANE]
     config = SandboxConfig(jane_app_id="SANDBOXAPP", jane_api_key="search-only-key")
     async with upstream(config) as up:
         with pytest.raises(HttpStatusError) as refused:

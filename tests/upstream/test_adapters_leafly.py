@@ -9,77 +9,67 @@ import json
 import pytest
 
 from tests.sandbox.support import check_generated, upstream
-from whnode.record.model import (
-    Category,
-    Lineage,
-    Potency,
-    PotencyUnit,
-    PriceOption,
-    Product,
-    Quantity,
-    QuantityUnit,
-    Vendor,
-)
+from whnode.record import model
 from whnode.sandbox import LARGE, QUIRKY, SMALL, SandboxConfig
 from whnode.upstream.adapters import ADAPTERS, AdapterParseError, leafly
 from whnode.upstream.http import UpstreamHttp, UpstreamHttpConfig
 
-G = QuantityUnit.GRAMS
-MG = QuantityUnit.MILLIGRAMS
-UNIT = QuantityUnit.UNITS
+G = model.QuantityUnit.GRAMS
+MG = model.QuantityUnit.MILLIGRAMS
+UNIT = model.QuantityUnit.UNITS
 
 QUIRKY_EXPECTED = (
-    Product(
+    model.Product(
         "501",
         "Blue Dream",
-        Category.FLOWER,
+        model.Category.FLOWER,
         (
-            PriceOption(Quantity(1.0, G), 1200, None, 10),
-            PriceOption(Quantity(3.5, G), 3500),
-            PriceOption(Quantity(28.0, G), 30000, None, 5),
+            model.PriceOption(model.Quantity(1.0, G), 1200, None, 10),
+            model.PriceOption(model.Quantity(3.5, G), 3500),
+            model.PriceOption(model.Quantity(28.0, G), 30000, None, 5),
         ),
         brand="Terra Bloom",
-        lineage=Lineage.HYBRID,
-        thc=Potency(22.0, 22.0, PotencyUnit.PERCENT),
+        lineage=model.Lineage.HYBRID,
+        thc=model.Potency(22.0, 22.0, model.PotencyUnit.PERCENT),
         image_url="https://images.sandbox.whnode.test/q/leafly-501.jpg",
         description='Classic "sativa-leaning" hybrid.',
     ),
-    Product(
+    model.Product(
         "506",
         "Cherry Runtz Live Rosin",
-        Category.CONCENTRATE,
-        (PriceOption(Quantity(1.0, G), 4550),),
+        model.Category.CONCENTRATE,
+        (model.PriceOption(model.Quantity(1.0, G), 4550),),
         brand="Lucky Duck",
-        lineage=Lineage.INDICA_HYBRID,
-        thc=Potency(750.0, 800.0, PotencyUnit.MILLIGRAMS_PER_GRAM),
+        lineage=model.Lineage.INDICA_HYBRID,
+        thc=model.Potency(750.0, 800.0, model.PotencyUnit.MILLIGRAMS_PER_GRAM),
     ),
-    Product(
+    model.Product(
         "504",
         "Grow Tent Kit",
-        Category.ACCESSORY,
-        (PriceOption(Quantity(1.0, UNIT), 120000),),
+        model.Category.ACCESSORY,
+        (model.PriceOption(model.Quantity(1.0, UNIT), 120000),),
     ),
-    Product(
+    model.Product(
         "509",
         "Lemon Tincture",
-        Category.TINCTURE,
-        (PriceOption(Quantity(1.0, UNIT), 4000),),
-        cbd=Potency(500.0, 500.0, PotencyUnit.MILLIGRAMS),
+        model.Category.TINCTURE,
+        (model.PriceOption(model.Quantity(1.0, UNIT), 4000),),
+        cbd=model.Potency(500.0, 500.0, model.PotencyUnit.MILLIGRAMS),
     ),
-    Product(
+    model.Product(
         "505",
         "Midnight Sundae Gummies 100mg",
-        Category.EDIBLE,
-        (PriceOption(Quantity(100.0, MG), 2200),),
+        model.Category.EDIBLE,
+        (model.PriceOption(model.Quantity(100.0, MG), 2200),),
         brand="Lucky Duck",
-        thc=Potency(100.0, 100.0, PotencyUnit.MILLIGRAMS),
+        thc=model.Potency(100.0, 100.0, model.PotencyUnit.MILLIGRAMS),
     ),
-    Product(
+    model.Product(
         "507",
         "Sativa Sampler Pre-Rolls 0.5g x 5",
-        Category.PRE_ROLL,
-        (PriceOption(Quantity(2.5, G), 3000),),
-        lineage=Lineage.SATIVA,
+        model.Category.PRE_ROLL,
+        (model.PriceOption(model.Quantity(2.5, G), 3000),),
+        lineage=model.Lineage.SATIVA,
     ),
 )
 """Written by hand from QUIRKY_ITEMS in whnode/sandbox/vendors/leafly.py: three items of one
@@ -90,7 +80,7 @@ ranges as strings, a pack size from the name, the duplicate and the nameless ite
 
 
 async def test_small_menu_over_http() -> None:
-    dispensary = SMALL[Vendor.LEAFLY]
+    dispensary = SMALL[model.Vendor.LEAFLY]
     async with upstream() as up:
         menu, pages = await up.menu(dispensary)
         check_generated(menu, up.sandbox.items(dispensary), "leafly")
@@ -104,7 +94,7 @@ async def test_small_menu_over_http() -> None:
 
 
 async def test_large_menu_of_many_pages() -> None:
-    dispensary = LARGE[Vendor.LEAFLY]
+    dispensary = LARGE[model.Vendor.LEAFLY]
     async with upstream() as up:
         source = dataclasses.replace(up.sources.resolve(dispensary), page_size=500)
         assert source.effective_page_size == 50, "take above 50 is refused upstream"
@@ -115,7 +105,7 @@ async def test_large_menu_of_many_pages() -> None:
 
 
 async def test_quirky_menu_matches_hand_written_products() -> None:
-    dispensary = QUIRKY[Vendor.LEAFLY]
+    dispensary = QUIRKY[model.Vendor.LEAFLY]
     async with upstream() as up:
         source = dataclasses.replace(up.sources.resolve(dispensary), page_size=4)
         menu, pages = await up.menu(dispensary, source)
@@ -128,14 +118,14 @@ async def test_quirky_menu_matches_hand_written_products() -> None:
 async def test_the_node_http_client_rides_out_rate_limits() -> None:
     """With the real ``UpstreamHttp``: the sandbox answers 429 with Retry-After past its
     per-client burst; the client waits as told and the menu still arrives whole."""
-    dispensary = SMALL[Vendor.LEAFLY]
+    dispensary = SMALL[model.Vendor.LEAFLY]
     async with upstream(SandboxConfig(rate=2.0, burst=1)) as up:
         source = up.sources.resolve(dispensary)
         http = UpstreamHttp(
             UpstreamHttpConfig(requests_per_second=100.0, burst=10, request_timeout=5.0)
         )
         try:
-            pages = await ADAPTERS[Vendor.LEAFLY].fetch_pages(http, source, dispensary)
+            pages = await ADAPTERS[model.Vendor.LEAFLY].fetch_pages(http, source, dispensary)
         finally:
             await http.close()
         menu = leafly.ADAPTER.parse_pages(dispensary, pages, 1)

@@ -9,70 +9,63 @@ import json
 import pytest
 
 from tests.sandbox.support import HttpStatusError, check_generated, upstream
-from whnode.record.model import (
-    Category,
-    Lineage,
-    Potency,
-    PotencyUnit,
-    PriceOption,
-    Product,
-    Quantity,
-    QuantityUnit,
-    Vendor,
-)
+from whnode.record import model
 from whnode.sandbox import LARGE, QUIRKY, SMALL
 from whnode.upstream.adapters import AdapterParseError, weedmaps
 from whnode.upstream.sources import WeedmapsApi
 
-G = QuantityUnit.GRAMS
-MG = QuantityUnit.MILLIGRAMS
-PCT = PotencyUnit.PERCENT
+G = model.QuantityUnit.GRAMS
+MG = model.QuantityUnit.MILLIGRAMS
+PCT = model.PotencyUnit.PERCENT
 
 QUIRKY_DISCOVERY = (
-    Product(
+    model.Product(
         "70000001",
         "Blue Dream",
-        Category.FLOWER,
+        model.Category.FLOWER,
         (
-            PriceOption(Quantity(1.0, G), 1200),
-            PriceOption(Quantity(2.0, G), 2200),
-            PriceOption(Quantity(3.5, G), 3500, 3000),
+            model.PriceOption(model.Quantity(1.0, G), 1200),
+            model.PriceOption(model.Quantity(2.0, G), 2200),
+            model.PriceOption(model.Quantity(3.5, G), 3500, 3000),
         ),
         brand="Ridgeline",
-        lineage=Lineage.HYBRID,
-        thc=Potency(21.4, 21.4, PCT),
-        cbd=Potency(0.3, 0.3, PCT),
+        lineage=model.Lineage.HYBRID,
+        thc=model.Potency(21.4, 21.4, PCT),
+        cbd=model.Potency(0.3, 0.3, PCT),
         image_url="https://images.sandbox.whnode.test/q/wm-1.jpg",
         description="Sweet berry aroma.\nBalanced & uplifting.",
     ),
-    Product(
+    model.Product(
         "70000006",
         "Glass Spoon Pipe",
-        Category.ACCESSORY,
-        (PriceOption(Quantity(1.0, QuantityUnit.UNITS), 1500),),
+        model.Category.ACCESSORY,
+        (model.PriceOption(model.Quantity(1.0, model.QuantityUnit.UNITS), 1500),),
     ),
-    Product(
+    model.Product(
         "70000003",
         "Lemon Haze Pre-Roll 2pk",
-        Category.PRE_ROLL,
-        (PriceOption(Quantity(2.0, QuantityUnit.UNITS), 1800),),
+        model.Category.PRE_ROLL,
+        (model.PriceOption(model.Quantity(2.0, model.QuantityUnit.UNITS), 1800),),
         brand="Ridgeline",
     ),
-    Product(
+    model.Product(
         "70000004",
         "Tangie Live Resin",
-        Category.CONCENTRATE,
-        (PriceOption(Quantity(0.5, G), 2800), PriceOption(Quantity(1.0, G), 5500, 5000)),
+        model.Category.CONCENTRATE,
+        (
+            model.PriceOption(model.Quantity(0.5, G), 2800),
+            model.PriceOption(model.Quantity(1.0, G), 5500, 5000),
+        ),
         brand="Ridgeline",
-        thc=Potency(72.0, 78.0, PCT),
+        thc=model.Potency(72.0, 78.0, PCT),
     ),
-    Product(
+    model.Product(
         "70000002",
         "Watermelon Gummies 100mg",
-        Category.EDIBLE,
-        (PriceOption(Quantity(100.0, MG), 2000),),
+        model.Category.EDIBLE,
+        (model.PriceOption(model.Quantity(100.0, MG), 2000),),
         brand="Ridgeline",
-        thc=Potency(100.0, 100.0, PotencyUnit.MILLIGRAMS),
+        thc=model.Potency(100.0, 100.0, model.PotencyUnit.MILLIGRAMS),
     ),
 )
 """Written by hand from QUIRKY_ITEMS in whnode/sandbox/vendors/weedmaps.py: "Brand | Name",
@@ -81,36 +74,36 @@ the 0 price and nulls dropped, a single price object as fallback, the older dupl
 brand case, ``meta.total`` instead of ``meta.total_menu_items``."""
 
 QUIRKY_JSONAPI = (
-    Product(
+    model.Product(
         "80000003",
         "Fruit Chews 100mg",
-        Category.EDIBLE,
-        (PriceOption(Quantity(100.0, MG), 2200, None, 7),),
+        model.Category.EDIBLE,
+        (model.PriceOption(model.Quantity(100.0, MG), 2200, None, 7),),
         brand="Canyon Craft",
-        lineage=Lineage.BALANCED,
-        thc=Potency(100.0, 100.0, PotencyUnit.MILLIGRAMS),
-        cbd=Potency(0.5, 0.5, PCT),
+        lineage=model.Lineage.BALANCED,
+        thc=model.Potency(100.0, 100.0, model.PotencyUnit.MILLIGRAMS),
+        cbd=model.Potency(0.5, 0.5, PCT),
     ),
-    Product(
+    model.Product(
         "80000001",
         "Purple Punch",
-        Category.FLOWER,
+        model.Category.FLOWER,
         (
-            PriceOption(Quantity(1.0, G), 899),
-            PriceOption(Quantity(2.0, G), 1798),
-            PriceOption(Quantity(3.5, G), 3146),
+            model.PriceOption(model.Quantity(1.0, G), 899),
+            model.PriceOption(model.Quantity(2.0, G), 1798),
+            model.PriceOption(model.Quantity(3.5, G), 3146),
         ),
         brand="Ultra Test Brand",
-        thc=Potency(20.2, 20.2, PCT),
+        thc=model.Potency(20.2, 20.2, PCT),
         description="House grown flower",
     ),
-    Product(
+    model.Product(
         "80000002",
         "Wax-Purple Kush .5g",
-        Category.CONCENTRATE,
-        (PriceOption(Quantity(0.5, G), 2000),),
+        model.Category.CONCENTRATE,
+        (model.PriceOption(model.Quantity(0.5, G), 2000),),
         brand="Ultra Test Brand",
-        lineage=Lineage.INDICA,
+        lineage=model.Lineage.INDICA,
     ),
 )
 """Written by hand from QUIRKY_JSONAPI: string variant prices with weights in ounces, the
@@ -119,7 +112,7 @@ prices table (0 = not offered) when there are no variants, cannabinoid strings w
 
 
 async def test_small_menu_over_http_both_apis() -> None:
-    dispensary = SMALL[Vendor.WEEDMAPS]
+    dispensary = SMALL[model.Vendor.WEEDMAPS]
     async with upstream() as up:
         menu, pages = await up.menu(dispensary)
         check_generated(menu, up.sandbox.items(dispensary), "weedmaps")
@@ -142,7 +135,7 @@ async def test_small_menu_over_http_both_apis() -> None:
 
 
 async def test_large_menu_of_many_pages_both_apis() -> None:
-    dispensary = LARGE[Vendor.WEEDMAPS]
+    dispensary = LARGE[model.Vendor.WEEDMAPS]
     async with upstream() as up:
         source = dataclasses.replace(up.sources.resolve(dispensary), page_size=1000)
         assert source.effective_page_size == 100, "page_size is capped at the API's 100"
@@ -160,7 +153,7 @@ async def test_large_menu_of_many_pages_both_apis() -> None:
 
 
 async def test_quirky_menus_match_hand_written_products() -> None:
-    dispensary = QUIRKY[Vendor.WEEDMAPS]
+    dispensary = QUIRKY[model.Vendor.WEEDMAPS]
     async with upstream() as up:
         source = dataclasses.replace(up.sources.resolve(dispensary), page_size=3)
         menu, pages = await up.menu(dispensary, source)

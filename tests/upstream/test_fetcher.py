@@ -20,18 +20,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from whnode.record.model import (
-    Category,
-    Menu,
-    Potency,
-    PotencyUnit,
-    PriceOption,
-    Product,
-    Quantity,
-    QuantityUnit,
-    Vendor,
-    parse_dispensary_id,
-)
+from whnode.record import model
 from whnode.sandbox import (
     REALISTIC,
     SMALL,
@@ -61,9 +50,9 @@ NOW_MS = 1_760_000_000_000
 
 
 # --------------------------------------------------------------------------- the test vendor
-def parse_test_pages(dispensary_id: str, pages: list[bytes], fetched_at_ms: int) -> Menu:
+def parse_test_pages(dispensary_id: str, pages: list[bytes], fetched_at_ms: int) -> model.Menu:
     """Pages of ``{"store": name, "total_pages": n, "items": [...]}``."""
-    products: list[Product] = []
+    products: list[model.Product] = []
     name = "?"
     for page in pages:
         document = json.loads(page)
@@ -72,20 +61,22 @@ def parse_test_pages(dispensary_id: str, pages: list[bytes], fetched_at_ms: int)
             if item.get("poison"):
                 os.kill(os.getpid(), signal.SIGKILL)
             products.append(
-                Product(
+                model.Product(
                     source_id=str(item["id"]),
                     name=item["name"],
-                    category=Category(item["category"]),
+                    category=model.Category(item["category"]),
                     price_options=(
-                        PriceOption(Quantity(item["grams"], QuantityUnit.GRAMS), item["cents"]),
+                        model.PriceOption(
+                            model.Quantity(item["grams"], model.QuantityUnit.GRAMS), item["cents"]
+                        ),
                     ),
-                    thc=Potency(item["thc"], item["thc"], PotencyUnit.PERCENT),
+                    thc=model.Potency(item["thc"], item["thc"], model.PotencyUnit.PERCENT),
                 )
             )
-    return Menu(
-        dispensary_id=parse_dispensary_id(dispensary_id),
+    return model.Menu(
+        dispensary_id=model.parse_dispensary_id(dispensary_id),
         name=name,
-        vendor=Vendor.LEAFLY,
+        vendor=model.Vendor.LEAFLY,
         fetched_at_ms=fetched_at_ms,
         products=tuple(products),
     )
@@ -138,7 +129,7 @@ class PagingAdapter:
         return [first, *rest]
 
 
-ADAPTERS: dict[Vendor, PageSource] = {Vendor.LEAFLY: PagingAdapter()}
+ADAPTERS: dict[model.Vendor, PageSource] = {model.Vendor.LEAFLY: PagingAdapter()}
 
 
 # --------------------------------------------------------------------------- the test upstream
@@ -244,14 +235,14 @@ async def test_fetches_every_page_and_parses_in_the_pool(
     parsed = await fetcher(server, http, pool).fetch("leafly:green-leaf", NOW_MS)
     assert (parsed.dispensary_id, parsed.vendor, parsed.menu_name) == (
         "leafly:green-leaf",
-        Vendor.LEAFLY,
+        model.Vendor.LEAFLY,
         "Green Leaf",
     )
     assert (parsed.product_count, parsed.fetched_at_ms) == (200, NOW_MS)
     assert len(parsed.content_hash) == 32
     assert parsed.payload
     counts = {item.category: item.product_count for item in parsed.statistics.categories}
-    assert counts == {Category.FLOWER: 67, Category.VAPE: 67, Category.EDIBLE: 66}
+    assert counts == {model.Category.FLOWER: 67, model.Category.VAPE: 67, model.Category.EDIBLE: 66}
     assert server.hits == 5
     assert http.statistics().hosts[0].peak_in_flight > 1  # pages were fetched concurrently
 
@@ -366,7 +357,12 @@ async def test_a_page_that_cannot_be_paged_is_a_parse_error(
 
 
 # --------------------------------------------------------------------------- against the sandbox
-PUBLIC_VENDORS = (Vendor.WEEDMAPS, Vendor.DUTCHIE, Vendor.JANE, Vendor.LEAFLY)
+PUBLIC_VENDORS = (
+    model.Vendor.WEEDMAPS,
+    model.Vendor.DUTCHIE,
+    model.Vendor.JANE,
+    model.Vendor.LEAFLY,
+)
 """The menus the pacing test fetches (eight: the keyed POS menus are left out)."""
 
 
@@ -374,7 +370,7 @@ PUBLIC_VENDORS = (Vendor.WEEDMAPS, Vendor.DUTCHIE, Vendor.JANE, Vendor.LEAFLY)
 async def sandbox_fetcher(
     sandbox_config: SandboxConfig,
     client: UpstreamHttpConfig,
-    credentials: dict[Vendor, dict[str, str]] | None = None,
+    credentials: dict[model.Vendor, dict[str, str]] | None = None,
 ) -> AsyncIterator[tuple[SandboxServer, UpstreamHttp, Fetcher]]:
     """The sandbox, a client with ``client`` settings, and a fetcher with the real adapters."""
     async with (
@@ -425,7 +421,7 @@ async def test_sandbox_429_retry_after_is_honoured() -> None:
     )
     async with sandbox_fetcher(SandboxConfig(rate=4.0, burst=2), client) as (sandbox, http, fetch):
         started = time.monotonic()
-        menu = await fetch.fetch(REALISTIC[Vendor.LEAFLY], NOW_MS)
+        menu = await fetch.fetch(REALISTIC[model.Vendor.LEAFLY], NOW_MS)
         elapsed = time.monotonic() - started
         assert menu.product_count > 200
         stats, ours = sandbox.stats(), http.statistics()
@@ -440,7 +436,7 @@ async def test_sandbox_breaker_opens_and_recovers() -> None:
         requests_per_second=500.0, burst=50, max_retries=0, breaker_failures=3, breaker_cooldown=0.5
     )
     async with sandbox_fetcher(SandboxConfig(), client) as (sandbox, http, fetch):
-        dispensary = SMALL[Vendor.WEEDMAPS]
+        dispensary = SMALL[model.Vendor.WEEDMAPS]
         sandbox.fail(dispensary, FaultKind.SERVER_ERROR)
         for _ in range(3):
             with pytest.raises(UpstreamBadResponse):
@@ -449,7 +445,7 @@ async def test_sandbox_breaker_opens_and_recovers() -> None:
         with pytest.raises(UpstreamCircuitOpen):
             await fetch.fetch(dispensary, NOW_MS)
         with pytest.raises(UpstreamCircuitOpen):
-            await fetch.fetch(SMALL[Vendor.JANE], NOW_MS)  # same host: same breaker
+            await fetch.fetch(SMALL[model.Vendor.JANE], NOW_MS)  # same host: same breaker
         assert sandbox.calls(dispensary) == 3  # nothing sent while open
         assert sandbox.stats().requests == 3
         sandbox.heal(dispensary)
@@ -470,9 +466,9 @@ async def test_sandbox_faults_end_as_clear_errors_and_the_pool_keeps_serving() -
         (FaultKind.NOT_ACCEPTABLE, UpstreamRefused),
         (FaultKind.TRUNCATED, UpstreamBadResponse),
     ]
-    small_pages = {Vendor.WEEDMAPS: {"page_size": "20"}}  # ~50 items: three pages
+    small_pages = {model.Vendor.WEEDMAPS: {"page_size": "20"}}  # ~50 items: three pages
     async with sandbox_fetcher(SandboxConfig(), client, small_pages) as (sandbox, _, fetch):
-        dispensary = SMALL[Vendor.WEEDMAPS]
+        dispensary = SMALL[model.Vendor.WEEDMAPS]
         for kind, error in cases:
             sandbox.set_faults(FaultRule(kind, dispensary_id=dispensary, pages=PageSelector.LATER))
             with pytest.raises(error) as caught:
@@ -480,4 +476,4 @@ async def test_sandbox_faults_end_as_clear_errors_and_the_pool_keeps_serving() -
             assert caught.value.dispensary_id == dispensary, kind
             assert caught.value.source == "weedmaps", kind
             sandbox.clear_faults()
-            assert (await fetch.fetch(TINY[Vendor.DUTCHIE], NOW_MS)).product_count >= 3
+            assert (await fetch.fetch(TINY[model.Vendor.DUTCHIE], NOW_MS)).product_count >= 3

@@ -20,31 +20,10 @@ import json
 from typing import Any, Final
 
 from whnode.record.model import Category, DropReason, Potency, PriceOption, Vendor
+from whnode.upstream import normalize
+from whnode.upstream.adapters import walk
 from whnode.upstream.adapters.base import as_dict, as_list, dig
-from whnode.upstream.adapters.walk import (
-    ItemReader,
-    Page,
-    PageCall,
-    Request,
-    VendorRules,
-    adapter,
-    read_price,
-)
 from whnode.upstream.exceptions import UnknownDispensary
-from whnode.upstream.normalize import (
-    AdapterParseError,
-    AdapterRefusal,
-    Candidate,
-    clean_description,
-    clean_text,
-    http_url,
-    parse_category,
-    parse_lineage,
-    parse_potency,
-    parse_price_cents,
-    parse_stock,
-    parse_timestamp_ms,
-)
 from whnode.upstream.sizes import read_size, size_for
 from whnode.upstream.sources import SourceConfig
 
@@ -102,7 +81,7 @@ def check_errors(document: dict[str, Any], dispensary_id: str) -> None:
         return
     first = as_dict(errors[0])
     code = str(dig(first, "extensions", "code") or "")
-    message = (clean_text(first.get("message")) or "an error without a message")[:200]
+    message = (normalize.clean_text(first.get("message")) or "an error without a message")[:200]
     if code == "NOT_FOUND":
         raise UnknownDispensary(
             f"the upstream does not know this dispensary ({message})",
@@ -111,30 +90,32 @@ def check_errors(document: dict[str, Any], dispensary_id: str) -> None:
         )
     if code == "PERSISTED_QUERY_NOT_FOUND" or message == "PersistedQueryNotFound":
         message = "the persisted query hash is not known upstream (set persisted_query_hash)"
-    raise AdapterRefusal(
+    raise normalize.AdapterRefusal(
         f"GraphQL error in an HTTP 200: {message}" + (f" [{code}]" if code else ""),
         source=SOURCE,
         dispensary_id=dispensary_id,
     )
 
 
-def read_page(document: Any, number: int, dispensary_id: str) -> Page:
+def read_page(document: Any, number: int, dispensary_id: str) -> walk.Page:
     """``data.filteredProducts.products`` and ``queryInfo.totalPages``; errors in a 200 raise."""
     if not isinstance(document, dict):
-        raise AdapterParseError(f"dutchie page {number} is not a JSON object")
+        raise normalize.AdapterParseError(f"dutchie page {number} is not a JSON object")
     check_errors(document, dispensary_id)
     found = dig(document, "data", "filteredProducts")
     products = dig(found, "products")
     if not isinstance(products, list):
-        raise AdapterParseError(f"dutchie page {number} has no data.filteredProducts.products")
+        raise normalize.AdapterParseError(
+            f"dutchie page {number} has no data.filteredProducts.products"
+        )
     total = dig(found, "queryInfo", "totalPages")
     total_pages = total if isinstance(total, int) and not isinstance(total, bool) else None
-    return Page(products, total_pages=total_pages)
+    return walk.Page(products, total_pages=total_pages)
 
 
-def request(call: PageCall) -> Request:
+def request(call: walk.PageCall) -> walk.Request:
     """The FilteredProducts request of one page."""
-    return Request(
+    return walk.Request(
         "GET",
         endpoint(call.source),
         params=request_params(call.source, call.store, call.number),
@@ -144,17 +125,17 @@ def request(call: PageCall) -> Request:
 
 def _potency(content: object, legacy: object) -> Potency | None:
     if isinstance(content, dict):
-        found = parse_potency(content.get("range"), content.get("unit"))
+        found = normalize.parse_potency(content.get("range"), content.get("unit"))
         if found is not None:
             return found
-    return parse_potency(legacy) if isinstance(legacy, str) else None
+    return normalize.parse_potency(legacy) if isinstance(legacy, str) else None
 
 
 def _option_key(value: object) -> str:
-    return (clean_text(value) or "").casefold().replace(" ", "")
+    return (normalize.clean_text(value) or "").casefold().replace(" ", "")
 
 
-def _options(raw: dict[str, Any], name: str, reader: ItemReader) -> tuple[PriceOption, ...]:
+def _options(raw: dict[str, Any], name: str, reader: walk.ItemReader) -> tuple[PriceOption, ...]:
     options = as_list(raw.get("Options"))
     raw_options = as_list(raw.get("rawOptions"))
     prices = as_list(raw.get("recPrices")) or as_list(raw.get("Prices"))
@@ -163,12 +144,12 @@ def _options(raw: dict[str, Any], name: str, reader: ItemReader) -> tuple[PriceO
     for child in as_list(dig(raw, "POSMetaData", "children")):
         child = as_dict(child)
         stock.setdefault(
-            _option_key(child.get("option")), parse_stock(child.get("quantityAvailable"))
+            _option_key(child.get("option")), normalize.parse_stock(child.get("quantityAvailable"))
         )
     found: list[PriceOption | None] = []
     for index, option in enumerate(options):
-        price = read_price(prices[index] if index < len(prices) else None)
-        special = parse_price_cents(specials[index]) if index < len(specials) else None
+        price = walk.read_price(prices[index] if index < len(prices) else None)
+        special = normalize.parse_price_cents(specials[index]) if index < len(specials) else None
         raw_option = raw_options[index] if index < len(raw_options) else None
         size = size_for(read_size(option, raw_option), name)
         found.append(
@@ -177,7 +158,7 @@ def _options(raw: dict[str, Any], name: str, reader: ItemReader) -> tuple[PriceO
     return reader.options(found)
 
 
-def parse_product(raw: object, reader: ItemReader) -> Candidate | None:
+def parse_product(raw: object, reader: walk.ItemReader) -> normalize.Candidate | None:
     """One product of ``data.filteredProducts.products``."""
     item = reader.as_item(raw)
     identity = None
@@ -190,26 +171,32 @@ def parse_product(raw: object, reader: ItemReader) -> Candidate | None:
     identifier, name = identity
     if item.get("Status") == "Inactive":
         return reader.drop(DropReason.INACTIVE)
-    category = parse_category(item.get("type"))
-    refined = parse_category(item.get("subcategory"))
+    category = normalize.parse_category(item.get("type"))
+    refined = normalize.parse_category(item.get("subcategory"))
     if refined in REFINING_CATEGORIES and refined is not category:
         category = refined
-    images = [http_url(as_dict(image).get("url")) for image in as_list(item.get("images"))]
-    updated = parse_timestamp_ms(item.get("updatedAt")) or parse_timestamp_ms(item.get("createdAt"))
+    images = [
+        normalize.http_url(as_dict(image).get("url")) for image in as_list(item.get("images"))
+    ]
+    updated = normalize.parse_timestamp_ms(item.get("updatedAt")) or normalize.parse_timestamp_ms(
+        item.get("createdAt")
+    )
     return reader.product(
         updated,
         source_id=identifier,
         name=name,
         category=category,
         price_options=_options(item, name, reader),
-        brand=clean_text(item.get("brandName")) or clean_text(dig(item, "brand", "name")),
-        lineage=parse_lineage(item.get("strainType")),
+        brand=normalize.clean_text(item.get("brandName"))
+        or normalize.clean_text(dig(item, "brand", "name")),
+        lineage=normalize.parse_lineage(item.get("strainType")),
         thc=_potency(item.get("THCContent"), item.get("THC")),
         cbd=_potency(item.get("CBDContent"), item.get("CBD")),
-        image_url=http_url(item.get("Image")) or next((url for url in images if url), None),
-        description=clean_description(item.get("description")),
+        image_url=normalize.http_url(item.get("Image"))
+        or next((url for url in images if url), None),
+        description=normalize.clean_description(item.get("description")),
     )
 
 
-RULES: Final = VendorRules(Vendor.DUTCHIE, request, read_page, parse_product, first_page=0)
-ADAPTER: Final = adapter(RULES)
+RULES: Final = walk.VendorRules(Vendor.DUTCHIE, request, read_page, parse_product, first_page=0)
+ADAPTER: Final = walk.adapter(RULES)

@@ -16,29 +16,10 @@ import re
 from typing import Any, Final
 
 from whnode.record.model import Quantity, QuantityUnit, Vendor
+from whnode.upstream import normalize
+from whnode.upstream.adapters import walk
 from whnode.upstream.adapters.base import as_dict, as_list
-from whnode.upstream.adapters.walk import (
-    ItemReader,
-    Page,
-    PageCall,
-    Request,
-    VendorRules,
-    adapter,
-    read_price,
-)
 from whnode.upstream.exceptions import UpstreamRefused
-from whnode.upstream.normalize import (
-    AdapterParseError,
-    Candidate,
-    clean_description,
-    clean_text,
-    http_url,
-    parse_category,
-    parse_lineage,
-    parse_potency,
-    parse_stock,
-    parse_timestamp_ms,
-)
 from whnode.upstream.sizes import read_size, size_for
 
 __all__ = ["ADAPTER", "RULES", "parse_entry", "split_size"]
@@ -66,14 +47,14 @@ def split_size(product_name: str) -> tuple[str, Quantity | None]:
     return match["name"], size
 
 
-def request(call: PageCall) -> Request:
+def request(call: walk.PageCall) -> walk.Request:
     """One page of the location's inventory, with the API client's headers."""
     headers = {"Accept": "application/json"}
     if call.source.client_id is not None:
         headers["clientId"] = call.source.client_id
     if call.source.api_key is not None:
         headers["key"] = call.source.api_key.reveal()
-    return Request(
+    return walk.Request(
         "GET",
         call.source.url(PATH.format(location=call.store)),
         params={"page": str(call.number), "pageSize": str(call.size)},
@@ -81,21 +62,21 @@ def request(call: PageCall) -> Request:
     )
 
 
-def read_page(document: Any, number: int, dispensary_id: str) -> Page:
+def read_page(document: Any, number: int, dispensary_id: str) -> walk.Page:
     """``data`` and ``total``; an answer without ``data`` but with an error is a refusal."""
     if not isinstance(document, dict):
-        raise AdapterParseError(f"flowhub page {number} is not a JSON object")
+        raise normalize.AdapterParseError(f"flowhub page {number} is not a JSON object")
     items = document.get("data")
     if not isinstance(items, list):
         if document.get("error") or document.get("message"):
-            message = clean_text(document.get("error") or document.get("message")) or "?"
+            message = normalize.clean_text(document.get("error") or document.get("message")) or "?"
             raise UpstreamRefused(
                 f"flowhub refused the request: {message[:200]}",
                 source=str(Vendor.FLOWHUB),
                 dispensary_id=dispensary_id,
             )
-        raise AdapterParseError(f"flowhub page {number} has no data list")
-    return Page(items, total_items=document.get("total"))
+        raise normalize.AdapterParseError(f"flowhub page {number} has no data list")
+    return walk.Page(items, total_items=document.get("total"))
 
 
 def _potency(entry: dict[str, Any], code: str) -> Any:
@@ -103,11 +84,11 @@ def _potency(entry: dict[str, Any], code: str) -> Any:
         found = as_dict(found)
         if str(found.get("name", "")).upper() == code:
             values = [found.get("lowerRange"), found.get("upperRange")]
-            return parse_potency(values, found.get("unitOfMeasure"))
+            return normalize.parse_potency(values, found.get("unitOfMeasure"))
     return None
 
 
-def parse_entry(raw: object, reader: ItemReader) -> Candidate | None:
+def parse_entry(raw: object, reader: walk.ItemReader) -> normalize.Candidate | None:
     """One inventory entry (one size of one product)."""
     entry = reader.as_item(raw)
     identity = (
@@ -119,27 +100,27 @@ def parse_entry(raw: object, reader: ItemReader) -> Candidate | None:
     name, size = split_size(full_name)
     option = reader.option(
         size_for(size, name),
-        read_price(entry.get("preTaxPriceInPennies"), cents=True),
+        walk.read_price(entry.get("preTaxPriceInPennies"), cents=True),
         None,
-        parse_stock(entry.get("quantity")),
+        normalize.parse_stock(entry.get("quantity")),
         label=full_name,
     )
     return reader.product(
-        parse_timestamp_ms(entry.get("updatedAt")),
+        normalize.parse_timestamp_ms(entry.get("updatedAt")),
         source_id=identifier,
         name=name,
-        category=parse_category(entry.get("category"), entry.get("type")),
+        category=normalize.parse_category(entry.get("category"), entry.get("type")),
         price_options=reader.options([option]),
-        brand=clean_text(entry.get("brand")),
-        lineage=parse_lineage(entry.get("speciesName")),
+        brand=normalize.clean_text(entry.get("brand")),
+        lineage=normalize.parse_lineage(entry.get("speciesName")),
         thc=_potency(entry, "THC"),
         cbd=_potency(entry, "CBD"),
-        image_url=http_url(entry.get("productPictureURL")),
-        description=clean_description(entry.get("productDescription")),
+        image_url=normalize.http_url(entry.get("productPictureURL")),
+        description=normalize.clean_description(entry.get("productDescription")),
     )
 
 
-RULES: Final = VendorRules(
+RULES: Final = walk.VendorRules(
     Vendor.FLOWHUB, request, read_page, parse_entry, first_page=1, merge_sizes=True
 )
-ADAPTER: Final = adapter(RULES)
+ADAPTER: Final = walk.adapter(RULES)

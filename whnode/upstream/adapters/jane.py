@@ -17,28 +17,9 @@ from __future__ import annotations
 from typing import Any, Final
 
 from whnode.record.model import Category, DropReason, PotencyUnit, PriceOption, Vendor
+from whnode.upstream import normalize
+from whnode.upstream.adapters import walk
 from whnode.upstream.adapters.base import as_list
-from whnode.upstream.adapters.walk import (
-    ItemReader,
-    Page,
-    PageCall,
-    Request,
-    VendorRules,
-    adapter,
-    read_price,
-)
-from whnode.upstream.normalize import (
-    AdapterParseError,
-    Candidate,
-    clean_description,
-    clean_text,
-    http_url,
-    parse_category,
-    parse_lineage,
-    parse_potency,
-    parse_price_cents,
-    parse_timestamp_ms,
-)
 from whnode.upstream.sizes import read_size, size_for
 
 __all__ = ["ADAPTER", "RULES", "parse_hit", "request_body"]
@@ -60,16 +41,16 @@ def request_body(store: str, page: int, hits_per_page: int) -> dict[str, Any]:
     }
 
 
-def read_page(document: Any, number: int, dispensary_id: str) -> Page:
+def read_page(document: Any, number: int, dispensary_id: str) -> walk.Page:
     """Algolia's ``hits`` and ``nbPages``."""
     if not isinstance(document, dict) or not isinstance(document.get("hits"), list):
-        raise AdapterParseError(f"jane page {number} has no hits list")
+        raise normalize.AdapterParseError(f"jane page {number} has no hits list")
     pages = document.get("nbPages")
     total_pages = pages if isinstance(pages, int) and not isinstance(pages, bool) else None
-    return Page(document["hits"], total_pages=total_pages)
+    return walk.Page(document["hits"], total_pages=total_pages)
 
 
-def request(call: PageCall) -> Request:
+def request(call: walk.PageCall) -> walk.Request:
     """The Algolia query of one page, with the embedding site's keys when configured."""
     source = call.source
     headers = {"Accept": "application/json"}
@@ -77,7 +58,7 @@ def request(call: PageCall) -> Request:
         headers["x-algolia-application-id"] = source.jane_algolia_app_id
     if source.jane_algolia_api_key is not None:
         headers["x-algolia-api-key"] = source.jane_algolia_api_key.reveal()
-    return Request(
+    return walk.Request(
         "POST",
         source.url(f"/1/indexes/{source.jane_index}/query"),
         json=request_body(call.store, call.number, call.size),
@@ -89,26 +70,26 @@ def _special(hit: dict[str, Any], key: str) -> int | None:
     special = hit.get(f"special_price_{key}")
     if isinstance(special, dict):
         for field in SPECIAL_PRICE_KEYS:
-            found = parse_price_cents(special.get(field))
+            found = normalize.parse_price_cents(special.get(field))
             if found is not None:
                 return found
-    return parse_price_cents(hit.get(f"discounted_price_{key}"))
+    return normalize.parse_price_cents(hit.get(f"discounted_price_{key}"))
 
 
-def _options(hit: dict[str, Any], name: str, reader: ItemReader) -> tuple[PriceOption, ...]:
+def _options(hit: dict[str, Any], name: str, reader: walk.ItemReader) -> tuple[PriceOption, ...]:
     weights = [w for w in as_list(hit.get("available_weights")) if isinstance(w, str)]
     if not weights and hit.get("price_each") is not None:
         weights = ["each"]
     found: list[PriceOption | None] = []
     for weight in weights:
         key = "_".join(weight.strip().lower().replace("_", " ").split())
-        price = read_price(hit.get(f"price_{key}"))
+        price = walk.read_price(hit.get(f"price_{key}"))
         size = size_for(read_size(weight), name)
         found.append(reader.option(size, price, _special(hit, key), label=weight))
     return reader.options(found)
 
 
-def parse_hit(hit: object, reader: ItemReader) -> Candidate | None:
+def parse_hit(hit: object, reader: walk.ItemReader) -> normalize.Candidate | None:
     """One Algolia hit (flat, or an ad wrapped in ``search_attributes``); a hit of another
     store is left out."""
     item = reader.as_item(hit)
@@ -123,25 +104,25 @@ def parse_hit(hit: object, reader: ItemReader) -> Candidate | None:
     store_id = item.get("store_id")
     if store_id is not None and str(store_id).strip() != reader.store:
         return reader.drop(DropReason.OTHER_STORE)
-    category = parse_category(item.get("kind"))
-    refined = parse_category(item.get("kind_subtype"))
+    category = normalize.parse_category(item.get("kind"))
+    refined = normalize.parse_category(item.get("kind_subtype"))
     if refined in REFINING_CATEGORIES and refined is not category:
         category = refined
-    images = [http_url(url) for url in as_list(item.get("image_urls"))]
+    images = [normalize.http_url(url) for url in as_list(item.get("image_urls"))]
     return reader.product(
-        parse_timestamp_ms(item.get("updated_at")),
+        normalize.parse_timestamp_ms(item.get("updated_at")),
         source_id=identifier,
         name=name,
         category=category,
         price_options=_options(item, name, reader),
-        brand=clean_text(item.get("brand")),
-        lineage=parse_lineage(item.get("category")),
-        thc=parse_potency(item.get("percent_thc"), default_unit=PotencyUnit.PERCENT),
-        cbd=parse_potency(item.get("percent_cbd"), default_unit=PotencyUnit.PERCENT),
+        brand=normalize.clean_text(item.get("brand")),
+        lineage=normalize.parse_lineage(item.get("category")),
+        thc=normalize.parse_potency(item.get("percent_thc"), default_unit=PotencyUnit.PERCENT),
+        cbd=normalize.parse_potency(item.get("percent_cbd"), default_unit=PotencyUnit.PERCENT),
         image_url=next((url for url in images if url), None),
-        description=clean_description(item.get("description")),
+        description=normalize.clean_description(item.get("description")),
     )
 
 
-RULES: Final = VendorRules(Vendor.JANE, request, read_page, parse_hit, first_page=0)
-ADAPTER: Final = adapter(RULES)
+RULES: Final = walk.VendorRules(Vendor.JANE, request, read_page, parse_hit, first_page=0)
+ADAPTER: Final = walk.adapter(RULES)

@@ -16,28 +16,9 @@ from __future__ import annotations
 from typing import Any, Final
 
 from whnode.record.model import Vendor
+from whnode.upstream import normalize
+from whnode.upstream.adapters import walk
 from whnode.upstream.adapters.base import dig
-from whnode.upstream.adapters.walk import (
-    ItemReader,
-    Page,
-    PageCall,
-    Request,
-    VendorRules,
-    adapter,
-    read_price,
-)
-from whnode.upstream.normalize import (
-    AdapterParseError,
-    Candidate,
-    clean_description,
-    clean_text,
-    http_url,
-    parse_category,
-    parse_lineage,
-    parse_potency,
-    parse_stock,
-    parse_timestamp_ms,
-)
 from whnode.upstream.sizes import read_size, size_for
 
 __all__ = ["ADAPTER", "RULES", "parse_item"]
@@ -45,24 +26,24 @@ __all__ = ["ADAPTER", "RULES", "parse_item"]
 PATH: Final = "/api/dispensaries/v1/{slug}/menu_items"
 
 
-def read_page(document: Any, number: int, dispensary_id: str) -> Page:
+def read_page(document: Any, number: int, dispensary_id: str) -> walk.Page:
     """``data`` (or ``menuItems``) and ``metadata.totalCount`` (or ``meta.totalCount``)."""
     if not isinstance(document, dict):
-        raise AdapterParseError(f"leafly page {number} is not a JSON object")
+        raise normalize.AdapterParseError(f"leafly page {number} is not a JSON object")
     items = document.get("data")
     if not isinstance(items, list):
         items = document.get("menuItems")
     if not isinstance(items, list):
-        raise AdapterParseError(f"leafly page {number} has neither data nor menuItems")
+        raise normalize.AdapterParseError(f"leafly page {number} has neither data nor menuItems")
     total = dig(document, "metadata", "totalCount")
     if total is None:
         total = dig(document, "meta", "totalCount")
-    return Page(items, total_items=total)
+    return walk.Page(items, total_items=total)
 
 
-def request(call: PageCall) -> Request:
+def request(call: walk.PageCall) -> walk.Request:
     """One ``take``/``skip`` page."""
-    return Request(
+    return walk.Request(
         "GET",
         call.source.url(PATH.format(slug=call.store)),
         params={"take": str(call.size), "skip": str(call.number * call.size)},
@@ -70,7 +51,7 @@ def request(call: PageCall) -> Request:
     )
 
 
-def parse_item(raw: object, reader: ItemReader) -> Candidate | None:
+def parse_item(raw: object, reader: walk.ItemReader) -> normalize.Candidate | None:
     """One menu item (one size of one product)."""
     item = reader.as_item(raw)
     identity = None if item is None else reader.identity(item.get("id"), item.get("name"))
@@ -78,35 +59,36 @@ def parse_item(raw: object, reader: ItemReader) -> Candidate | None:
         return None
     identifier, name = identity
     if "priceInCents" in item:
-        price = read_price(item.get("priceInCents"), cents=True)
+        price = walk.read_price(item.get("priceInCents"), cents=True)
     else:
-        price = read_price(item.get("price"))
+        price = walk.read_price(item.get("price"))
     size = read_size(
         {"value": item.get("quantity"), "unit": item.get("unit")}, item.get("displayQuantity")
     )
-    stock = parse_stock(item.get("stockQuantity"))
+    stock = normalize.parse_stock(item.get("stockQuantity"))
     option = reader.option(
         size_for(size, name), price, None, stock, label=item.get("displayQuantity")
     )
-    updated = parse_timestamp_ms(item.get("lastModifiedAt")) or parse_timestamp_ms(
-        item.get("updatedAt")
-    )
+    updated = normalize.parse_timestamp_ms(
+        item.get("lastModifiedAt")
+    ) or normalize.parse_timestamp_ms(item.get("updatedAt"))
     return reader.product(
         updated,
         source_id=identifier,
         name=name,
-        category=parse_category(item.get("productCategory"), item.get("category")),
+        category=normalize.parse_category(item.get("productCategory"), item.get("category")),
         price_options=reader.options([option]),
-        brand=clean_text(item.get("brandName")) or clean_text(dig(item, "brand", "name")),
-        lineage=parse_lineage(item.get("strainType")),
-        thc=parse_potency(item.get("thcContent"), item.get("thcUnit")),
-        cbd=parse_potency(item.get("cbdContent"), item.get("cbdUnit")),
-        image_url=http_url(item.get("imageUrl")),
-        description=clean_description(item.get("description")),
+        brand=normalize.clean_text(item.get("brandName"))
+        or normalize.clean_text(dig(item, "brand", "name")),
+        lineage=normalize.parse_lineage(item.get("strainType")),
+        thc=normalize.parse_potency(item.get("thcContent"), item.get("thcUnit")),
+        cbd=normalize.parse_potency(item.get("cbdContent"), item.get("cbdUnit")),
+        image_url=normalize.http_url(item.get("imageUrl")),
+        description=normalize.clean_description(item.get("description")),
     )
 
 
-RULES: Final = VendorRules(
+RULES: Final = walk.VendorRules(
     Vendor.LEAFLY, request, read_page, parse_item, first_page=0, merge_sizes=True
 )
-ADAPTER: Final = adapter(RULES)
+ADAPTER: Final = walk.adapter(RULES)

@@ -17,6 +17,8 @@ product. Everything else is here, the same for all:
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -57,12 +59,15 @@ from whnode.upstream.normalize import (
 from whnode.upstream.sources import SourceConfig, store_of
 
 _T = TypeVar("_T")
+LOG = logging.getLogger(__name__)
 
 __all__ = [
+    "TOKENS",
     "ItemReader",
     "Page",
     "PageCall",
     "Request",
+    "TokenKeeper",
     "VendorRules",
     "adapter",
     "fetch_pages",
@@ -141,6 +146,32 @@ class VendorRules:
 
 
 # --------------------------------------------------------------------------- fetching
+class TokenKeeper:
+    """Access tokens of keyed APIs, one per (token URL, client id), kept until
+    ``TOKEN_MARGIN_SECONDS`` before the expiry their API stated (process memory only)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
+
+    def held(self, url: str, client_id: str) -> str | None:
+        """The token kept for the client, if it is still good."""
+        found = self._tokens.get((url, client_id))
+        return found[0] if found is not None and found[1] > self._clock() else None
+
+    def keep(self, url: str, client_id: str, token: str, lifetime: float) -> None:
+        """Keep a new token that its API says lives ``lifetime`` seconds."""
+        expiry = self._clock() + max(0.0, lifetime - TOKEN_MARGIN_SECONDS)
+        self._tokens[(url, client_id)] = (token, expiry)
+        LOG.debug("new access token from %s for client %s (%.0f s)", url, client_id, lifetime)
+
+
+TOKEN_MARGIN_SECONDS: Final = 60.0
+"""A token is renewed this long before the expiry its API stated."""
+TOKENS: Final = TokenKeeper()
+"""The tokens of this process (the walk runs in the node's event loop)."""
+
+
 async def fetch_pages(
     rules: VendorRules, http: HttpRequester, source: SourceConfig, dispensary_id: str
 ) -> list[bytes]:

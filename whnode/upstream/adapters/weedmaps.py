@@ -32,30 +32,9 @@ from whnode.record.model import (
     QuantityUnit,
     Vendor,
 )
+from whnode.upstream import normalize
+from whnode.upstream.adapters import walk
 from whnode.upstream.adapters.base import as_dict, as_list, dig
-from whnode.upstream.adapters.walk import (
-    ItemReader,
-    Page,
-    PageCall,
-    Request,
-    VendorRules,
-    adapter,
-    read_price,
-)
-from whnode.upstream.normalize import (
-    AdapterParseError,
-    Candidate,
-    clean_description,
-    clean_text,
-    http_url,
-    parse_category,
-    parse_lineage,
-    parse_potency,
-    parse_price_cents,
-    parse_stock,
-    parse_timestamp_ms,
-    split_brand_from_name,
-)
 from whnode.upstream.sizes import quantity_of, read_size, size_for
 from whnode.upstream.sources import WeedmapsApi
 
@@ -94,12 +73,12 @@ MILLIGRAM_CATEGORIES: Final = frozenset(
 )
 
 
-def request(call: PageCall) -> Request:
+def request(call: walk.PageCall) -> walk.Request:
     """One page of the listing's menu, discovery or JSON:API as the source says."""
     jsonapi = call.source.weedmaps_api is WeedmapsApi.V1
     path = (JSONAPI_PATH if jsonapi else DISCOVERY_PATH).format(slug=call.store)
     size_param = "per_page" if jsonapi else "page_size"
-    return Request(
+    return walk.Request(
         "GET",
         call.source.url(path),
         params={"page": str(call.number), size_param: str(call.size)},
@@ -111,35 +90,35 @@ def _listing_name(document: dict[str, Any]) -> str | None:
     for resource in as_list(document.get("included")):
         resource = as_dict(resource)
         if resource.get("type") in ("dispensary", "listing"):
-            name = clean_text(dig(resource, "attributes", "name"))
+            name = normalize.clean_text(dig(resource, "attributes", "name"))
             if name:
                 return name
     return None
 
 
-def read_page(document: Any, number: int, dispensary_id: str) -> Page:
+def read_page(document: Any, number: int, dispensary_id: str) -> walk.Page:
     """A discovery page (``data.menu_items``, or ``menu_items``) or a JSON:API one."""
     if not isinstance(document, dict):
-        raise AdapterParseError(f"weedmaps page {number} is not a JSON object")
+        raise normalize.AdapterParseError(f"weedmaps page {number} is not a JSON object")
     meta = as_dict(document.get("meta"))
     total = next((meta[k] for k in ("total_menu_items", "total", "total_count") if k in meta), None)
     if isinstance(document.get("data"), list):
-        return Page(document["data"], total_items=total, menu_name=_listing_name(document))
+        return walk.Page(document["data"], total_items=total, menu_name=_listing_name(document))
     items = dig(document, "data", "menu_items")
     if not isinstance(items, list):
         items = document.get("menu_items")
     if not isinstance(items, list):
-        raise AdapterParseError(
+        raise normalize.AdapterParseError(
             f"weedmaps page {number} has neither data.menu_items nor a JSON:API data list"
         )
-    return Page(items, total_items=total)
+    return walk.Page(items, total_items=total)
 
 
 # --------------------------------------------------------------------------- discovery
 def _sale(entry: dict[str, Any]) -> tuple[int | DropReason, int | None]:
     """(regular price, special price) of one price entry with ``on_sale``/``original_price``."""
-    price = read_price(entry.get("price"))
-    original = parse_price_cents(entry.get("original_price"))
+    price = walk.read_price(entry.get("price"))
+    original = normalize.parse_price_cents(entry.get("original_price"))
     on_sale = entry.get("on_sale") is True
     if on_sale and original is not None and isinstance(price, int) and original > price:
         return original, price
@@ -163,7 +142,7 @@ def _entry_size(key: str, entry: dict[str, Any], name: str) -> Quantity | None:
 
 
 def _discovery_options(
-    item: dict[str, Any], name: str, reader: ItemReader
+    item: dict[str, Any], name: str, reader: walk.ItemReader
 ) -> tuple[PriceOption, ...]:
     found: list[PriceOption | None] = []
     for key, value in as_dict(item.get("prices")).items():
@@ -187,54 +166,54 @@ def _discovery_potency(item: dict[str, Any], code: str) -> Potency | None:
     for entry in as_list(dig(item, "metrics", "cannabinoids")):
         entry = as_dict(entry)
         if str(entry.get("code", "")).strip().lower() == code:
-            return parse_potency(entry.get("value"), entry.get("unit"))
+            return normalize.parse_potency(entry.get("value"), entry.get("unit"))
     return None
 
 
-def parse_discovery_item(item: object, reader: ItemReader) -> Candidate | None:
+def parse_discovery_item(item: object, reader: walk.ItemReader) -> normalize.Candidate | None:
     """One discovery ``menu_items[]`` entry."""
     entry = reader.as_item(item)
     identity = None if entry is None else reader.identity(entry.get("id"), entry.get("name"))
     if entry is None or identity is None:
         return None
     identifier, name = identity
-    brand = clean_text(dig(entry, "brand_endorsement", "brand_name"))
+    brand = normalize.clean_text(dig(entry, "brand_endorsement", "brand_name"))
     if brand is None:
-        brand, name = split_brand_from_name(name)
+        brand, name = normalize.split_brand_from_name(name)
     category_name = dig(entry, "category", "name")
     return reader.product(
-        parse_timestamp_ms(entry.get("updated_at")),
+        normalize.parse_timestamp_ms(entry.get("updated_at")),
         source_id=identifier,
         name=name,
-        category=parse_category(dig(entry, "edge_category", "name"), category_name),
+        category=normalize.parse_category(dig(entry, "edge_category", "name"), category_name),
         price_options=_discovery_options(entry, name, reader),
         brand=brand,
-        lineage=parse_lineage(category_name),
+        lineage=normalize.parse_lineage(category_name),
         thc=_discovery_potency(entry, "thc"),
         cbd=_discovery_potency(entry, "cbd"),
-        image_url=http_url(dig(entry, "avatar_image", "original_url"))
-        or http_url(entry.get("picture_url")),
-        description=clean_description(entry.get("body")),
+        image_url=normalize.http_url(dig(entry, "avatar_image", "original_url"))
+        or normalize.http_url(entry.get("picture_url")),
+        description=normalize.clean_description(entry.get("body")),
     )
 
 
 # --------------------------------------------------------------------------- JSON:API
 def _jsonapi_options(
-    attributes: dict[str, Any], name: str, reader: ItemReader
+    attributes: dict[str, Any], name: str, reader: walk.ItemReader
 ) -> tuple[PriceOption, ...]:
     found: list[PriceOption | None] = []
     for variant in as_list(attributes.get("variants")):
         variant = as_dict(variant)
         size = read_size(as_dict(variant.get("weight")), variant.get("label"), variant.get("name"))
-        price = read_price(dig(variant, "price", "amount"))
-        stock = parse_stock(variant.get("inventory_quantity"))
+        price = walk.read_price(dig(variant, "price", "amount"))
+        stock = normalize.parse_stock(variant.get("inventory_quantity"))
         label = variant.get("label")
         found.append(reader.option(size_for(size, name), price, None, stock, label=label))
     if not any(found):
         prices = as_dict(attributes.get("prices"))
         for key, size in SIZE_KEYS.items():
             if f"price_{key}" in prices:  # 0: not offered
-                price = read_price(prices[f"price_{key}"])
+                price = walk.read_price(prices[f"price_{key}"])
                 found.append(reader.option(size or size_for("each", name), price, label=key))
     return reader.options(found)
 
@@ -243,17 +222,17 @@ def _jsonapi_potency(attributes: dict[str, Any], code: str, category: Category) 
     for entry in as_list(attributes.get("measurements")):
         entry = as_dict(entry)
         if str(entry.get("name", "")).strip().lower() == code:
-            found = parse_potency(entry.get("value"), entry.get("unit"))
+            found = normalize.parse_potency(entry.get("value"), entry.get("unit"))
             if found is not None:
                 return found
     value = as_dict(attributes.get("cannabinoids")).get(code)
     if value is None:
         return None
     default = PotencyUnit.MILLIGRAMS if category in MILLIGRAM_CATEGORIES else PotencyUnit.PERCENT
-    return parse_potency(value, default_unit=default)
+    return normalize.parse_potency(value, default_unit=default)
 
 
-def parse_jsonapi_item(item: object, reader: ItemReader) -> Candidate | None:
+def parse_jsonapi_item(item: object, reader: walk.ItemReader) -> normalize.Candidate | None:
     """One JSON:API ``data[]`` resource of type ``menu_item``."""
     entry = reader.as_item(item)
     if entry is None:
@@ -265,36 +244,36 @@ def parse_jsonapi_item(item: object, reader: ItemReader) -> Candidate | None:
     if identity is None:
         return None
     identifier, name = identity
-    brand = clean_text(attributes.get("brand_name"))
+    brand = normalize.clean_text(attributes.get("brand_name"))
     if brand is None:
-        brand, name = split_brand_from_name(name)
-    category = parse_category(
+        brand, name = normalize.split_brand_from_name(name)
+    category = normalize.parse_category(
         attributes.get("category_name"),
         dig(attributes, "parent_category", "name"),
         dig(attributes, "sub_category", "name"),
     )
     return reader.product(
-        parse_timestamp_ms(attributes.get("updated_at")),
+        normalize.parse_timestamp_ms(attributes.get("updated_at")),
         source_id=identifier,
         name=name,
         category=category,
         price_options=_jsonapi_options(attributes, name, reader),
         brand=brand,
-        lineage=parse_lineage(attributes.get("genetics")),
+        lineage=normalize.parse_lineage(attributes.get("genetics")),
         thc=_jsonapi_potency(attributes, "thc", category),
         cbd=_jsonapi_potency(attributes, "cbd", category),
-        image_url=http_url(attributes.get("picture_url"))
-        or http_url(attributes.get("avatar_image_url")),
-        description=clean_description(attributes.get("body")),
+        image_url=normalize.http_url(attributes.get("picture_url"))
+        or normalize.http_url(attributes.get("avatar_image_url")),
+        description=normalize.clean_description(attributes.get("body")),
     )
 
 
-def parse_item(item: object, reader: ItemReader) -> Candidate | None:
+def parse_item(item: object, reader: walk.ItemReader) -> normalize.Candidate | None:
     """A JSON:API resource (it has ``attributes``) or a discovery item."""
     if isinstance(item, dict) and "attributes" in item:
         return parse_jsonapi_item(item, reader)
     return parse_discovery_item(item, reader)
 
 
-RULES: Final = VendorRules(Vendor.WEEDMAPS, request, read_page, parse_item, first_page=1)
-ADAPTER: Final = adapter(RULES)
+RULES: Final = walk.VendorRules(Vendor.WEEDMAPS, request, read_page, parse_item, first_page=1)
+ADAPTER: Final = walk.adapter(RULES)
