@@ -6,7 +6,7 @@ realistic, large: every variant a vendor module serves appears in them), fills t
 node does (``Fetcher``: ``UpstreamHttp`` and a ``ParsePool``), decodes the payload the node
 would sign, and compares it with the sandbox's own truth (``whnode.sandbox.fidelity.compare``):
 products expected / served / missing / duplicated / extra, sizes likewise, and wrong values by
-field. Then the parse report of the fills: items dropped and options dropped by reason.
+field, with a few item names per loss.
 
 Exit status 0 when every shape is exact, 1 otherwise. The goal is 0 everywhere.
 """
