@@ -315,6 +315,7 @@ class OwnerRequests:
             return OwnerReply(contact=to, fill=answer, record=record)
 
         main = asyncio.ensure_future(fill(contact, False))
+        main.add_done_callback(_take_outcome)
         try:
             if following is None or not self.hedge_delay.enabled:
                 return await main
@@ -323,6 +324,7 @@ class OwnerRequests:
                 return main.result()
             self.hedges["sent"] += 1
             hedge = asyncio.ensure_future(fill(following, True))
+            hedge.add_done_callback(_take_outcome)
             try:
                 done, _ = await asyncio.wait({main, hedge}, return_when=asyncio.FIRST_COMPLETED)
                 if hedge in done and hedge.exception() is None:
@@ -338,10 +340,15 @@ class OwnerRequests:
 
 
 def _discard(task: asyncio.Future[OwnerReply]) -> None:
-    """Cancel ``task``, or take its outcome if it ended (a loser's error is not news)."""
+    """Cancel ``task`` unless it ended."""
     if not task.done():
         task.cancel()
-    elif not task.cancelled():
+
+
+def _take_outcome(task: asyncio.Future[OwnerReply]) -> None:
+    """Take a request's outcome: the loser of a hedge, or a request cancelled with its
+    caller, may still end in an error, which is not news (nor a log line)."""
+    if not task.cancelled():
         task.exception()
 
 
