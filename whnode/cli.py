@@ -528,12 +528,21 @@ def _parse_report_lines(menu: Any) -> list[str]:
 
 
 def write_menu(result: MenuResult, output_format: str, *, now_ms: int) -> None:
-    """Print a menu as JSON, as its signed record bytes (cbor), or as a summary."""
-    if output_format == "cbor":
+    """Print a menu as JSON, as CBOR or COSE bytes (the HTTP API's ``application/cbor`` and
+    ``application/cose``), or as a summary."""
+    if output_format in ("cbor", "cose"):
         if sys.stdout.isatty():
-            raise UsageError("--format cbor writes binary: redirect it to a file or a pipe")
+            raise UsageError(
+                f"--format {output_format} writes binary: redirect it to a file or a pipe"
+            )
+        if output_format == "cbor":
+            from whnode.api.render import RenderFormat, render
+
+            data = render(result.record, RenderFormat.CBOR)
+        else:
+            data = result.record.encoded
         sys.stdout.flush()
-        sys.stdout.buffer.write(result.record.encoded)
+        sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     elif output_format == "summary":
         sys.stdout.write(_menu_summary(result, now_ms))
@@ -800,7 +809,11 @@ def build_parser(*, width: int | None = None) -> argparse.ArgumentParser:
         "--at", type=parse_time_ms, metavar="TIME", help="the snapshot current at TIME"
     )
     get.add_argument(
-        "--format", choices=["json", "cbor", "summary"], default="json", help="output format"
+        "--format",
+        choices=["json", "cbor", "cose", "summary"],
+        default="json",
+        help="output format: json and cbor are the menu (as HTTP application/json and"
+        " application/cbor), cose the signed record (application/cose), summary a few lines",
     )
     get.set_defaults(handler=_cmd_get)
 

@@ -160,6 +160,12 @@ class Node:
         self._started = True
         self._started_at = time.time()
         config = self.config
+        if LOG.isEnabledFor(logging.DEBUG):
+            import json
+
+            from whnode.config import masked
+
+            LOG.debug("configuration (secrets masked): %s", json.dumps(masked(config)))
         data_dir = Path(config.node.data_dir)
         await asyncio.to_thread(prepare_data_dir, data_dir)
         await asyncio.to_thread(self._lock.acquire)  # DataDirInUse: another process runs here
@@ -212,6 +218,13 @@ class Node:
             )
             self.dht.on_new_contact = self.service.on_new_contact
             seeds, pins = self._seed_plan()
+            LOG.debug(
+                "joining through %d seed(s) %s; store %s holds %d snapshot(s)",
+                len(seeds),
+                ", ".join(f"{host}:{port}" for host, port in seeds) or "(none)",
+                data_dir / "store.sqlite3",
+                self._store.statistics().records,
+            )
             await self.dht.bootstrap(seeds, pins=pins)
             self._tasks.append(asyncio.create_task(self._republish_loop(), name="republish"))
             self._tasks.append(asyncio.create_task(self._sample_loop(), name="status samples"))

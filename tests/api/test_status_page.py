@@ -160,6 +160,7 @@ async def test_status_page_renders_in_headless_chromium(tmp_path: Path, record: 
     assert f'<code id="node-id">{"5e" * 20}</code>' in dom
     assert 'id="peers" data-value="3"' in dom
     assert 'id="requests" data-value="4"' in dom
+    assert "4 answered, 0 errors" in dom  # the totals add up: answers + errors (+ in flight)
     assert 'id="calls-saved" data-value="3"' in dom
     assert 'id="store-size" data-value="5242880"' in dom
     assert "5.0 MiB" in dom

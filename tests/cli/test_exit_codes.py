@@ -217,3 +217,12 @@ def test_an_unreachable_node_is_a_remote_error(tmp_path: Path) -> None:
     outcome = run_process("peers", "--node", f"http://{LOOPBACK}:{port}", cwd=tmp_path)
     assert outcome.code == ExitCode.REMOTE_ERROR
     assert outcome.err.startswith("whnode: error: ")
+
+
+@pytest.mark.parametrize(("level", "shown"), [("DEBUG", True), ("INFO", False)])
+def test_log_level_debug_prints_debug_lines(tmp_path: Path, level: str, shown: bool) -> None:
+    with daemon(tmp_path, "--log-level", level) as (process, _):
+        process.send_signal(signal.SIGTERM)
+        _, log = process.communicate(timeout=30)
+    assert (" DEBUG whnode.node: configuration (secrets masked): {" in log) is shown, log
+    assert (" DEBUG " in log) is shown

@@ -131,7 +131,7 @@ async def test_seed_and_three_nodes_serve_drain_and_rejoin(tmp_path: Path) -> No
             whnode_cli("status", "--node", first.url),
             whnode_cli("peers", "--node", first.url, "--json"),
             whnode_cli("get", dispensaries[1], "--node", first.url, "--at", "2001-01-01T00:00Z"),
-            whnode_cli_bytes("get", dispensaries[2], "--node", third.url, "--format", "cbor"),
+            whnode_cli_bytes("get", dispensaries[2], "--node", third.url, "--format", "cose"),
             whnode_cli(
                 "get", dispensaries[4], "--embedded", "--data-dir", str(embedded_dir),
                 "--log-level", "WARNING",

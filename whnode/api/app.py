@@ -12,7 +12,8 @@ coroutine: it refuses what the public API never accepts (a body on GET/HEAD, a q
 over ``limits.MAX_QUERY_STRING_BYTES``, a client over its rate) before any work, turns every
 error into an RFC 9457 problem document (``whnode.api.problems``), adds the CORS headers of
 ``/v1/`` answers and records request metrics. A last catch-all route answers unknown paths
-(404) and known paths asked with another method (405, with ``Allow``) the same way. The
+(404) and known paths asked with another method (405, with ``Allow``) the same way; ``OPTIONS``
+on a known path answers 204 with ``Allow`` (for ``/v1/`` paths, a CORS preflight answer). The
 node-to-node routes under ``/peer/`` are wrapped for metrics only (``PublicApi.instrument``):
 they keep their own limits and problem documents.
 
@@ -214,9 +215,12 @@ class PublicApi:
             for resource in request.app.router.resources():
                 if resource.name != UNMATCHED:
                     allowed |= (await resource.resolve(request))[1]
-            if allowed:
+            if allowed and request.method == "OPTIONS":
+                response = _options(allowed, cors=public and path.startswith("/v1/"))
+            elif allowed:
                 raise web.HTTPMethodNotAllowed(request.method, allowed)
-            raise web.HTTPNotFound()
+            else:
+                raise web.HTTPNotFound()
         except Exception as exc:
             response = self._problem(request, exc, UNMATCHED)
         if public and path.startswith("/v1/"):
@@ -291,6 +295,31 @@ class PublicApi:
     async def close(self, app: web.Application) -> None:
         del app
         await self.renders.aclose()
+
+
+CORS_PREFLIGHT_MAX_AGE: Final = 86400
+"""Seconds a browser may reuse a preflight answer."""
+CORS_ALLOWED_HEADERS: Final = (
+    "Accept, Accept-Encoding, Cache-Control, If-Modified-Since, If-None-Match"
+)
+"""Request headers a cross-origin script may send (the conditional and content-negotiation
+headers the menu routes read)."""
+
+
+def _options(allowed: set[str], *, cors: bool) -> web.Response:
+    """204 to ``OPTIONS`` on a known path: ``Allow``, and for ``/v1/`` paths the answer to a
+    CORS preflight (any origin, GET/HEAD, the headers the API reads)."""
+    methods = ", ".join(sorted(allowed | {"OPTIONS"}))
+    headers = {"Allow": methods}
+    if cors:
+        headers.update(
+            {
+                "Access-Control-Allow-Methods": methods,
+                "Access-Control-Allow-Headers": CORS_ALLOWED_HEADERS,
+                "Access-Control-Max-Age": str(CORS_PREFLIGHT_MAX_AGE),
+            }
+        )
+    return web.Response(status=204, headers=headers)
 
 
 PUBLIC_API_KEY: Final = web.AppKey("whnode_public_api", PublicApi)

@@ -523,7 +523,8 @@ def openapi_document() -> dict[str, Any]:
             f"{limits.MAX_QUERY_STRING_BYTES} bytes. Each client (IP address; IPv6 by /64) "
             "may make `api.requests_per_second` requests per second with bursts of "
             "`api.burst`; beyond, 429 with Retry-After. Responses under `/v1/` allow any "
-            "origin (CORS).",
+            "origin (CORS), and `OPTIONS` on them answers a CORS preflight (204; any other "
+            "known path answers `OPTIONS` with 204 and `Allow`).",
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
         "paths": _paths(),

@@ -54,12 +54,18 @@
     setValue("uptime", fmtDuration(node.uptime_seconds));
     setValue("mode", node.routing_only ? "routing only (seed)" : "full node");
     setValue("peers", fmtInt(peers.length), peers.length);
+    // requests = answers (by path) + errors (by kind) + those still in flight
     var requests = num(service.requests);
+    var answers = obj(service.answers_by_path), errors = sum(obj(service.errors_by_kind));
+    var answered = sum(answers), inFlight = Math.max(0, requests - answered - errors);
     setValue("requests", fmtInt(requests), requests);
+    setValue("requests-sub", fmtInt(answered) + " answered, " + fmtInt(errors) + " errors" +
+      (inFlight > 0 ? ", " + fmtInt(inFlight) + " in flight" : ""));
     var lookups = num(hot.hits) + num(hot.misses);
     var hitRate = lookups > 0 ? num(hot.hits) / lookups : null;
     setValue("hit-rate", fmtPct(hitRate), hitRate === null ? "" : hitRate.toFixed(4));
-    setValue("hit-rate-sub", fmtInt(hot.hits) + " hits / " + fmtInt(hot.misses) + " misses");
+    setValue("hit-rate-sub", "of " + fmtInt(lookups) + " cache lookups (a request may make several): " +
+      fmtInt(hot.hits) + " hits, " + fmtInt(hot.misses) + " misses");
     var saved = num(service.upstream_calls_saved), calls = num(service.upstream_calls);
     setValue("calls-saved", fmtInt(saved), saved);
     setValue("calls-sub", "upstream calls made here: " + fmtInt(calls));
@@ -67,7 +73,7 @@
     setValue("store-sub", fmtInt(store.records) + " snapshots of " + fmtInt(store.dispensaries) + " dispensaries");
     setValue("hot-size", fmtBytes(hot.bytes), num(hot.bytes));
     setValue("hot-sub", "records: " + fmtInt(hot.entries) + ", budget " + fmtBytes(hot.max_bytes));
-    renderPaths(obj(service.answers_by_path));
+    renderPaths(answers, errors);
     var fills = Array.isArray(service.recent_fills) ? service.recent_fills.slice(0, 12) : [];
     fillBody("fills", fills.map(function (fill) {
       fill = obj(fill);
@@ -92,13 +98,22 @@
     }));
   }
 
-  function renderPaths(answers) {
+  function sum(counts) {
+    var total = 0;
+    Object.keys(counts).forEach(function (key) { total += num(counts[key]); });
+    return total;
+  }
+
+  function renderPaths(answers, errors) {
     var box = byId("paths");
     while (box.firstChild) { box.removeChild(box.firstChild); }
+    var counts = {};
+    PATHS.forEach(function (path) { counts[path] = num(answers[path]); });
+    counts.error = errors;
     var total = 0;
-    PATHS.forEach(function (path) { total += num(answers[path]); });
-    PATHS.forEach(function (path) {
-      var count = num(answers[path]);
+    PATHS.concat(["error"]).forEach(function (path) { total += counts[path]; });
+    PATHS.concat(["error"]).forEach(function (path) {
+      var count = counts[path];
       if (total === 0 || count === 0) { return; }
       var span = document.createElement("span");
       span.className = "path-" + path;
