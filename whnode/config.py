@@ -227,10 +227,14 @@ class TrustConfig:
     entitlement_window: float = 3600.0
     """Seconds a node seen in the routing table or an owner lookup is still counted when
     deciding who may publish (an owner that just left keeps its records accepted)."""
-    node_id_difficulty: int = 0
+    node_id_difficulty: int = 14
     """Leading zero bits required of SHA-256 over a node id (S/Kademlia's static puzzle):
-    contacts and publishers with weaker ids are refused. Network-wide: every node must use
-    the same value."""
+    contacts and publishers with weaker ids are refused, and a new identity is ground to
+    meet it. Network-wide: every node must use the same value."""
+    ids_per_ip: int = 2
+    """Most node ids from one IP address (IPv6: one /64) in the routing table."""
+    owner_ids_per_ip: int = 1
+    """Most node ids from one IP address (IPv6: one /64) in one owner list."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +382,8 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"trust.allowlist entry {key[:16]!r}... is not 64 hex digits")
     if not 0 <= config.trust.node_id_difficulty <= 32:
         raise ConfigError("trust.node_id_difficulty must be 0..32")
+    if config.trust.ids_per_ip < 1 or config.trust.owner_ids_per_ip < 1:
+        raise ConfigError("trust.ids_per_ip and trust.owner_ids_per_ip must be at least 1")
     if config.trust.mode is TrustMode.ALLOWLIST and not config.trust.allowlist:
         raise ConfigError("trust.mode = allowlist needs at least one trust.allowlist key")
 

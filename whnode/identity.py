@@ -31,11 +31,13 @@ from typing import Final
 from whnode import limits
 from whnode.errors import UsageError
 from whnode.record.exceptions import ModelError
-from whnode.record.keys import SigningKey
+from whnode.record.keys import SigningKey, node_id_for
+from whnode.record.puzzle import DEFAULT_DIFFICULTY, solves
 
 __all__ = [
     "IDENTITY_FILE",
     "IdentityError",
+    "generate_identity",
     "identity_path",
     "load_identity",
     "load_or_create_identity",
@@ -106,16 +108,29 @@ def _install(temporary: Path, path: Path) -> bool:
     return True
 
 
-def load_or_create_identity(data_dir: Path) -> SigningKey:
-    """The node's key from ``data_dir``, created (atomically, mode 0600) when missing.
+def generate_identity(difficulty: int = DEFAULT_DIFFICULTY) -> tuple[SigningKey, int]:
+    """A new key whose node id solves the id puzzle at ``difficulty`` (``whnode.record.puzzle``),
+    and how many keys were generated to find it (2^difficulty on average)."""
+    attempts = 0
+    while True:
+        attempts += 1
+        key = SigningKey.generate()
+        if solves(node_id_for(key.public_key), difficulty):
+            return key, attempts
 
-    Raises IdentityError when the key file is unsafe or corrupt, or cannot be written.
+
+def load_or_create_identity(data_dir: Path, difficulty: int = DEFAULT_DIFFICULTY) -> SigningKey:
+    """The node's key from ``data_dir``, created (atomically, mode 0600) when missing; a new
+    key solves the node-id puzzle at ``difficulty`` (``generate_identity``).
+
+    Raises IdentityError when the key file is unsafe or corrupt, or cannot be written. An
+    existing key is returned as it is, whatever its id: the caller checks the difficulty.
     """
     data_dir = Path(data_dir)
     path = identity_path(data_dir)
     if path.exists() or path.is_symlink():
         return load_identity(path)
-    key = SigningKey.generate()
+    key, _ = generate_identity(difficulty)
     temporary = data_dir / f".{IDENTITY_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

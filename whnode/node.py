@@ -32,11 +32,12 @@ from whnode.datadir import DataDirLock, prepare_data_dir, remove_api_file, write
 from whnode.dht import DhtConfig, DhtNode
 from whnode.dht import PublicKey as DhtPublicKey
 from whnode.errors import ListenError, describe
-from whnode.identity import identity_path, load_or_create_identity
+from whnode.identity import IdentityError, identity_path, load_or_create_identity
 from whnode.peer.client import PeerClient
 from whnode.peer.routes import add_peer_routes
 from whnode.record.acceptance import TrustPolicy
 from whnode.record.keys import PublicKey, SigningKey, node_id_for
+from whnode.record.puzzle import solves
 from whnode.service.core import MenuService
 from whnode.service.joined import JoinedOnly
 from whnode.store.durable import DurableStore
@@ -59,6 +60,17 @@ SAMPLE_INTERVAL = 10.0
 """Seconds between status-page samples."""
 SAMPLES_KEPT = 360
 """Status-page samples kept (one hour at SAMPLE_INTERVAL)."""
+
+
+def check_identity(node_id: bytes, difficulty: int, data_dir: Path) -> None:
+    """Refuse to start with an id that peers would refuse (under the id puzzle)."""
+    if not solves(node_id, difficulty):
+        raise IdentityError(
+            f"{identity_path(data_dir)}: node id {node_id.hex()[:12]} does not solve the "
+            f"node-id puzzle at difficulty {difficulty} (trust.node_id_difficulty), so peers "
+            "would refuse it; move the key away to create a new identity, or set the "
+            "difficulty the network uses"
+        )
 
 
 def trust_policy(config: Config) -> TrustPolicy:
@@ -172,11 +184,14 @@ class Node:
         try:
             if self._signing_key is None:
                 fresh = not await asyncio.to_thread(identity_path(data_dir).exists)
-                self._signing_key = await asyncio.to_thread(load_or_create_identity, data_dir)
+                self._signing_key = await asyncio.to_thread(
+                    load_or_create_identity, data_dir, config.trust.node_id_difficulty
+                )
                 if fresh:
                     LOG.info("created a new node identity in %s", data_dir)
             self.public_key = self._signing_key.public_key
             self.node_id = node_id_for(self.public_key)
+            check_identity(self.node_id, config.trust.node_id_difficulty, data_dir)
             self._store = await DurableStore.open(
                 data_dir / "store.sqlite3",
                 history_per_dispensary=config.cache.history_per_dispensary,
@@ -270,6 +285,9 @@ class Node:
             lookup_deadline=node.lookup_deadline,
             routing_only=node.routing_only,
             advertise_host=node.advertise_host,
+            node_id_difficulty=self.config.trust.node_id_difficulty,
+            ids_per_ip=self.config.trust.ids_per_ip,
+            owner_ids_per_ip=self.config.trust.owner_ids_per_ip,
         )
 
     async def _bind(self, data_dir: Path) -> DhtNode:

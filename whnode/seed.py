@@ -370,6 +370,7 @@ class SeedServer:
             await asyncio.to_thread(prepare_data_dir, config.data_dir)
             await asyncio.to_thread(self._lock.acquire)  # DataDirInUse names the holder
             public_key = await asyncio.to_thread(_load_public_key, config.data_dir)
+            self._started_at = self._clock()  # the grace counts from here, not while grinding
             await self._bind(public_key)
             self._pinned = await self._resolve_pins()
             self._spawn(self._bootstrap(), "seed bootstrap")

@@ -33,6 +33,7 @@ from whnode.config import build_config
 from whnode.dht.statistics import DhtStatistics
 from whnode.node import Node
 from whnode.seed import SeedConfig, SeedServer
+from whnode.service.entitlement import EntitlementStatistics
 from whnode.service.types import ServiceStatistics
 from whnode.store.types import HotCacheStatistics, StoreStatistics
 from whnode.upstream.fetcher import FetcherStatistics
@@ -44,6 +45,7 @@ COMPONENTS: dict[str, type[Any]] = {
     "hot_cache": HotCacheStatistics,
     "store": StoreStatistics,
     "dht": DhtStatistics,
+    "entitlement": EntitlementStatistics,
     "upstream": UpstreamHttpStatistics,
     "pool": ParsePoolStatistics,
     "fetcher": FetcherStatistics,

@@ -350,6 +350,16 @@ FIGURES: Final[tuple[Figure, ...]] = (
         "address_conflicts",
         "Known node ids claimed from a new address (the known address is kept until it fails).",
     ),
+    counter(
+        "dht",
+        "weak_ids",
+        "Node ids under the id-puzzle difficulty: senders refused, listed contacts dropped.",
+    ),
+    counter(
+        "dht",
+        "ip_cap_refusals",
+        "Contacts kept out of the routing table: their IP already has trust.ids_per_ip ids.",
+    ),
     counter("dht", "lookups", "Iterative lookups run (owner lookups, self lookups, refreshes)."),
     counter("dht", "lookup_rpcs", "find_node requests sent by lookups."),
     counter(
@@ -501,6 +511,24 @@ FIGURES: Final[tuple[Figure, ...]] = (
         "Price options (sizes) the parse left out of upstream items, by vendor and reason.",
         labels=("vendor", "reason"),
     ),
+    # Who may publish (whnode.service.entitlement.EntitlementStatistics)
+    counter("entitlement", "checks", "Records from peers checked for the right to publish."),
+    counter(
+        "entitlement",
+        "refused_publishers",
+        "Records refused: their publisher is not an owner of the dispensary.",
+    ),
+    counter(
+        "entitlement",
+        "refused_senders",
+        "Records refused: the peer that sent them is neither an owner nor the publisher.",
+    ),
+    counter(
+        "entitlement",
+        "weak_ids",
+        "Records refused: their publisher's node id is under the id-puzzle difficulty.",
+    ),
+    gauge("entitlement", "remembered", "Node ids remembered for deciding who may publish."),
     # API render cache (whnode.api.render.RenderCacheStatistics)
     counter("api_render_cache", "hits", "Menu renderings answered from the render cache."),
     counter("api_render_cache", "misses", "Menu renderings not found in the render cache."),

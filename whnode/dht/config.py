@@ -111,6 +111,19 @@ class DhtConfig:
     ip_limit_exempts_loopback)."""
     verified_seconds: float = 600.0
     """How long an address that answered one of our requests counts as verified."""
+    node_id_difficulty: int = 0
+    """Leading zero bits required of SHA-256 over a node id (S/Kademlia's static crypto
+    puzzle, ``whnode.record.puzzle``): requests and replies from weaker ids are refused, and
+    weaker contacts listed in replies are dropped. Network-wide."""
+    ids_per_ip: int = 2
+    """Most node ids from one IP address (IPv6: one /64) in the routing table (BEP 42 in
+    spirit: one host cannot fill a region of the key space)."""
+    owner_ids_per_ip: int = 1
+    """Most node ids from one IP address (IPv6: one /64) in one owner list."""
+    id_caps_exempt_loopback: bool = True
+    """Loopback contacts are not counted against ids_per_ip and owner_ids_per_ip (a local
+    network of many nodes shares 127.0.0.1). Distinct loopback addresses (127.0.0.2, ...)
+    are distinct IPs: tests turn this off and give nodes their own addresses."""
     log_interval: float = 10.0
     """Window in seconds of the log limiter: each problem category logs at most a few lines
     per window, then one summary of what was suppressed."""
@@ -165,6 +178,10 @@ class DhtConfig:
             raise ConfigError("dht.flood_block_max must be at least 1")
         if self.liveness_pings < 0:
             raise ConfigError("dht.liveness_pings must not be negative")
+        if not 0 <= self.node_id_difficulty <= 32:
+            raise ConfigError("dht.node_id_difficulty must be 0..32")
+        if self.ids_per_ip < 1 or self.owner_ids_per_ip < 1:
+            raise ConfigError("dht.ids_per_ip and dht.owner_ids_per_ip must be at least 1")
         if self.suspect_seconds < 0:
             raise ConfigError("dht.suspect_seconds must not be negative")
         if self.owner_cache_seconds < 0:

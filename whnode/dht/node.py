@@ -31,13 +31,14 @@ from whnode.dht.contact import (
     Contact,
     NodeId,
     PublicKey,
+    is_loopback,
     node_id_for,
     xor_distance,
 )
 from whnode.dht.exceptions import DhtUsageError, PeersFileError
 from whnode.dht.lookup import LookupResult, iterative_lookup
 from whnode.dht.peers_file import load_peers, save_peers
-from whnode.dht.protocol import WhnodeProtocol
+from whnode.dht.protocol import WhnodeProtocol, ip_group
 from whnode.dht.ratelimit import LogLimiter
 from whnode.dht.statistics import DhtCounters, DhtStatistics
 from whnode.dht.wire import Hello
@@ -403,13 +404,28 @@ class DhtNode:
         if not self.config.routing_only:
             owners.append(self.self_contact)
         owners.sort(key=lambda contact: contact.distance_to(key))
-        owners = owners[:count]
+        owners = self._cap_per_ip(owners)[:count]
         if self.config.owner_cache_seconds > 0 and not self._stopped:
             expires = asyncio.get_running_loop().time() + self.config.owner_cache_seconds
             self._owner_cache[(key, count)] = (expires, owners)
             while len(self._owner_cache) > MAX_OWNER_CACHE_ENTRIES:
                 self._owner_cache.popitem(last=False)
         return list(owners)
+
+    def _cap_per_ip(self, owners: list[Contact]) -> list[Contact]:
+        """At most config.owner_ids_per_ip owners per IP address (IPv6: /64), the closest
+        kept: one host with many ids holds few places in any owner set."""
+        cap = self.config.owner_ids_per_ip
+        per_ip: dict[str, int] = {}
+        kept = []
+        for contact in owners:
+            if not (self.config.id_caps_exempt_loopback and is_loopback(contact.host)):
+                group = ip_group(contact.host)
+                if per_ip.get(group, 0) >= cap:
+                    continue
+                per_ip[group] = per_ip.get(group, 0) + 1
+            kept.append(contact)
+        return kept
 
     async def find_closest(self, key: bytes, count: int) -> list[Contact]:
         """The ``count`` live nodes closest to ``key`` (routing-only ones included, this node

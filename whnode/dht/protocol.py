@@ -70,15 +70,16 @@ from whnode.dht.wire import (
     encode_request,
     packed_contact,
 )
+from whnode.record.puzzle import solves
 
-__all__ = ["RoutingNode", "WhnodeProtocol"]
+__all__ = ["RoutingNode", "WhnodeProtocol", "ip_group"]
 
 LOG = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 Reply = tuple[bool, object]
 
-IDENTITY_REASONS = frozenset({"node_id", "identity"})
+IDENTITY_REASONS = frozenset({"node_id", "identity", "puzzle"})
 MAX_SUSPECTS: Final = limits.MAX_SUSPECTS
 """See whnode.limits."""
 MIN_STALL_SECONDS: Final = 0.1
@@ -264,7 +265,7 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
             self._log.log(now, "rate_limited", logging.INFO, "rate limiting %s", source)
             self._count_drop(source[0], now)
             return
-        group = _ip_group(source[0])
+        group = ip_group(source[0])
         if not (
             (self._loopback_exempt and _is_loopback(source[0]))
             or self._ip_limiter.allow((group, 0), now)
@@ -443,7 +444,16 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
     def _not_us(self, hello: Hello) -> Hello:
         if hello.node_id == self.hello.node_id:
             raise IdentityMismatch("a request claiming this node's own id")
+        if not self.solves_puzzle(hello.node_id):
+            raise InvalidMessage("puzzle", "node id under the puzzle difficulty")
         return hello
+
+    def solves_puzzle(self, node_id: bytes) -> bool:
+        """Whether ``node_id`` meets config.node_id_difficulty (counted when it does not)."""
+        if solves(node_id, self.config.node_id_difficulty):
+            return True
+        self.counters.weak_ids += 1
+        return False
 
     def rpc_store(self, sender: Address, *args: object) -> object:
         """The open store is disabled (KADEMLIA.md 1): every store is refused."""
@@ -461,7 +471,7 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         except InvalidMessage as exc:
             self._refuse(self._now(), address, exc, reply=True)
             return None
-        if hello.node_id == self.hello.node_id:
+        if hello.node_id == self.hello.node_id or not self.solves_puzzle(hello.node_id):
             return None
         contact = hello.contact(*address)
         self._welcome(contact)
@@ -476,7 +486,7 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
             except InvalidMessage as exc:
                 self._refuse(self._now(), contact.address, exc, reply=True)
             else:
-                if hello.node_id == contact.node_id:
+                if hello.node_id == contact.node_id and self.solves_puzzle(hello.node_id):
                     self._welcome(hello.contact(*contact.address))
                     return True
                 self.counters.rejected_ids += 1
@@ -502,10 +512,14 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
             except InvalidMessage as exc:
                 self._refuse(self._now(), contact.address, exc, reply=True)
             else:
-                if hello.node_id == contact.node_id:
+                if hello.node_id == contact.node_id and self.solves_puzzle(hello.node_id):
                     responder = hello.contact(*contact.address)
                     self._welcome(responder)
-                    return responder, [item for item in found if self.reachable(item)]
+                    return responder, [
+                        item
+                        for item in found
+                        if self.reachable(item) and self.solves_puzzle(item.node_id)
+                    ]
                 self.counters.rejected_ids += 1
         self.record_miss(contact.node_id)
         return None
@@ -576,11 +590,14 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
     # ------------------------------------------------------------------ routing table
     def _welcome(self, contact: Contact) -> None:
         """Add or refresh a contact that just talked to us directly (no value hand-off)."""
-        if contact.node_id == self.hello.node_id:
+        if contact.node_id == self.hello.node_id or not self.solves_puzzle(contact.node_id):
             return
         node = RoutingNode(contact, self._now())
         bucket = self.router.buckets[self.router.get_bucket_for(node)]
         known = bucket.nodes.get(node.id) or bucket.replacement_nodes.get(node.id)
+        if known is None and self._over_ip_cap(contact):
+            self.counters.ip_cap_refusals += 1
+            return
         if known is not None and (known.ip, known.port) != (node.ip, node.port):
             # The first address of an id is kept until it fails: a newcomer claiming a
             # known id (anyone can send someone else's public key) cannot take it over. The
@@ -596,6 +613,20 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         self.router.add_contact(node)
         if not was_member and not self.router.is_new_node(node):
             self._on_table_add(contact)
+
+    def _over_ip_cap(self, contact: Contact) -> bool:
+        """Whether the table already holds config.ids_per_ip ids from ``contact``'s IP."""
+        if self.config.id_caps_exempt_loopback and _is_loopback(contact.host):
+            return False
+        group = ip_group(contact.host)
+        held = 0
+        for bucket in self.router.buckets:
+            for entry in (*bucket.nodes.values(), *bucket.replacement_nodes.values()):
+                if ip_group(entry.ip) == group:
+                    held += 1
+                    if held >= self.config.ids_per_ip:
+                        return True
+        return False
 
     def forget(self, node_id: bytes) -> None:
         """Drop a contact from the routing table (e.g. an impostor at a pinned seed address)."""
@@ -845,7 +876,7 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
 
 
 @functools.lru_cache(maxsize=4096)
-def _ip_group(host: str) -> str:
+def ip_group(host: str) -> str:
     """The per-IP rate-limit key of a source host: the IPv4 address, or the IPv6 /64 (one
     subscriber usually holds a whole /64)."""
     try:

@@ -60,6 +60,12 @@ class DhtCounters:
     """Contacts removed from the routing table after misses_before_eviction misses."""
     address_conflicts: int = 0
     """Known ids claimed from a new address (the known address is kept until it fails)."""
+    weak_ids: int = 0
+    """Node ids under config.node_id_difficulty (the id puzzle): senders refused, listed
+    contacts dropped."""
+    ip_cap_refusals: int = 0
+    """Contacts kept out of the routing table because their IP address (IPv6: /64) already
+    has config.ids_per_ip ids there."""
     lookups: int = 0
     """Iterative lookups run (owner lookups, self lookups, refreshes)."""
     lookup_rpcs: int = 0
@@ -112,6 +118,8 @@ class DhtStatistics:
     send_errors: int
     evictions: int
     address_conflicts: int
+    weak_ids: int
+    ip_cap_refusals: int
     lookups: int
     lookup_rpcs: int
     lookup_deadline_hits: int

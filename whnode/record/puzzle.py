@@ -20,10 +20,14 @@ from __future__ import annotations
 import hashlib
 from typing import Final
 
-__all__ = ["MAX_DIFFICULTY", "PUZZLE_PREFIX", "puzzle_bits", "solves"]
+__all__ = ["DEFAULT_DIFFICULTY", "MAX_DIFFICULTY", "PUZZLE_PREFIX", "puzzle_bits", "solves"]
 
 PUZZLE_PREFIX: Final = b"whnode/node-id-puzzle/v1\x00"
 """Domain separation of the puzzle hash (a new puzzle changes the prefix)."""
+DEFAULT_DIFFICULTY: Final = 14
+"""The network's default difficulty: 2^14 = 16,384 key generations on average when an
+identity is created (about a second of one core; docs/dht.md gives the measured cost), and
+16,384 times the cost of every position an attacker tries."""
 MAX_DIFFICULTY: Final = 32
 """Highest difficulty accepted in configuration (2^32 key generations is days of CPU)."""
 

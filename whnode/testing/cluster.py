@@ -89,7 +89,8 @@ def cluster_config(
         cache=CacheConfig(hot_cache_bytes=32 * 1024 * 1024),
         freshness=freshness or FreshnessConfig(),
         upstream=upstream_config,
-        trust=TrustConfig(**(trust or {})),
+        # Identities of a loopback cluster are not ground (difficulty 0) unless asked.
+        trust=TrustConfig(**{"node_id_difficulty": 0, **(trust or {})}),
     )
 
 
