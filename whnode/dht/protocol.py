@@ -292,7 +292,7 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         if now - self._drop_window >= 1.0:
             self._drop_window = now
             self._drops_by_ip.clear()
-        group = _ip_group(host)
+        group = ip_group(host)
         drops = self._drops_by_ip.get(group, 0) + 1
         self._drops_by_ip[group] = drops
         if drops < self.config.flood_block_after_drops:
