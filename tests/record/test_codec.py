@@ -21,6 +21,7 @@ from whnode.record.codec import content_hash, decode_menu, decompress_payload, e
 from whnode.record.exceptions import DecodeError, LimitExceeded, ModelError, RecordError
 from whnode.record.model import Menu, Potency, PotencyUnit, Product
 from whnode.testing.factories import evolve_menu, make_menu, menus
+from whnode.testing.forgery import xxh32_short
 
 MENU = make_menu(n_products=3)
 
@@ -297,35 +298,7 @@ def test_a_frame_followed_by_anything_is_refused() -> None:
 def _with_valid_header_checksum(header: bytes, rest: bytes) -> bytes:
     """An lz4 frame header with its descriptor changed and its checksum byte recomputed."""
     descriptor = header[4:14]
-    return header[:14] + bytes([_xxh32(descriptor) >> 8 & 0xFF]) + rest
-
-
-def _xxh32(data: bytes, seed: int = 0) -> int:
-    """xxHash32 (the lz4 frame header checksum), for inputs under 16 bytes."""
-    prime1, prime2, prime3, prime4, prime5 = (
-        2654435761, 2246822519, 3266489917, 668265263, 374761393,
-    )  # fmt: skip
-    mask = 0xFFFFFFFF
-
-    def rotate(value: int, bits: int) -> int:
-        return ((value << bits) | (value >> (32 - bits))) & mask
-
-    assert len(data) < 16
-    accumulator = (seed + prime5 + len(data)) & mask
-    position = 0
-    while position + 4 <= len(data):
-        word = int.from_bytes(data[position : position + 4], "little")
-        accumulator = rotate((accumulator + word * prime3) & mask, 17) * prime4 & mask
-        position += 4
-    while position < len(data):
-        accumulator = rotate((accumulator + data[position] * prime5) & mask, 11) * prime1 & mask
-        position += 1
-    accumulator ^= accumulator >> 15
-    accumulator = accumulator * prime2 & mask
-    accumulator ^= accumulator >> 13
-    accumulator = accumulator * prime3 & mask
-    accumulator ^= accumulator >> 16
-    return accumulator
+    return header[:14] + bytes([xxh32_short(descriptor) >> 8 & 0xFF]) + rest
 
 
 def test_the_header_checksum_helper_matches_lz4() -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "inner_menu_for_another_dispensary",
     "lying_sizes",
     "wrong_content_hash",
+    "xxh32_short",
 ]
 
 
@@ -134,7 +135,7 @@ def lying_sizes(
     declared = lz4.frame.get_frame_info(frame)["content_size"]
     header = frame[:6] + (declared + extra).to_bytes(8, "little")
     descriptor = header[4:14]
-    payload = header + bytes([_xxh32(descriptor) >> 8 & 0xFF]) + frame[15:]
+    payload = header + bytes([xxh32_short(descriptor) >> 8 & 0xFF]) + frame[15:]
     return sign_record(
         payload=payload,
         dispensary_id=menu.dispensary_id,
@@ -144,7 +145,7 @@ def lying_sizes(
     )
 
 
-def _xxh32(data: bytes, seed: int = 0) -> int:
+def xxh32_short(data: bytes, seed: int = 0) -> int:
     """xxHash32 (the lz4 frame header checksum), for inputs under 16 bytes."""
     prime1, prime2, prime3, prime4, prime5 = (
         2654435761, 2246822519, 3266489917, 668265263, 374761393,
