@@ -9,10 +9,12 @@ heard from. This lookup:
   ``stall_timeout``, stops counting towards ``alpha``, so a dead contact does not hold a slot
   for a whole RPC timeout); never more than ``2 * alpha`` unstalled requests are in flight,
   so that an overloaded network is not flooded further;
-- does not wait for a stalled node to converge: its node becomes a suspect (until it
-  answers anything), and an answer that still arrives while the lookup runs still counts. A
-  crashed node therefore costs a lookup one stall time (a round trip and its variation), not
-  an RPC timeout;
+- waits only a little for a stalled node: its node becomes a suspect (until it answers
+  anything) at once, but the lookup converges past it only after ``PATIENCE_STALLS`` stall
+  times (at most one RPC timeout), so a live node slowed by a busy host still answers and is
+  still among the owners; an answer that arrives while the lookup runs always counts. A
+  crashed node therefore costs the first lookup that meets it a few stall times (a round trip
+  and its variation each), not an RPC timeout, and later lookups nothing (it is a suspect);
 - stops at its deadline;
 - asks nodes that missed a request in the last ``config.suspect_seconds`` without waiting
   for them (each dead node costs one RPC timeout per asker, not one per lookup; a live node
@@ -36,7 +38,13 @@ from dataclasses import dataclass
 from whnode.dht.contact import Contact
 from whnode.dht.protocol import WhnodeProtocol
 
-__all__ = ["LookupResult", "iterative_lookup"]
+__all__ = ["PATIENCE_STALLS", "LookupResult", "iterative_lookup"]
+
+PATIENCE_STALLS = 4
+"""Stall times a lookup waits for a stalled node (not a suspect before the lookup) before it
+converges without it. One stall time frees the node's place under ``alpha``; waiting a few
+more keeps a live node on a loaded host (its answer late by an event-loop lag) among the
+answers, so that two askers agree on the owners."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +80,7 @@ async def iterative_lookup(
     loop = asyncio.get_running_loop()
     ends_at = loop.time() + deadline
     stall_timeout = min(stall_timeout, protocol.stall_after())
+    patience = min(protocol.config.rpc_timeout, PATIENCE_STALLS * stall_timeout)
     protocol.touch_bucket(target)
     known: dict[bytes, Contact] = {}
     first = [contact for contact in first or () if protocol.reachable(contact)]
@@ -90,9 +99,12 @@ async def iterative_lookup(
     def distance(contact: Contact) -> int:
         return contact.distance_to(target)
 
+    asked_at: dict[bytes, float] = {}
+
     def ask(contact: Contact, started: float) -> None:
         nonlocal rpcs
         asked.add(contact.node_id)
+        asked_at[contact.node_id] = started
         task = loop.create_task(protocol.request_find_node(contact, target))
         in_flight[task] = (contact.node_id, started)
         rpcs += 1
@@ -100,9 +112,13 @@ async def iterative_lookup(
     stalled: set[bytes] = set()
 
     def settled(node_id: bytes) -> bool:
-        return node_id in answered or (
-            node_id in asked and (node_id in suspects or node_id in stalled)
-        )
+        if node_id in answered:
+            return True
+        if node_id not in asked:
+            return False
+        if node_id in suspects:
+            return True
+        return node_id in stalled and now - asked_at[node_id] >= patience
 
     first_ids = {contact.node_id for contact in first}
     suspects -= first_ids
@@ -152,11 +168,17 @@ async def iterative_lookup(
             if remaining <= 0:
                 converged = False
                 break
-            # Wake up for the first answer, the next stall, or the deadline.
+            # Wake up for the first answer, the next stall, the end of a stalled node's
+            # patience, or the deadline.
             stalls = [
                 max(0.0, started + stall_timeout - now)
                 for node_id, started in in_flight.values()
                 if node_id not in stalled
+            ]
+            stalls += [
+                started + patience - now
+                for node_id, started in in_flight.values()
+                if node_id in stalled and node_id not in suspects and started + patience > now
             ]
             wake = min([remaining, *stalls])
             done, _ = await asyncio.wait(
