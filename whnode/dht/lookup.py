@@ -7,15 +7,15 @@ heard from. This lookup:
 - keeps ``alpha`` requests in flight and starts the next one as soon as one finishes or
   stalls (a request unanswered after the protocol's adaptive stall time, at most
   ``stall_timeout``, stops counting towards ``alpha``, so a dead contact does not hold a slot
-  for a whole RPC timeout); never more than ``2 * alpha`` unstalled requests are in flight,
-  so that an overloaded network is not flooded further;
+  for a whole RPC timeout); never more than ``alpha`` unstalled requests are in flight
+  (the ``first`` contacts aside), so that an overloaded network is not flooded further;
 - waits only a little for a stalled node: its node becomes a suspect (until it answers
   anything) at once, but the lookup converges past it only after ``PATIENCE_STALLS`` stall
   times (at most one RPC timeout), so a live node slowed by a busy host still answers and is
   still among the owners; an answer that arrives while the lookup runs always counts. A
   crashed node therefore costs the first lookup that meets it a few stall times (a round trip
   and its variation each), not an RPC timeout, and later lookups nothing (it is a suspect);
-- stops at its deadline;
+- stops at its deadline, and sends nothing once it is reached;
 - asks nodes that missed a request in the last ``config.suspect_seconds`` without waiting
   for them (each dead node costs one RPC timeout per asker, not one per lookup; a live node
   that missed once because of a lost datagram or a busy host still counts if it answers);
@@ -23,6 +23,14 @@ heard from. This lookup:
 - stops when the ``width`` closest known nodes that are ``wanted`` (for owner lookups: not
   routing-only), and every node closer than them, have answered (``width = k`` with every
   node wanted is the textbook termination). Unwanted nodes are still asked: they route.
+- asks the ``first`` contacts (bootstrap's seeds) at once, however far they are from the
+  target, and waits for their answers (or their failure) before it converges.
+
+Every one of these rules lives in ``LookupState``, a pure state machine: it is fed replies,
+failures and ``now`` (seconds on any monotonic clock) and says which contacts to ask, which
+requests just stalled, when it next needs to be woken, and whether it is done. It never
+awaits, sleeps or reads a clock, so tests drive it on virtual time. ``iterative_lookup`` is
+the small asyncio loop that runs it over a ``WhnodeProtocol``.
 
 Requests still in flight when the lookup ends are handed to the protocol, which owns them:
 they end on rpcudp's own timer (never cancelled mid-flight, KADEMLIA.md 5) and their answers
@@ -32,13 +40,14 @@ still refresh the routing table.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from whnode.dht.contact import Contact
+from whnode.dht.exceptions import DhtUsageError
 from whnode.dht.protocol import WhnodeProtocol
 
-__all__ = ["PATIENCE_STALLS", "LookupResult", "iterative_lookup"]
+__all__ = ["PATIENCE_STALLS", "LookupResult", "LookupState", "iterative_lookup"]
 
 PATIENCE_STALLS = 4
 """Stall times a lookup waits for a stalled node (not a suspect before the lookup) before it
@@ -57,6 +66,246 @@ class LookupResult:
     """find_node requests sent."""
     converged: bool
     """False when the deadline ended the lookup before it converged."""
+
+
+class LookupState:
+    """The rules of one iterative lookup, on a clock the caller supplies (see the module
+    docstring). No I/O: the caller sends what ``next_requests`` returns and reports each
+    request's end with ``on_reply`` or ``on_failure``.
+
+    A driver's loop, at each wake-up: mark ``newly_stalled(now)`` nodes suspect, send
+    ``next_requests(now)``, stop when ``done(now)``, else sleep until the first reply or
+    ``next_wakeup(now)``.
+    """
+
+    __slots__ = (
+        "_alpha",
+        "_answered",
+        "_asked_at",
+        "_converged",
+        "_ends_at",
+        "_failed",
+        "_first_ids",
+        "_in_flight",
+        "_is_suspect",
+        "_known",
+        "_limit",
+        "_patience",
+        "_pending_first",
+        "_reported",
+        "_rpcs",
+        "_stall_timeout",
+        "_suspects",
+        "_target",
+        "_wanted",
+        "_width",
+    )
+
+    def __init__(
+        self,
+        target: bytes,
+        contacts: Iterable[Contact],
+        *,
+        now: float,
+        width: int,
+        alpha: int,
+        stall_timeout: float,
+        patience: float,
+        deadline: float,
+        first: Sequence[Contact] = (),
+        wanted: Callable[[Contact], bool] | None = None,
+        is_suspect: Callable[[bytes], bool] = lambda node_id: False,
+        limit: int | None = None,
+    ) -> None:
+        """``contacts`` are the known candidates (the first seen of an id is kept);
+        ``first`` are asked at once and awaited; ``deadline`` is in seconds from ``now``;
+        ``is_suspect`` says which nodes missed a request lately (asked, never waited for);
+        ``limit`` bounds how far past ``width`` the frontier looks for wanted nodes."""
+        if width < 1 or alpha < 1:
+            raise DhtUsageError("a lookup needs width >= 1 and alpha >= 1")
+        self._target = int.from_bytes(target, "big")
+        self._width = width
+        self._alpha = alpha
+        self._stall_timeout = stall_timeout
+        self._patience = patience
+        self._ends_at = now + deadline
+        self._wanted = wanted
+        self._is_suspect = is_suspect
+        self._limit = width if limit is None else max(width, limit)
+        self._known: dict[bytes, Contact] = {}
+        for contact in [*first, *contacts]:
+            self._known.setdefault(contact.node_id, contact)
+        self._first_ids = {contact.node_id for contact in first}
+        # Nodes that missed a request lately are still asked, but never waited for; the
+        # first contacts are always waited for.
+        self._suspects = {
+            node_id
+            for node_id in self._known
+            if node_id not in self._first_ids and is_suspect(node_id)
+        }
+        self._asked_at: dict[bytes, float] = {}
+        self._in_flight: set[bytes] = set()
+        self._answered: dict[bytes, Contact] = {}
+        self._failed: set[bytes] = set()
+        self._reported: set[bytes] = set()
+        self._converged: bool | None = None
+        self._rpcs = 0
+        self._pending_first: list[Contact] | None = list(
+            {contact.node_id: contact for contact in first}.values()
+        )
+
+    # ------------------------------------------------------------------ inputs
+    def on_reply(self, responder: Contact, found: Iterable[Contact]) -> None:
+        """The node asked as ``responder.node_id`` answered, listing ``found``."""
+        node_id = responder.node_id
+        self._finish(node_id)
+        self._answered[node_id] = responder
+        self._known[node_id] = responder
+        self._suspects.discard(node_id)
+        for contact in found:
+            if contact.node_id not in self._known:
+                self._known[contact.node_id] = contact
+                if self._is_suspect(contact.node_id):
+                    self._suspects.add(contact.node_id)
+
+    def on_failure(self, node_id: bytes) -> None:
+        """The request to ``node_id`` ended without a usable answer: the node is dropped."""
+        self._finish(node_id)
+        self._failed.add(node_id)
+
+    # ------------------------------------------------------------------ outputs
+    def newly_stalled(self, now: float) -> list[bytes]:
+        """Nodes whose request stalled since the last call and that were not suspects: the
+        driver marks them suspect. Each node is reported once."""
+        stalled = [
+            node_id
+            for node_id in self._in_flight
+            if node_id not in self._reported
+            and node_id not in self._suspects
+            and self._stalled(node_id, now)
+        ]
+        self._reported.update(stalled)
+        return stalled
+
+    def next_requests(self, now: float) -> list[Contact]:
+        """Contacts to ask now (each is then in flight until its reply or failure). The
+        first call returns the ``first`` contacts, whatever ``alpha``, then the others."""
+        asks: list[Contact] = []
+        if self._pending_first is not None:
+            for contact in self._pending_first:
+                self._ask(contact.node_id, now)
+                asks.append(contact)
+            self._pending_first = None
+        if self._converged is not None or now >= self._ends_at:
+            return asks
+        closest = self._frontier()
+        if self._settled(closest, now):
+            return asks
+        active = sum(1 for node_id in self._in_flight if not self._stalled(node_id, now))
+        waiting = active  # unstalled requests: at most 2 * alpha of them
+        for contact in closest:
+            node_id = contact.node_id
+            if node_id in self._asked_at:
+                continue
+            if node_id in self._suspects:
+                # a suspect is asked at once (it may be back) and counts as stalled from the
+                # start: it holds no place under alpha and is never waited for
+                self._ask(node_id, now - self._stall_timeout)
+                asks.append(contact)
+            elif active < self._alpha and waiting < 2 * self._alpha:
+                self._ask(node_id, now)
+                asks.append(contact)
+                active += 1
+                waiting += 1
+        return asks
+
+    def done(self, now: float) -> bool:
+        """Whether the lookup is over: converged, nothing left to ask or wait for, or past
+        its deadline. Once done, it stays done. Never done before ``next_requests``."""
+        if self._converged is None and self._pending_first is None:
+            if self._settled(self._frontier(), now) or not self._in_flight:
+                self._converged = True
+            elif now >= self._ends_at:
+                self._converged = False
+        return self._converged is not None
+
+    def next_wakeup(self, now: float) -> float:
+        """The time at which the state changes without a reply: the next stall, the end of a
+        stalled node's patience, or the deadline."""
+        times = [self._ends_at]
+        for node_id in self._in_flight:
+            started = self._asked_at[node_id]
+            if not self._stalled(node_id, now):
+                times.append(started + self._stall_timeout)
+            elif node_id not in self._suspects and started + self._patience > now:
+                times.append(started + self._patience)
+        return min(times)
+
+    @property
+    def rpcs(self) -> int:
+        """find_node requests started."""
+        return self._rpcs
+
+    def in_flight(self) -> frozenset[bytes]:
+        """Node ids with a request in flight."""
+        return frozenset(self._in_flight)
+
+    def result(self) -> LookupResult:
+        """The nodes that answered, closest first; ``converged`` is False only when the
+        deadline ended the lookup (call after ``done``)."""
+        answered = sorted(self._answered.values(), key=self._distance)
+        return LookupResult(answered, self.rpcs, self._converged is not False)
+
+    # ------------------------------------------------------------------ rules
+    def _ask(self, node_id: bytes, started: float) -> None:
+        self._asked_at[node_id] = started
+        self._in_flight.add(node_id)
+        self._rpcs += 1
+
+    def _finish(self, node_id: bytes) -> None:
+        if node_id not in self._in_flight:
+            raise DhtUsageError("an answer for a request that is not in flight")
+        self._in_flight.remove(node_id)
+
+    def _distance(self, contact: Contact) -> int:
+        return int.from_bytes(contact.node_id, "big") ^ self._target
+
+    def _stalled(self, node_id: bytes, now: float) -> bool:
+        return now - self._asked_at[node_id] >= self._stall_timeout
+
+    def _frontier(self) -> list[Contact]:
+        """The closest live candidates up to and including the ``width``-th wanted one."""
+        ordered = sorted(
+            (contact for node_id, contact in self._known.items() if node_id not in self._failed),
+            key=self._distance,
+        )
+        if self._wanted is None:
+            return ordered[: self._width]
+        found = 0
+        for index, contact in enumerate(ordered[: self._limit]):
+            if self._wanted(contact):
+                found += 1
+                if found == self._width:
+                    return ordered[: index + 1]
+        return ordered[: self._limit]
+
+    def _settled(self, closest: list[Contact], now: float) -> bool:
+        """Converged: no first contact is awaited and each of ``closest`` has answered, is a
+        suspect that was asked, or stalled and has used up its patience."""
+        if not self._first_ids.isdisjoint(self._in_flight):
+            return False
+        for contact in closest:
+            node_id = contact.node_id
+            if node_id in self._answered:
+                continue
+            started = self._asked_at.get(node_id)
+            if started is None:
+                return False
+            if node_id in self._suspects:
+                continue
+            if not (self._stalled(node_id, now) and now - started >= self._patience):
+                return False
+        return True
 
 
 async def iterative_lookup(
@@ -78,144 +327,53 @@ async def iterative_lookup(
     seeds first: they know the most nodes).
     """
     loop = asyncio.get_running_loop()
-    ends_at = loop.time() + deadline
     stall_timeout = min(stall_timeout, protocol.stall_after())
-    patience = min(protocol.config.rpc_timeout, PATIENCE_STALLS * stall_timeout)
     protocol.touch_bucket(target)
-    known: dict[bytes, Contact] = {}
-    first = [contact for contact in first or () if protocol.reachable(contact)]
-    for contact in [*first, *(start or ()), *protocol.closest(target, protocol.config.ksize)]:
-        if protocol.reachable(contact):
-            known.setdefault(contact.node_id, contact)
-    asked: set[bytes] = set()
-    failed: set[bytes] = set()
-    # Nodes that missed a request lately are still asked, but never waited for.
-    suspects = {node_id for node_id in known if protocol.is_suspect(node_id)}
-    answered: dict[bytes, Contact] = {}
-    in_flight: dict[asyncio.Task[tuple[Contact, list[Contact]] | None], tuple[bytes, float]] = {}
-    rpcs = 0
-    converged = True
+    config = protocol.config
+    state = LookupState(
+        target,
+        (
+            contact
+            for contact in [*(start or ()), *protocol.closest(target, config.ksize)]
+            if protocol.reachable(contact)
+        ),
+        now=loop.time(),
+        width=width,
+        alpha=alpha,
+        stall_timeout=stall_timeout,
+        patience=min(config.rpc_timeout, PATIENCE_STALLS * stall_timeout),
+        deadline=deadline,
+        first=[contact for contact in first or () if protocol.reachable(contact)],
+        wanted=wanted,
+        is_suspect=protocol.is_suspect,
+        limit=width + config.ksize,
+    )
+    tasks: dict[asyncio.Task[tuple[Contact, list[Contact]] | None], bytes] = {}
 
-    def distance(contact: Contact) -> int:
-        return contact.distance_to(target)
+    def send(contacts: Iterable[Contact]) -> None:
+        for contact in contacts:
+            task = loop.create_task(protocol.request_find_node(contact, target))
+            tasks[task] = contact.node_id
 
-    asked_at: dict[bytes, float] = {}
-
-    def ask(contact: Contact, started: float) -> None:
-        nonlocal rpcs
-        asked.add(contact.node_id)
-        asked_at[contact.node_id] = started
-        task = loop.create_task(protocol.request_find_node(contact, target))
-        in_flight[task] = (contact.node_id, started)
-        rpcs += 1
-
-    stalled: set[bytes] = set()
-
-    def settled(node_id: bytes) -> bool:
-        if node_id in answered:
-            return True
-        if node_id not in asked:
-            return False
-        if node_id in suspects:
-            return True
-        return node_id in stalled and now - asked_at[node_id] >= patience
-
-    first_ids = {contact.node_id for contact in first}
-    suspects -= first_ids
     try:
-        now = loop.time()
-        for contact in first:
-            ask(contact, now)
         while True:
             now = loop.time()
-            for node_id, started in in_flight.values():
-                if node_id not in stalled and now - started >= stall_timeout:
-                    stalled.add(node_id)
-                    if node_id not in suspects:
-                        protocol.mark_suspect(node_id)
-            closest = _frontier(
-                sorted(
-                    (contact for node_id, contact in known.items() if node_id not in failed),
-                    key=distance,
-                ),
-                width,
-                wanted,
-                limit=width + protocol.config.ksize,
-            )
-            waiting_first = any(node_id in first_ids for node_id, _ in in_flight.values())
-            if not waiting_first and all(settled(contact.node_id) for contact in closest):
-                break  # converged; requests still in flight are farther away (or suspects)
-            now = loop.time()
-            active = sum(1 for _, started in in_flight.values() if now - started < stall_timeout)
-            # Stalled requests (most likely lost, or their node gone) hold no place under the
-            # 2 * alpha cap; a suspect is asked at once (it may be back) and never waited for.
-            waiting = sum(1 for node_id, _ in in_flight.values() if node_id not in stalled)
-            for contact in closest:
-                if contact.node_id in asked:
-                    continue
-                if contact.node_id in suspects:
-                    ask(contact, now - stall_timeout)  # counts as stalled from the start
-                    stalled.add(contact.node_id)
-                elif active < alpha and waiting < 2 * alpha:
-                    ask(contact, now)
-                    active += 1
-                    waiting += 1
-            if not in_flight:
+            for node_id in state.newly_stalled(now):
+                protocol.mark_suspect(node_id)
+            send(state.next_requests(now))
+            if state.done(now):
                 break
-            if not waiting_first and all(settled(contact.node_id) for contact in closest):
-                break  # the last ones asked were suspects: settled once asked
-            remaining = ends_at - now
-            if remaining <= 0:
-                converged = False
-                break
-            # Wake up for the first answer, the next stall, the end of a stalled node's
-            # patience, or the deadline.
-            stalls = [
-                max(0.0, started + stall_timeout - now)
-                for node_id, started in in_flight.values()
-                if node_id not in stalled
-            ]
-            stalls += [
-                started + patience - now
-                for node_id, started in in_flight.values()
-                if node_id in stalled and node_id not in suspects and started + patience > now
-            ]
-            wake = min([remaining, *stalls])
-            done, _ = await asyncio.wait(
-                in_flight, timeout=wake, return_when=asyncio.FIRST_COMPLETED
+            finished, _ = await asyncio.wait(
+                tasks, timeout=state.next_wakeup(now) - now, return_when=asyncio.FIRST_COMPLETED
             )
-            for task in done:
-                node_id, _ = in_flight.pop(task)
-                result = task.result()
-                if result is None:
-                    failed.add(node_id)
-                    continue
-                responder, found = result
-                stalled.discard(node_id)
-                answered[node_id] = responder
-                known[node_id] = responder
-                suspects.discard(node_id)
-                for contact in found:
-                    if contact.node_id not in known:
-                        known[contact.node_id] = contact
-                        if protocol.is_suspect(contact.node_id):
-                            suspects.add(contact.node_id)
+            for task in finished:
+                node_id = tasks.pop(task)
+                answer = task.result()
+                if answer is None:
+                    state.on_failure(node_id)
+                else:
+                    state.on_reply(answer[0], answer[1])
     finally:
-        for task in in_flight:
+        for task in tasks:
             protocol.adopt(task)
-    return LookupResult(sorted(answered.values(), key=distance), rpcs, converged)
-
-
-def _frontier(
-    ordered: list[Contact], width: int, wanted: Callable[[Contact], bool] | None, *, limit: int
-) -> list[Contact]:
-    """The prefix of ``ordered`` holding ``width`` wanted contacts (at most ``limit`` long)."""
-    if wanted is None:
-        return ordered[:width]
-    found = 0
-    for index, contact in enumerate(ordered[:limit]):
-        if wanted(contact):
-            found += 1
-            if found == width:
-                return ordered[: index + 1]
-    return ordered[:limit]
+    return state.result()
