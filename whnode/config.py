@@ -3,7 +3,7 @@
 Built at the edge (``whnode.cli``) from, in increasing precedence: defaults, the TOML file
 (``whnode.toml`` in the data directory), environment variables ``WHNODE_<SECTION>_<FIELD>``
 and command-line flags (``--set section.field=value`` and a few shortcuts). Nothing below
-``cli.py`` reads argv or the environment: every layer receives the frozen ``Config``.
+``whnode.cli`` reads argv or the environment: every layer receives the frozen ``Config``.
 
 The table in docs/configuration.md is generated from the dataclasses below
 (``describe_config()``), never copied by hand.

@@ -175,7 +175,7 @@ async def test_a_parse_keeping_under_half_the_items_is_a_parse_error() -> None:
 
 def test_the_stats_document_and_the_cli_summary_show_the_report() -> None:
     from whnode.api.render import statistics_document
-    from whnode.cli import MenuResult, _menu_summary
+    from whnode.cli.get import MenuResult, _menu_summary
     from whnode.record.keys import SigningKey
     from whnode.record.signed import sign_menu
     from whnode.upstream.pool import package_menu
