@@ -16,10 +16,10 @@ parse worker process) must not pull in aiohttp, kademlia and the whole node.
 from __future__ import annotations
 
 import importlib
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from whnode.errors import ConfigError, RemoteError, UsageError, WhnodeError
+from whnode.version import VERSION
 
 if TYPE_CHECKING:
     from whnode.client import Client
@@ -37,10 +37,7 @@ __all__ = [
     "__version__",
 ]
 
-try:
-    __version__: str = metadata.version("whnode")
-except metadata.PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0"
+__version__: str = VERSION
 
 _LAZY = {"Node": "whnode.node", "Client": "whnode.client", "Config": "whnode.config"}
 

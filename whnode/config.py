@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import importlib.metadata
 import ipaddress
 import math
 import tomllib
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from whnode.errors import ConfigError
+from whnode.version import VERSION
 
 __all__ = [
     "ApiConfig",
@@ -63,14 +63,7 @@ PROJECT_URL: Final = "https://github.com/whnode/whnode"
 """Where an upstream operator reading the User-Agent learns what whnode is."""
 
 
-def _version() -> str:
-    try:
-        return importlib.metadata.version("whnode")
-    except importlib.metadata.PackageNotFoundError:
-        return "0"
-
-
-DEFAULT_USER_AGENT: Final = f"whnode/{_version()} (+{PROJECT_URL}; peer-to-peer menu cache)"
+DEFAULT_USER_AGENT: Final = f"whnode/{VERSION} (+{PROJECT_URL}; peer-to-peer menu cache)"
 """Says who calls and why; never imitates a browser."""
 
 

@@ -52,6 +52,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from whnode.version import VERSION
+
 __all__ = [
     "FIGURES",
     "HTTP_METRICS",
@@ -754,15 +756,6 @@ def new_registry() -> CollectorRegistry:
     return registry
 
 
-def _version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("whnode")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 class HttpCounters:
     """The request counters of a listener (node or seed): problems and unexpected errors."""
 
@@ -898,7 +891,7 @@ class _HealthCollector(Collector):
             node_id, role = self._identity()
         except Exception:  # not started yet
             node_id, role = "", "node"
-        info.add_metric([node_id, _version(), role], 1.0)
+        info.add_metric([node_id, VERSION, role], 1.0)
         families.append(info)
         return families
 

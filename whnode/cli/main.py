@@ -7,12 +7,12 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from importlib import metadata
 
 from whnode.cli import bench, config, demo, get, passthrough, run, status
 from whnode.cli.base import ExitCode, exit_code_for
 from whnode.cli.parsing import Commands, examples_text
 from whnode.errors import WhnodeError
+from whnode.version import VERSION
 
 COMMAND_MODULES = (run, get, status, config, demo, passthrough, bench)
 """The modules that add commands, each with ``register(commands)``."""
@@ -27,18 +27,11 @@ def build_parser(*, width: int | None = None) -> argparse.ArgumentParser:
             "whnode init && whnode run", "whnode get weedmaps:ultra-health-gallup"
         ),
     )
-    parser.add_argument("--version", action="version", version=f"whnode {_version()}")
+    parser.add_argument("--version", action="version", version=f"whnode {VERSION}")
     commands = Commands(parser, width=width)
     for module in COMMAND_MODULES:  # the order of --help and of docs/cli.md
         module.register(commands)
     return parser
-
-
-def _version() -> str:
-    try:
-        return metadata.version("whnode")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 # ---------------------------------------------------------------------------------------------
