@@ -709,21 +709,11 @@ def masked(config: Config) -> dict[str, dict[str, Any]]:
 
 def describe_config() -> list[tuple[str, str, str, str]]:
     """(key, type, default, description) for every field, for docs/configuration.md."""
-    import ast
-    import inspect
+    from whnode.docstrings import attribute_docs
 
     rows: list[tuple[str, str, str, str]] = []
     for section, cls in SECTIONS.items():
-        tree = ast.parse(inspect.getsource(cls))
-        class_def = tree.body[0]
-        assert isinstance(class_def, ast.ClassDef)
-        docs: dict[str, str] = {}
-        body = class_def.body
-        for index, node in enumerate(body):
-            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-                following = body[index + 1] if index + 1 < len(body) else None
-                if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
-                    docs[node.target.id] = str(following.value.value)
+        docs = attribute_docs(cls)
         default = cls()
         for f in dataclasses.fields(cls):
             value = getattr(default, f.name)

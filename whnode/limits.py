@@ -113,21 +113,10 @@ MAX_PARSE_QUEUE: Final = 64
 
 def describe() -> list[tuple[str, int | float, str]]:
     """Return (name, value, description) for every limit, in source order."""
-    import ast
-    import inspect
     import sys
 
+    from whnode.docstrings import attribute_docs
+
     module = sys.modules[__name__]
-    tree = ast.parse(inspect.getsource(module))
-    rows: list[tuple[str, int | float, str]] = []
-    body = tree.body
-    for index, node in enumerate(body):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            name = node.target.id
-            doc = ""
-            if index + 1 < len(body):
-                following = body[index + 1]
-                if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
-                    doc = " ".join(str(following.value.value).split())
-            rows.append((name, getattr(module, name), doc))
-    return rows
+    docs = attribute_docs(module, annotated_only=True)
+    return [(name, getattr(module, name), " ".join(doc.split())) for name, doc in docs.items()]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from whnode.cli.base import ExitCode
 from whnode.cli.config import SOURCE_EXAMPLE
 from whnode.cli.main import build_parser
 from whnode.cli.parsing import HELP_WIDTH
 from whnode.config import CONFIG_FILE_NAME, ENV_PREFIX, describe_config
+from whnode.docstrings import attribute_docs
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -39,7 +39,7 @@ def render_cli_markdown() -> str:
         "| Code | Name | Meaning |",
         "|---:|---|---|",
     ]
-    docs = _member_docs(ExitCode)
+    docs = attribute_docs(ExitCode)
     for code in ExitCode:
         lines.append(f"| {code.value} | `{code.name}` | {docs.get(code.name, '')} |")
     lines += [
@@ -83,27 +83,6 @@ def render_cli_markdown() -> str:
                 "```",
             ]
     return "\n".join(lines) + "\n"
-
-
-def _member_docs(cls: type[Any]) -> dict[str, str]:
-    """Docstrings written under enum members / dataclass fields, by name."""
-    import ast
-    import inspect
-
-    tree = ast.parse(inspect.getsource(cls))
-    class_def = tree.body[0]
-    assert isinstance(class_def, ast.ClassDef)
-    docs: dict[str, str] = {}
-    body = class_def.body
-    for index, node in enumerate(body[:-1]):
-        following = body[index + 1]
-        if not (isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)):
-            continue
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
-            docs[node.targets[0].id] = str(following.value.value)
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            docs[node.target.id] = str(following.value.value)
-    return docs
 
 
 def _cell(text: str) -> str:

@@ -146,21 +146,12 @@ def record_limits_table() -> str:
 
 def _constant_doc(module_name: str, name: str) -> str:
     """The first line of the docstring under ``name`` in ``module_name``'s source."""
-    import ast
     import importlib
-    import inspect
 
-    tree = ast.parse(inspect.getsource(importlib.import_module(module_name)))
-    for node, following in zip(tree.body, tree.body[1:], strict=False):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and node.target.id == name
-            and isinstance(following, ast.Expr)
-            and isinstance(following.value, ast.Constant)
-        ):
-            return str(following.value.value).split("\n")[0]
-    return ""
+    from whnode.docstrings import attribute_docs
+
+    docs = attribute_docs(importlib.import_module(module_name), annotated_only=True)
+    return docs.get(name, "").split("\n")[0]
 
 
 # ---------------------------------------------------------------- annotated bytes
