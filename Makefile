@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy whnode
+	$(BIN)/mypy whnode tests
 
 test: lint
 	$(BIN)/pytest -q -n 2 -p no:cacheprovider

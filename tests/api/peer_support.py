@@ -16,7 +16,7 @@ from aiohttp import web
 
 from whnode.api.server import ConnectionLimits, GuardedSite, http_runner, ingress_of
 from whnode.peer.ratelimit import PeerRateLimiter
-from whnode.peer.routes import FillResult, add_peer_routes
+from whnode.peer.routes import FillResult, Sender, add_peer_routes
 
 
 class PeerHandlerDouble:
@@ -30,7 +30,7 @@ class PeerHandlerDouble:
     async def peer_get(self, dispensary_id: str, at_ms: int | None) -> bytes | None:
         return self.records.get(dispensary_id)
 
-    async def peer_put(self, dispensary_id: str, data: bytes) -> bool:
+    async def peer_put(self, dispensary_id: str, data: bytes, sender: Sender | None = None) -> bool:
         created = dispensary_id not in self.records
         self.records[dispensary_id] = data
         return created
@@ -43,6 +43,7 @@ class PeerHandlerDouble:
         *,
         attempt: int = 0,
         requested_at_ms: int | None = None,
+        hedge_from: bytes | None = None,
     ) -> FillResult:
         self.fills += 1
         return FillResult(b"record", 0, False, "store")

@@ -248,7 +248,7 @@ def threaded_server() -> Iterator[int]:
     loop.close()
 
 
-_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
 _header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60)
 _segment = st.one_of(
     st.sampled_from(

@@ -351,7 +351,7 @@ async def test_unexpected_errors_are_500_logged_and_counted(
 async def test_service_not_started_is_503(record: SignedRecord) -> None:
     class NotStarted(ContextDouble):
         @property
-        def service(self) -> ServiceDouble:  # type: ignore[override]
+        def service(self) -> ServiceDouble:
             raise AttributeError("service")
 
         @service.setter

@@ -217,6 +217,7 @@ async def test_large_records_are_verified_off_the_event_loop(
     import threading
     import time
 
+    from whnode.record import acceptance
     from whnode.record.codec import content_hash, encode_menu
     from whnode.record.keys import SigningKey
     from whnode.record.signed import sign_record
@@ -224,7 +225,7 @@ async def test_large_records_are_verified_off_the_event_loop(
     from whnode.testing.factories import make_menu
 
     threads: list[tuple[int, str]] = []
-    real = core.admit_record
+    real = acceptance.admit_record
 
     def spy(data: bytes, **kwargs: object) -> object:
         threads.append((len(data), threading.current_thread().name))

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Sequence
 
 import pytest
 
@@ -29,7 +30,7 @@ MERGING = [ADAPTERS[v] for v in (Vendor.LEAFLY, Vendor.TREEZ, Vendor.FLOWHUB)]
 """Vendors that list each size as an item of its own."""
 
 
-def discovery_page(items: list[object]) -> bytes:
+def discovery_page(items: Sequence[object]) -> bytes:
     return json.dumps(
         {"data": {"menu_items": items}, "meta": {"total_menu_items": len(items)}}
     ).encode()
