@@ -28,6 +28,10 @@ breaker open                           UpstreamCircuitOpen         no        (no
 menu deadline reached                  UpstreamTimeout             no        none
 =====================================  ==========================  ========  =============
 
+The answer rows are ``whnode.upstream.answers.ANSWER_RULES``, a table that classifies an
+answer's status, headers and body; the other rows are transport failures (one outcome per
+exception type, in ``_send``).
+
 Retries wait with exponential back-off and full jitter (a uniform draw in
 ``[0, min(backoff_max, backoff_base * 2**attempt)]``), or exactly the upstream's Retry-After
 (seconds or an HTTP-date), which also pauses every other request to that host. When the
@@ -50,7 +54,7 @@ import math
 import random
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import aiohttp
@@ -59,6 +63,13 @@ import yarl
 from whnode import limits
 from whnode.config import DEFAULT_USER_AGENT
 from whnode.errors import ConfigError, UsageError
+from whnode.upstream.answers import (
+    RETRY_AFTER_STATUSES,
+    Answer,
+    AnswerRule,
+    BreakerVerdict,
+    classify,
+)
 from whnode.upstream.breaker import Admission, BreakerState, CircuitBreaker
 from whnode.upstream.exceptions import (
     UpstreamBadResponse,
@@ -89,10 +100,6 @@ READ_CHUNK_BYTES: Final = 64 * 1024
 """Bytes read from a response body at a time (the size cap is checked after each chunk)."""
 MAX_RETRY_AFTER_SECONDS: Final = 120.0
 """Longest Retry-After waited out when there is no deadline; longer ones fail at once."""
-REFUSAL_STATUSES: Final = frozenset({401, 403, 406, 451})
-"""Statuses that mean "not you, not this way": never retried in a loop."""
-RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
-"""Statuses whose Retry-After header is honoured."""
 
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "whnode_upstream_deadline", default=None
@@ -270,19 +277,13 @@ class _Call:
         )
 
 
-class _Verdict(enum.Enum):
-    SUCCESS = "success"
-    FAILURE = "failure"
-    NONE = "none"
-
-
 @dataclass(frozen=True, slots=True)
 class _Failure:
     """An attempt that did not give a body."""
 
     error: UpstreamError
     retryable: bool
-    verdict: _Verdict
+    verdict: BreakerVerdict
     retry_after: float | None = None
 
 
@@ -321,11 +322,6 @@ def _host_key(url: yarl.URL) -> str:
     host = url.host or ""
     default = {"http": 80, "https": 443}.get(url.scheme)
     return host if port is None or port == default else f"{host}:{port}"
-
-
-def _looks_like_html(body: bytes) -> bool:
-    head = body[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
-    return head.startswith(b"<")
 
 
 def _backoff(attempt: int, base: float, ceiling: float, rng: random.Random) -> float:
@@ -673,7 +669,7 @@ class UpstreamHttp:
                 result = _Failure(
                     call.error(UpstreamTimeout, "menu deadline reached during the request"),
                     retryable=False,
-                    verdict=_Verdict.NONE,
+                    verdict=BreakerVerdict.NONE,
                 )
             else:
                 result = _Failure(
@@ -682,48 +678,48 @@ class UpstreamHttp:
                         f"no complete answer within {self.config.request_timeout:g} s",
                     ),
                     retryable=True,
-                    verdict=_Verdict.FAILURE,
+                    verdict=BreakerVerdict.FAILURE,
                 )
         except aiohttp.ClientPayloadError as exc:
             result = _Failure(
                 call.error(UpstreamBadResponse, f"the body was cut short ({exc})"),
                 retryable=True,
-                verdict=_Verdict.FAILURE,
+                verdict=BreakerVerdict.FAILURE,
             )
         except aiohttp.ClientConnectionError as exc:
             result = _Failure(
                 call.error(UpstreamUnavailable, f"connection failed: {type(exc).__name__} {exc}"),
                 retryable=True,
-                verdict=_Verdict.FAILURE,
+                verdict=BreakerVerdict.FAILURE,
             )
         except aiohttp.ClientResponseError as exc:
             # str(exc) would show the URL and its query string: name the problem only.
             result = _Failure(
                 call.error(UpstreamBadResponse, f"malformed HTTP answer: {exc.message}"),
                 retryable=False,
-                verdict=_Verdict.FAILURE,
+                verdict=BreakerVerdict.FAILURE,
             )
         except aiohttp.ClientError as exc:
             result = _Failure(
                 call.error(UpstreamBadResponse, f"HTTP client error: {type(exc).__name__}"),
                 retryable=False,
-                verdict=_Verdict.FAILURE,
+                verdict=BreakerVerdict.FAILURE,
             )
         except OSError as exc:
             result = _Failure(
                 call.error(UpstreamUnavailable, f"connection failed: {type(exc).__name__}"),
                 retryable=True,
-                verdict=_Verdict.FAILURE,
+                verdict=BreakerVerdict.FAILURE,
             )
         except BaseException:
             host.breaker.abandon(admission)
             raise
         finally:
             host.in_flight -= 1
-        verdict = result.verdict if isinstance(result, _Failure) else _Verdict.SUCCESS
-        if verdict is _Verdict.SUCCESS:
+        verdict = result.verdict if isinstance(result, _Failure) else BreakerVerdict.SUCCESS
+        if verdict is BreakerVerdict.SUCCESS:
             host.breaker.success(admission)
-        elif verdict is _Verdict.FAILURE:
+        elif verdict is BreakerVerdict.FAILURE:
             host.breaker.failure(admission, loop.time())
         else:
             host.breaker.abandon(admission)
@@ -755,7 +751,7 @@ class UpstreamHttp:
         json: Any,
         headers: Mapping[str, str] | None,
     ) -> bytes | _Failure:
-        """Send once and classify the answer (see the table in the module docstring)."""
+        """Send once and classify the answer (``whnode.upstream.answers``'s table)."""
         loop = asyncio.get_running_loop()
         cap = self.config.max_response_bytes
         async with self._client().request(
@@ -772,76 +768,16 @@ class UpstreamHttp:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
                 if retry_after is not None:
                     host.pace.pause(loop.time() + retry_after)
-            if status == 429:
-                wait = "" if retry_after is None else f"; Retry-After {retry_after:g} s"
-                return _Failure(
-                    call.error(
-                        UpstreamRateLimited,
-                        f"HTTP 429 Too Many Requests{wait}",
-                        status=status,
-                        retry_after=retry_after,
-                    ),
-                    retryable=True,
-                    verdict=_Verdict.FAILURE,
-                    retry_after=retry_after,
-                )
-            if status in REFUSAL_STATUSES:
-                return _Failure(
-                    call.error(
-                        UpstreamRefused,
-                        f"HTTP {status} {response.reason or ''}: the upstream refused the "
-                        "request (blocked, or credentials missing or wrong)",
-                        status=status,
-                    ),
-                    retryable=False,
-                    verdict=_Verdict.FAILURE,
-                )
-            if status == 503 and retry_after is not None:
-                return _Failure(
-                    call.error(
-                        UpstreamUnavailable,
-                        f"HTTP 503 Service Unavailable; Retry-After {retry_after:g} s",
-                        status=status,
-                        retry_after=retry_after,
-                    ),
-                    retryable=True,
-                    verdict=_Verdict.FAILURE,
-                    retry_after=retry_after,
-                )
-            if status >= 500:
-                return _Failure(
-                    call.error(UpstreamBadResponse, f"HTTP {status}", status=status),
-                    retryable=True,
-                    verdict=_Verdict.FAILURE,
-                )
-            if 300 <= status < 400:
-                target = yarl.URL(response.headers.get("Location", "")).host or "elsewhere"
-                return _Failure(
-                    call.error(
-                        UpstreamBadResponse,
-                        f"HTTP {status} redirect to {target} (redirects are not followed)",
-                        status=status,
-                    ),
-                    retryable=False,
-                    verdict=_Verdict.SUCCESS,
-                )
-            if not 200 <= status < 300:
-                return _Failure(
-                    call.error(UpstreamBadResponse, f"HTTP {status}", status=status),
-                    retryable=False,
-                    verdict=_Verdict.SUCCESS,
-                )
-            if response.content_type in ("text/html", "application/xhtml+xml"):
-                return _Failure(
-                    call.error(
-                        UpstreamRefused,
-                        f"an HTML page ({response.content_type}) instead of JSON: a block or "
-                        "challenge page",
-                        status=status,
-                    ),
-                    retryable=False,
-                    verdict=_Verdict.FAILURE,
-                )
+            answer = Answer(
+                status=status,
+                reason=response.reason or "",
+                content_type=response.content_type,
+                location=response.headers.get("Location", ""),
+                retry_after=retry_after,
+            )
+            rule = classify(answer)
+            if rule is not None:
+                return self._failure(call, rule, answer)
             declared = response.content_length
             if declared is not None and declared > cap:
                 return self._too_large(call, status, declared)
@@ -854,23 +790,24 @@ class UpstreamHttp:
                     return self._too_large(call, status, size)
                 chunks.append(chunk)
             body = b"".join(chunks)
-        if not body.strip():
-            return _Failure(
-                call.error(UpstreamBadResponse, f"HTTP {status} with an empty body", status=status),
-                retryable=True,
-                verdict=_Verdict.FAILURE,
-            )
-        if _looks_like_html(body):
-            return _Failure(
-                call.error(
-                    UpstreamRefused,
-                    "an HTML page instead of JSON: a block or challenge page",
-                    status=status,
-                ),
-                retryable=False,
-                verdict=_Verdict.FAILURE,
-            )
+        answer = replace(answer, body=body)
+        rule = classify(answer)
+        if rule is not None:
+            return self._failure(call, rule, answer)
         return body
+
+    @staticmethod
+    def _failure(call: _Call, rule: AnswerRule, answer: Answer) -> _Failure:
+        retry_after = answer.retry_after if rule.honours_retry_after else None
+        extra: dict[str, Any] = {"status": answer.status}
+        if rule.honours_retry_after:
+            extra["retry_after"] = retry_after
+        return _Failure(
+            call.error(rule.error, rule.message(answer), **extra),
+            retryable=rule.retryable,
+            verdict=rule.breaker,
+            retry_after=retry_after,
+        )
 
     def _too_large(self, call: _Call, status: int, size: int) -> _Failure:
         return _Failure(
@@ -880,5 +817,5 @@ class UpstreamHttp:
                 status=status,
             ),
             retryable=False,
-            verdict=_Verdict.NONE,
+            verdict=BreakerVerdict.NONE,
         )
