@@ -10,6 +10,7 @@ from typing import Protocol
 import pytest
 
 from whnode.store import DurableStore, HotCache, StoredRecord
+from whnode.testing.memory_store import MemoryStore
 
 CONFORMANCE_HISTORY = 4
 """History window both implementations are given in the conformance suite."""
@@ -107,6 +108,8 @@ async def open_holder(kind: str, directory: Path) -> tuple[Holder, DurableStore 
     """A fresh holder of ``kind`` with a large budget and the conformance history window."""
     if kind == "hot":
         return HotHolder(HotCache(1 << 30, history_per_dispensary=CONFORMANCE_HISTORY)), None
+    if kind == "memory":  # the durable store's in-memory twin (whnode.testing)
+        return MemoryStore(history_per_dispensary=CONFORMANCE_HISTORY), None
     store = await DurableStore.open(
         directory / "store.sqlite3",
         history_per_dispensary=CONFORMANCE_HISTORY,
@@ -115,7 +118,7 @@ async def open_holder(kind: str, directory: Path) -> tuple[Holder, DurableStore 
     return DurableHolder(store), store
 
 
-@pytest.fixture(params=["hot", "durable"])
+@pytest.fixture(params=["hot", "durable", "memory"])
 async def holder(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Holder]:
     """Each implementation in turn, for the conformance suite."""
     opened, store = await open_holder(request.param, tmp_path)

@@ -1,4 +1,5 @@
-"""One suite, run against the hot cache and the durable store where their contracts overlap."""
+"""One suite, run against the hot cache, the durable store and its in-memory twin
+(whnode.testing.memory_store) where their contracts overlap."""
 
 from __future__ import annotations
 
@@ -153,7 +154,7 @@ _OPERATIONS = st.lists(
 )
 
 
-@pytest.mark.parametrize("kind", ["hot", "durable"])
+@pytest.mark.parametrize("kind", ["hot", "durable", "memory"])
 @settings(max_examples=100)
 @given(operations=_OPERATIONS, probes=st.lists(st.integers(min_value=-1, max_value=31)))
 def test_random_puts_match_the_model(

@@ -18,7 +18,6 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 import cbor2
@@ -29,7 +28,9 @@ from whnode import limits
 from whnode.api.ratelimit import client_key
 from whnode.errors import WhnodeError
 from whnode.peer import wire
+from whnode.peer.exceptions import PeerProblem
 from whnode.peer.ratelimit import PeerRateLimiter
+from whnode.peer.types import FillResult, Sender
 from whnode.record.exceptions import (
     AheadOfClock,
     LimitExceeded,
@@ -54,43 +55,6 @@ PeerRoute = Callable[[web.Request], Awaitable[web.StreamResponse]]
 """A registered node-to-node route handler."""
 
 LOG = logging.getLogger(__name__)
-
-
-class PeerProblem(WhnodeError):
-    """Raised by a PeerHandler to answer with a given status and error kind."""
-
-    def __init__(self, message: str, *, status: int, kind: wire.ErrorKind) -> None:
-        super().__init__(message)
-        self.status = status
-        self.kind = kind
-
-
-@dataclass(frozen=True, slots=True)
-class FillResult:
-    """An owner's answer to a fill."""
-
-    data: bytes
-    fresh_until_ms: int
-    stale: bool
-    path: str
-
-
-@dataclass(frozen=True, slots=True)
-class Sender:
-    """Who sent a record over the peer API: the node id it announces and its address."""
-
-    node_id: bytes | None
-    """The announced node id (None when the header is missing or malformed)."""
-    host: str | None
-    """The remote address of the request."""
-
-    @classmethod
-    def from_header(cls, header: str | None, host: str | None) -> Sender:
-        try:
-            node_id = bytes.fromhex(header or "")
-        except ValueError:
-            node_id = b""
-        return cls(node_id if len(node_id) == 20 else None, host)
 
 
 class PeerHandler(Protocol):

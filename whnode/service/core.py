@@ -24,20 +24,21 @@ import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol, TypeVar
+from typing import Final, TypeVar
 
+from whnode.abc import HotRecords, MenuFetcher, OwnerLookup, PeerTransport, RecordStore
 from whnode.config import Config
 from whnode.dht import Contact
 from whnode.errors import WhnodeError
-from whnode.peer.client import PeerAddress, PeerClient
-from whnode.peer.exceptions import PeerError
-from whnode.peer.routes import FillResult, PeerProblem, Sender
+from whnode.peer.client import PeerAddress
+from whnode.peer.exceptions import PeerError, PeerProblem
+from whnode.peer.types import FillResult, Sender
 from whnode.peer.wire import ErrorKind
 from whnode.record.acceptance import TrustPolicy, accept_record, admit_record
 from whnode.record.exceptions import RecordError
 from whnode.record.keys import SigningKey, routing_key
 from whnode.record.model import parse_dispensary_id
-from whnode.record.signed import SignedRecord, decode_record, sign_record
+from whnode.record.signed import SignedRecord, sign_record
 from whnode.service.entitlement import Entitlement
 from whnode.service.exceptions import MenuNotFound, NoOwnerReachable
 from whnode.service.filllog import FillObserver, FillReason, UpstreamFetch
@@ -48,11 +49,9 @@ from whnode.service.freshness import (
     refresh_ahead_due,
 )
 from whnode.service.hedging import may_join
-from whnode.service.requester import FillHere, OwnerDirectory, OwnerReply, OwnerRequests
+from whnode.service.requester import FillHere, OwnerReply, OwnerRequests
 from whnode.service.singleflight import SingleFlight
 from whnode.service.types import AnswerPath, MenuAnswer, RecentFill, ServiceStatistics
-from whnode.store.durable import DurableStore
-from whnode.store.hot import HotCache
 from whnode.store.types import StoredRecord
 from whnode.upstream.exceptions import (
     UnknownDispensary,
@@ -61,7 +60,6 @@ from whnode.upstream.exceptions import (
     UpstreamRefused,
     UpstreamUnavailable,
 )
-from whnode.upstream.pool import ParsedMenu
 
 __all__ = ["MenuService", "OwnerDirectory", "UpstreamFetcher"]
 
@@ -87,8 +85,10 @@ MAX_HOT_ANSWERS: Final = 4096
 """Hot answers kept for reuse, one per (dispensary, max_age) (the table is cleared when full)."""
 
 
-class UpstreamFetcher(Protocol):
-    async def fetch(self, dispensary_id: str, now_ms: int) -> ParsedMenu: ...
+UpstreamFetcher = MenuFetcher
+"""The fetcher seam (whnode.abc.MenuFetcher), under its older name."""
+OwnerDirectory = OwnerLookup
+"""The DHT seam (whnode.abc.OwnerLookup), under its older name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,11 +149,11 @@ class MenuService:
         *,
         config: Config,
         signing_key: SigningKey,
-        hot: HotCache,
-        store: DurableStore,
-        owners: OwnerDirectory,
-        peers: PeerClient,
-        fetcher: UpstreamFetcher | None,
+        hot: HotRecords,
+        store: RecordStore,
+        owners: OwnerLookup,
+        peers: PeerTransport,
+        fetcher: MenuFetcher | None,
         policy: TrustPolicy,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -213,7 +213,7 @@ class MenuService:
         """Call ``observer`` with every upstream fetch this node makes (whnode.service.filllog)."""
         self._fill_observers.append(observer)
 
-    def replace_fetcher(self, fetcher: UpstreamFetcher) -> None:
+    def replace_fetcher(self, fetcher: MenuFetcher) -> None:
         """Use ``fetcher`` for fills from now on (sources reloaded); running fills finish."""
         self._fetcher = fetcher
         self._negative.clear()
@@ -307,6 +307,21 @@ class MenuService:
 
     def _remember(self, record: SignedRecord) -> None:
         self._hot.put(self._to_stored(record))
+
+    async def _verified_hot(self, stored: StoredRecord, now_ms: int) -> SignedRecord | None:
+        """The verified record of a hot cache entry: the one this service kept in
+        ``decoded`` when it accepted the record, else ``stored.data`` accepted now (and kept
+        in its place); None, the entry dropped, when it fails acceptance."""
+        if isinstance(stored.decoded, SignedRecord):
+            return stored.decoded  # only ever set by _to_stored, from an accepted record
+        try:
+            record = await self._accept(stored.data, stored.dispensary_id, now_ms)
+        except RecordError:
+            self._hot.delete(stored.dispensary_id, stored.fetched_at_ms)
+            return None
+        self._hot.delete(stored.dispensary_id, stored.fetched_at_ms)
+        self._remember(record)
+        return record
 
     def _is_owner_set(self, owners: Sequence[Contact]) -> bool:
         return any(contact.node_id == self.node_id for contact in owners)
@@ -453,10 +468,9 @@ class MenuService:
         stored = self._hot.newest(dispensary_id)
         path = AnswerPath.HOT
         if stored is not None and self._locally_fresh(stored, max_age, now_ms):
-            record = stored.decoded
-            if not isinstance(record, SignedRecord):
-                record = decode_record(stored.data)
-            return self._answer(record, path, self._fresh_until_of(stored, max_age))
+            record = await self._verified_hot(stored, now_ms)
+            if record is not None:
+                return self._answer(record, path, self._fresh_until_of(stored, max_age))
         stored = await self._store.newest(dispensary_id)
         if stored is None:
             return None

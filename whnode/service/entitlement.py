@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from whnode.dht import Contact
-from whnode.peer.routes import Sender
+from whnode.peer.types import Sender
 from whnode.record.acceptance import TrustMode, TrustPolicy
 from whnode.record.exceptions import NotEntitled, SenderNotOwner
 from whnode.record.keys import node_id_for, routing_key

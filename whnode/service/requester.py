@@ -26,10 +26,12 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 
+from whnode.abc import OwnerLookup as OwnerDirectory
+from whnode.abc import PeerTransport
 from whnode.dht import Contact
-from whnode.peer.client import FillAnswer, PeerClient
+from whnode.peer.client import FillAnswer
 from whnode.peer.exceptions import PeerError, PeerRefused, PeerUnreachable
 from whnode.peer.wire import ErrorKind
 from whnode.record.exceptions import RecordError
@@ -58,21 +60,6 @@ KNOWN_REFRESH_SECONDS: Final = 1.0
 MAX_KNOWN: Final = 2048
 HELD_PATHS: Final = frozenset({"hot", "store"})
 """Answer paths of an owner that held the record: their times set the hedge delay."""
-
-
-class OwnerDirectory(Protocol):
-    """What the service needs from the DHT."""
-
-    @property
-    def node_id(self) -> bytes: ...
-
-    async def find_owners(
-        self, key: bytes, count: int, *, fresh: bool = False
-    ) -> Sequence[Contact]: ...
-
-    def contacts(self) -> Sequence[Contact]: ...
-
-    def note_unreachable(self, contact: Contact) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +122,7 @@ class OwnerRequests:
     def __init__(
         self,
         *,
-        peers: PeerClient,
+        peers: PeerTransport,
         owners: OwnerDirectory,
         replication: int,
         hedge_delay: float,
