@@ -39,9 +39,12 @@ __all__ = [
     "TrustConfig",
     "UpstreamConfig",
     "build_config",
+    "check_key",
+    "default_of",
     "describe_config",
     "masked",
     "resolve_data_dir",
+    "values_of",
 ]
 
 DEFAULT_PORT = 8468
@@ -311,9 +314,13 @@ _RANGES: Final[dict[str, tuple[float, float | None, bool]]] = {
     "api.max_connections_per_ip": (1, None, True),
     "trust.owner_slack": (0, None, True),
     "trust.entitlement_window": (0, None, False),
+    "trust.node_id_difficulty": (0, 32, True),
+    "trust.ids_per_ip": (1, None, True),
+    "trust.owner_ids_per_ip": (1, None, True),
 }
-"""Allowed ranges of numeric keys: every rule about one value lives here, under the name a
-user sets (the DHT and upstream layers' own checks then never fire on a built Config)."""
+"""Allowed ranges of numeric keys: every rule about one value lives here (with ``_CHECKS``),
+under the name a user sets. The DHT and upstream layers check their copies of these keys
+with the same rules (``check_key``), so a built Config never fails below it."""
 
 
 def _range_text(low: float, high: float | None, inclusive: bool) -> str:
@@ -322,23 +329,78 @@ def _range_text(low: float, high: float | None, inclusive: bool) -> str:
     return f"at least {low:g}" if inclusive else f"> {low:g}"
 
 
+def _ip_address(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return f"must be an IP address, not {value!r}"
+    return None
+
+
+def _printable(value: Any) -> str | None:
+    text = str(value)
+    return None if text.strip() and text.isprintable() else "must be printable and not empty"
+
+
+_CHECKS: Final[dict[str, typing.Callable[[Any], str | None]]] = {
+    "node.advertise_host": _ip_address,
+    "upstream.user_agent": _printable,
+}
+"""Rules of keys that are not numeric ranges: what is wrong with a value, or None."""
+
+
+def check_key(key: str, value: Any, *, label: str | None = None) -> None:
+    """Check one value against the rule of the user key ``key`` (``_RANGES``, ``_CHECKS``).
+
+    ``label`` names the value in the message when it is not ``key`` itself: the DHT and
+    upstream layers check their copies of a user key with the key's own rule, under their
+    own names, so that a rule is written once.
+    """
+    name = label or key
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, not {value!r}")
+    rule = _RANGES.get(key)
+    if rule is not None:
+        low, high, inclusive = rule
+        too_low = value < low if inclusive else value <= low
+        if too_low or (high is not None and value > high):
+            raise ConfigError(f"{name} must be {_range_text(low, high, inclusive)}, not {value!r}")
+    check = _CHECKS.get(key)
+    problem = None if check is None else check(value)
+    if problem is not None:
+        raise ConfigError(f"{name} {problem}")
+
+
+def default_of(key: str) -> Any:
+    """The default of a user key (``"node.ksize"``): layers that keep a copy of a key take
+    its default from here instead of repeating it."""
+    section, _, name = key.partition(".")
+    for item in dataclasses.fields(SECTIONS[section]):
+        if item.name == name:
+            if item.default is not dataclasses.MISSING:
+                return item.default
+            if item.default_factory is not dataclasses.MISSING:
+                return item.default_factory()
+    raise KeyError(key)
+
+
+def values_of(config: Config, keys: Mapping[str, str]) -> dict[str, Any]:
+    """``{name: value of the user key}`` for ``keys`` mapping a layer's field name to the
+    user key it copies (the way an inner configuration is derived from a Config)."""
+    values: dict[str, Any] = {}
+    for name, key in keys.items():
+        section, _, field_name = key.partition(".")
+        values[name] = getattr(getattr(config, section), field_name)
+    return values
+
+
 def _check_ranges(config: Config) -> None:
     for section, cls in SECTIONS.items():
         values = getattr(config, section)
         for item in dataclasses.fields(cls):
-            value = getattr(values, item.name)
-            key = f"{section}.{item.name}"
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"{key} must be a finite number, not {value!r}")
-            rule = _RANGES.get(key)
-            if rule is None:
-                continue
-            low, high, inclusive = rule
-            too_low = value < low if inclusive else value <= low
-            if too_low or (high is not None and value > high):
-                raise ConfigError(
-                    f"{key} must be {_range_text(low, high, inclusive)}, not {value!r}"
-                )
+            check_key(f"{section}.{item.name}", getattr(values, item.name))
 
 
 def _validate(config: Config) -> None:
@@ -347,21 +409,11 @@ def _validate(config: Config) -> None:
     node = config.node
     for seed in node.seeds:
         parse_host_port(seed)
-    if node.advertise_host is not None:
-        try:
-            ipaddress.ip_address(node.advertise_host)
-        except ValueError:
-            raise ConfigError(
-                f"node.advertise_host must be an IP address, not {node.advertise_host!r}"
-            ) from None
     if node.hedge_delay > node.request_deadline:
         raise ConfigError("node.hedge_delay must be <= node.request_deadline")
     fresh = config.freshness
     if fresh.max_ttl < fresh.min_ttl:
         raise ConfigError("freshness.max_ttl must be >= freshness.min_ttl")
-    user_agent = config.upstream.user_agent
-    if not user_agent.strip() or not user_agent.isprintable():
-        raise ConfigError("upstream.user_agent must be printable and not empty")
     for index, source in enumerate(config.upstream.sources):
         _validate_source(source, f"upstream.sources[{index}]")
     if config.log.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -373,10 +425,6 @@ def _validate(config: Config) -> None:
             raw = b""
         if len(raw) != 32:
             raise ConfigError(f"trust.allowlist entry {key[:16]!r}... is not 64 hex digits")
-    if not 0 <= config.trust.node_id_difficulty <= 32:
-        raise ConfigError("trust.node_id_difficulty must be 0..32")
-    if config.trust.ids_per_ip < 1 or config.trust.owner_ids_per_ip < 1:
-        raise ConfigError("trust.ids_per_ip and trust.owner_ids_per_ip must be at least 1")
     if config.trust.mode is TrustMode.ALLOWLIST and not config.trust.allowlist:
         raise ConfigError("trust.mode = allowlist needs at least one trust.allowlist key")
 

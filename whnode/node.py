@@ -277,18 +277,7 @@ class Node:
         LOG.info("sources reloaded: %d overrides", len(config.upstream.sources))
 
     def _dht_config(self) -> DhtConfig:
-        node = self.config.node
-        return DhtConfig(
-            ksize=node.ksize,
-            alpha=node.alpha,
-            rpc_timeout=node.rpc_timeout,
-            lookup_deadline=node.lookup_deadline,
-            routing_only=node.routing_only,
-            advertise_host=node.advertise_host,
-            node_id_difficulty=self.config.trust.node_id_difficulty,
-            ids_per_ip=self.config.trust.ids_per_ip,
-            owner_ids_per_ip=self.config.trust.owner_ids_per_ip,
-        )
+        return DhtConfig.from_config(self.config)
 
     async def _bind(self, data_dir: Path) -> DhtNode:
         """Listen on UDP and TCP with the same port number (retrying free ports for port 0)."""

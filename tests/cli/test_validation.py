@@ -3,13 +3,16 @@ user sets; the TOML file's types are not coerced."""
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from whnode.config import Config, build_config
 from whnode.dht import DhtConfig
+from whnode.dht import config as dht_config
+from whnode.errors import ConfigError
 from whnode.upstream.http import UpstreamHttpConfig
 
 from .conftest import Cli
@@ -39,6 +42,8 @@ BAD_FILES = [
         "upstream.sources[0]: source weedmaps: api must be discovery or v1",
     ),
     ("[freshness]\nmin_ttl = 600\nmax_ttl = 60", "freshness.max_ttl must be >= freshness.min_ttl"),
+    ("[trust]\nnode_id_difficulty = 33", "trust.node_id_difficulty must be 0..32, not 33"),
+    ("[trust]\nowner_ids_per_ip = 0", "trust.owner_ids_per_ip must be at least 1, not 0"),
 ]
 
 
@@ -101,49 +106,61 @@ def test_what_config_accepts_the_layers_below_accept() -> None:
             "upstream.burst": "1",
             "upstream.max_retries": "0",
             "upstream.breaker_cooldown": "0",
+            "trust.node_id_difficulty": "32",
         },
     )
-    node = config.node
-    DhtConfig(
-        ksize=node.ksize,
-        alpha=node.alpha,
-        rpc_timeout=node.rpc_timeout,
-        lookup_deadline=node.lookup_deadline,
-        advertise_host=node.advertise_host,
-    )
-    upstream = config.upstream
-    UpstreamHttpConfig(
-        user_agent=upstream.user_agent,
-        requests_per_second=upstream.requests_per_second,
-        burst=upstream.burst,
-        concurrency_per_host=upstream.concurrency_per_host,
-        request_timeout=upstream.request_timeout,
-        max_retries=upstream.max_retries,
-        breaker_failures=upstream.breaker_failures,
-        breaker_cooldown=upstream.breaker_cooldown,
-    )
+    dht = DhtConfig.from_config(config)
+    assert (dht.ksize, dht.alpha, dht.advertise_host, dht.node_id_difficulty) == (1, 1, "::1", 32)
+    http = UpstreamHttpConfig.from_config(config.upstream)
+    assert (http.burst, http.max_retries, http.breaker_cooldown) == (1, 0, 0.0)
 
 
-def test_the_layers_defaults_are_the_configuration_defaults() -> None:
-    """The DHT and upstream layers keep defaults of their own (they never import the config);
-    they must not drift from the user-facing ones."""
-    node, upstream = Config().node, Config().upstream
-    dht = DhtConfig()
-    assert (dht.ksize, dht.alpha, dht.rpc_timeout, dht.lookup_deadline) == (
-        node.ksize,
-        node.alpha,
-        node.rpc_timeout,
-        node.lookup_deadline,
-    )
-    http = UpstreamHttpConfig()
-    for name in (
-        "requests_per_second",
-        "burst",
-        "concurrency_per_host",
-        "request_timeout",
-        "max_retries",
-        "breaker_failures",
-        "breaker_cooldown",
-    ):
-        assert getattr(http, name) == getattr(upstream, name), name
-    assert dataclasses.is_dataclass(http)
+@pytest.mark.parametrize(
+    ("cls", "keys"),
+    [(DhtConfig, dht_config.USER_KEYS), (UpstreamHttpConfig, UpstreamHttpConfig.USER_KEYS)],
+)
+def test_the_layers_copies_of_user_keys_take_the_keys_defaults_and_rules(
+    cls: type[Any], keys: Mapping[str, str]
+) -> None:
+    """A layer's copy of a user key has the key's default (except the DHT's node-id puzzle,
+    off for a DhtNode built alone) and refuses what the key refuses, under its own name."""
+    built = cls()
+    config = Config()
+    for name, key in keys.items():
+        section, _, field_name = key.partition(".")
+        if key != "trust.node_id_difficulty":
+            assert getattr(built, name) == getattr(getattr(config, section), field_name), name
+    numeric = [name for name in keys if isinstance(getattr(built, name), int | float)]
+    for name in numeric:
+        if isinstance(getattr(built, name), bool):
+            continue
+        with pytest.raises(ConfigError, match=name) as refused:
+            cls(**{name: -1})
+        key = keys[name]
+        with pytest.raises(ConfigError) as user_refused:
+            build_config(environ={}, flags={key: "-1"})
+        assert str(user_refused.value).startswith(key)
+        rule = str(user_refused.value).partition(" must ")[2].partition(", not")[0]
+        assert f"dht.{name} must {rule}" in str(refused.value) or (
+            f"upstream {name} must {rule}" in str(refused.value)
+        ), (str(refused.value), rule)
+
+
+def test_a_node_builds_its_dht_configuration_from_every_copied_key() -> None:
+    changed = {
+        "node.ksize": "7",
+        "node.alpha": "2",
+        "node.rpc_timeout": "1.5",
+        "node.lookup_deadline": "4",
+        "node.routing_only": "true",
+        "node.advertise_host": "10.0.0.9",
+        "trust.node_id_difficulty": "3",
+        "trust.ids_per_ip": "5",
+        "trust.owner_ids_per_ip": "2",
+    }
+    assert set(changed) == set(dht_config.USER_KEYS.values())
+    dht = DhtConfig.from_config(build_config(environ={}, flags=changed))
+    assert (dht.ksize, dht.alpha, dht.rpc_timeout, dht.lookup_deadline) == (7, 2, 1.5, 4.0)
+    assert (dht.routing_only, dht.advertise_host) == (True, "10.0.0.9")
+    assert (dht.node_id_difficulty, dht.ids_per_ip, dht.owner_ids_per_ip) == (3, 5, 2)
+    assert DhtConfig.from_config(Config(), ksize=9).ksize == 9  # a seed's own changes

@@ -1,31 +1,53 @@
-"""The DHT configuration: one frozen object, documented field by field."""
+"""The DHT configuration: one frozen object, documented field by field.
+
+Some fields are copies of user keys of ``whnode.config.Config`` (``USER_KEYS``): their
+defaults and rules are the user keys' own (``default_of``, ``check_key``), and a node builds
+its DhtConfig with :meth:`DhtConfig.from_config`, so a value is checked once, under the name
+a user sets (``node.ksize``), before anything starts. The other fields are the DHT layer's
+own tuning, set by code (seeds, benches, tests).
+"""
 
 from __future__ import annotations
 
-import ipaddress
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Any, Final, Self
 
 from whnode import limits
+from whnode.config import Config, check_key, default_of, values_of
 from whnode.errors import ConfigError
 
-__all__ = ["DhtConfig"]
+__all__ = ["USER_KEYS", "DhtConfig"]
+
+USER_KEYS: Final[Mapping[str, str]] = {
+    "ksize": "node.ksize",
+    "alpha": "node.alpha",
+    "rpc_timeout": "node.rpc_timeout",
+    "lookup_deadline": "node.lookup_deadline",
+    "routing_only": "node.routing_only",
+    "advertise_host": "node.advertise_host",
+    "node_id_difficulty": "trust.node_id_difficulty",
+    "ids_per_ip": "trust.ids_per_ip",
+    "owner_ids_per_ip": "trust.owner_ids_per_ip",
+}
+"""DhtConfig fields that copy a user key of Config (field name → key)."""
 
 
 @dataclass(frozen=True, slots=True)
 class DhtConfig:
     """How a DHT node routes, times out, retries and protects itself."""
 
-    ksize: int = 20
+    ksize: int = default_of("node.ksize")
     """Kademlia bucket size k; also how many contacts one find_node reply carries (capped by
     ``limits.MAX_CONTACTS_PER_REPLY``) and how many closest nodes a lookup converges on."""
     bucket_size: int | None = None
     """Contacts kept per k-bucket (None: ksize). Seeds may keep more: a seed answers the
     find_node of every newcomer, and a wider view gives each one its true neighbours even
     when many join at once."""
-    alpha: int = 3
+    alpha: int = default_of("node.alpha")
     """Lookup concurrency: find_node requests kept in flight by one lookup."""
-    rpc_timeout: float = 2.0
+    rpc_timeout: float = default_of("node.rpc_timeout")
     """Seconds to wait for the reply to one RPC (rpcudp's own timer, never ``wait_for``)."""
     misses_before_eviction: int = 3
     """Unanswered RPCs in a row after which a contact leaves the routing table."""
@@ -35,7 +57,7 @@ class DhtConfig:
     not list it, and cached owner lists naming it are not used. It stays in the routing table
     until misses_before_eviction. Long, because live peers may go on listing a crashed node
     for a while: every node that meets it pays one rpc_timeout, once."""
-    lookup_deadline: float = 5.0
+    lookup_deadline: float = default_of("node.lookup_deadline")
     """Overall deadline in seconds for one iterative lookup; the best live nodes found by then
     are returned."""
     lookup_width: int | None = 8
@@ -46,11 +68,11 @@ class DhtConfig:
     stall_timeout: float = 0.5
     """A lookup request unanswered after this many seconds stops counting towards alpha, so
     that the lookup asks another node meanwhile (the request itself waits rpc_timeout)."""
-    routing_only: bool = False
+    routing_only: bool = default_of("node.routing_only")
     """Seed mode: answer find_node and route, but never be listed as an owner."""
     owner_cache_seconds: float = 5.0
     """How long an owner lookup result is reused (0 disables the cache)."""
-    advertise_host: str | None = None
+    advertise_host: str | None = default_of("node.advertise_host")
     """IP address reported in ``self_contact`` (default: the bound host). Peers learn a
     node's address from its datagrams; this only names this node in its own owner lists."""
     bootstrap_attempts: int = 4
@@ -114,11 +136,12 @@ class DhtConfig:
     node_id_difficulty: int = 0
     """Leading zero bits required of SHA-256 over a node id (S/Kademlia's static crypto
     puzzle, ``whnode.record.puzzle``): requests and replies from weaker ids are refused, and
-    weaker contacts listed in replies are dropped. Network-wide."""
-    ids_per_ip: int = 2
+    weaker contacts listed in replies are dropped. Network-wide. 0 for a DhtNode built alone
+    (tests, benches); a node passes ``trust.node_id_difficulty`` (default 14)."""
+    ids_per_ip: int = default_of("trust.ids_per_ip")
     """Most node ids from one IP address (IPv6: one /64) in the routing table (BEP 42 in
     spirit: one host cannot fill a region of the key space)."""
-    owner_ids_per_ip: int = 1
+    owner_ids_per_ip: int = default_of("trust.owner_ids_per_ip")
     """Most node ids from one IP address (IPv6: one /64) in one owner list."""
     id_caps_exempt_loopback: bool = True
     """Loopback contacts are not counted against ids_per_ip and owner_ids_per_ip (a local
@@ -128,14 +151,20 @@ class DhtConfig:
     """Window in seconds of the log limiter: each problem category logs at most a few lines
     per window, then one summary of what was suppressed."""
 
+    @classmethod
+    def from_config(cls, config: Config, **changes: Any) -> Self:
+        """The DHT configuration of a node built from ``config`` (checked already), with the
+        DHT layer's own fields at their defaults unless ``changes`` sets them."""
+        return cls(**{**values_of(config, USER_KEYS), **changes})
+
     def __post_init__(self) -> None:
+        for name, key in USER_KEYS.items():
+            check_key(key, getattr(self, name), label=f"dht.{name}")
         for item in fields(self):
             value = getattr(self, item.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"dht.{item.name} must be finite, not {value!r}")
         positive_ints = {
-            "ksize": self.ksize,
-            "alpha": self.alpha,
             "misses_before_eviction": self.misses_before_eviction,
             "bootstrap_attempts": self.bootstrap_attempts,
             "max_saved_peers": self.max_saved_peers,
@@ -147,8 +176,6 @@ class DhtConfig:
             if number < 1:
                 raise ConfigError(f"dht.{name} must be at least 1, not {number}")
         positive_floats = {
-            "rpc_timeout": self.rpc_timeout,
-            "lookup_deadline": self.lookup_deadline,
             "stall_timeout": self.stall_timeout,
             "bootstrap_backoff": self.bootstrap_backoff,
             "bootstrap_backoff_max": self.bootstrap_backoff_max,
@@ -167,21 +194,12 @@ class DhtConfig:
         for name, seconds in positive_floats.items():
             if seconds <= 0:
                 raise ConfigError(f"dht.{name} must be positive, not {seconds}")
-        if self.advertise_host is not None:
-            try:
-                ipaddress.ip_address(self.advertise_host)
-            except ValueError as exc:
-                raise ConfigError("dht.advertise_host must be an IP address") from exc
         if self.flood_block_seconds < 0 or self.flood_block_after_drops < 1:
             raise ConfigError("dht.flood_block_seconds must be >= 0, flood_block_after_drops >= 1")
         if self.flood_block_max < 1:
             raise ConfigError("dht.flood_block_max must be at least 1")
         if self.liveness_pings < 0:
             raise ConfigError("dht.liveness_pings must not be negative")
-        if not 0 <= self.node_id_difficulty <= 32:
-            raise ConfigError("dht.node_id_difficulty must be 0..32")
-        if self.ids_per_ip < 1 or self.owner_ids_per_ip < 1:
-            raise ConfigError("dht.ids_per_ip and dht.owner_ids_per_ip must be at least 1")
         if self.suspect_seconds < 0:
             raise ConfigError("dht.suspect_seconds must not be negative")
         if self.owner_cache_seconds < 0:

@@ -55,13 +55,13 @@ import random
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 
 import aiohttp
 import yarl
 
 from whnode import limits
-from whnode.config import DEFAULT_USER_AGENT
+from whnode.config import DEFAULT_USER_AGENT, check_key, default_of
 from whnode.errors import ConfigError, UsageError
 from whnode.upstream.answers import (
     RETRY_AFTER_STATUSES,
@@ -109,21 +109,38 @@ _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 # --------------------------------------------------------------------------- configuration
 @dataclass(frozen=True, slots=True)
 class UpstreamHttpConfig:
-    """Everything that shapes the client's traffic; the defaults are polite."""
+    """Everything that shapes the client's traffic; the defaults are polite.
 
-    user_agent: str = DEFAULT_USER_AGENT
+    The fields of ``USER_KEYS`` copy ``[upstream]`` keys of ``whnode.config.Config``: their
+    defaults and rules are the user keys' own, and a node builds this with
+    :meth:`from_config`, so a value is checked once, under the name a user sets.
+    """
+
+    USER_KEYS: ClassVar[Mapping[str, str]] = {
+        "user_agent": "upstream.user_agent",
+        "requests_per_second": "upstream.requests_per_second",
+        "burst": "upstream.burst",
+        "concurrency_per_host": "upstream.concurrency_per_host",
+        "request_timeout": "upstream.request_timeout",
+        "max_retries": "upstream.max_retries",
+        "breaker_failures": "upstream.breaker_failures",
+        "breaker_cooldown": "upstream.breaker_cooldown",
+    }
+    """Fields that copy a user key (field name → key)."""
+
+    user_agent: str = default_of("upstream.user_agent")
     """User-Agent sent upstream: names the project and its URL."""
-    requests_per_second: float = 2.0
+    requests_per_second: float = default_of("upstream.requests_per_second")
     """Token-bucket rate per upstream host (requests per second, retries included)."""
-    burst: int = 4
+    burst: int = default_of("upstream.burst")
     """Token-bucket burst per upstream host."""
-    concurrency_per_host: int = 4
+    concurrency_per_host: int = default_of("upstream.concurrency_per_host")
     """Requests in flight at once per upstream host."""
     connection_limit: int = 64
     """Connections held open at once by the node, all hosts together."""
-    request_timeout: float = 15.0
+    request_timeout: float = default_of("upstream.request_timeout")
     """Seconds for one request, from sending to the last byte of the body."""
-    max_retries: int = 3
+    max_retries: int = default_of("upstream.max_retries")
     """Retries of one request after a retryable answer (so at most 1 + max_retries sends)."""
     backoff_base: float = 0.5
     """Seconds of the first back-off ceiling; it doubles at each retry."""
@@ -131,41 +148,40 @@ class UpstreamHttpConfig:
     """Largest back-off ceiling in seconds."""
     max_retry_after: float = MAX_RETRY_AFTER_SECONDS
     """Longest Retry-After (seconds) waited out; a longer one fails the call at once."""
-    breaker_failures: int = 5
+    breaker_failures: int = default_of("upstream.breaker_failures")
     """Consecutive failures that open a host's circuit breaker."""
-    breaker_cooldown: float = 30.0
+    breaker_cooldown: float = default_of("upstream.breaker_cooldown")
     """Seconds an open breaker refuses everything before letting one probe through."""
     max_response_bytes: int = limits.MAX_UPSTREAM_RESPONSE_BYTES
     """Largest response body read; reading stops as soon as it is exceeded."""
 
+    @classmethod
+    def from_config(cls, config: UpstreamConfig, **changes: Any) -> UpstreamHttpConfig:
+        """The client configuration of a node's ``[upstream]`` section (checked already)."""
+        values = {
+            name: getattr(config, key.partition(".")[2]) for name, key in cls.USER_KEYS.items()
+        }
+        return cls(**{**values, **changes})
+
     def __post_init__(self) -> None:
-        if not self.user_agent.strip() or not self.user_agent.isprintable():
-            raise ConfigError("upstream user_agent must be printable and not empty")
+        for name, key in self.USER_KEYS.items():
+            check_key(key, getattr(self, name), label=f"upstream {name}")
         positive = {
-            "requests_per_second": self.requests_per_second,
-            "request_timeout": self.request_timeout,
             "backoff_base": self.backoff_base,
             "backoff_max": self.backoff_max,
         }
         for name, value in positive.items():
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"upstream {name} must be a positive number, not {value!r}")
-        if not (math.isfinite(self.breaker_cooldown) and self.breaker_cooldown >= 0):
-            raise ConfigError("upstream breaker_cooldown must be >= 0")
         if not (math.isfinite(self.max_retry_after) and self.max_retry_after >= 0):
             raise ConfigError("upstream max_retry_after must be >= 0")
         at_least_one = {
-            "burst": self.burst,
-            "concurrency_per_host": self.concurrency_per_host,
             "connection_limit": self.connection_limit,
-            "breaker_failures": self.breaker_failures,
             "max_response_bytes": self.max_response_bytes,
         }
         for name, count in at_least_one.items():
             if count < 1:
                 raise ConfigError(f"upstream {name} must be >= 1, not {count!r}")
-        if self.max_retries < 0:
-            raise ConfigError("upstream max_retries must be >= 0")
 
 
 # --------------------------------------------------------------------------- statistics
@@ -353,18 +369,7 @@ class UpstreamHttp:
     @classmethod
     def from_config(cls, config: UpstreamConfig) -> UpstreamHttp:
         """A client from the node's ``[upstream]`` configuration section."""
-        return cls(
-            UpstreamHttpConfig(
-                user_agent=config.user_agent,
-                requests_per_second=config.requests_per_second,
-                burst=config.burst,
-                concurrency_per_host=config.concurrency_per_host,
-                request_timeout=config.request_timeout,
-                max_retries=config.max_retries,
-                breaker_failures=config.breaker_failures,
-                breaker_cooldown=config.breaker_cooldown,
-            )
-        )
+        return cls(UpstreamHttpConfig.from_config(config))
 
     async def __aenter__(self) -> UpstreamHttp:
         return self
