@@ -35,6 +35,7 @@ __all__ = [
     "LogConfig",
     "NodeConfig",
     "PoolConfig",
+    "SeedConfig",
     "SourceOverride",
     "TrustConfig",
     "UpstreamConfig",
@@ -81,9 +82,10 @@ class NodeConfig:
     advertise_host: str | None = None
     """Address other nodes should use to reach this node (default: host)."""
     seeds: tuple[str, ...] = ()
-    """Bootstrap seed peers as "host:port"."""
+    """Bootstrap seed peers as "host:port", each optionally followed by the seed's pinned
+    node id (40 hex digits), as in a seeds file."""
     seeds_file: Path | None = None
-    """Optional seeds list file (one "host:port" per line, # comments)."""
+    """Optional seeds list file (one "host:port [node id]" per line, # comments)."""
     replication: int = 3
     """Number of owners (r) that hold each dispensary's records."""
     ksize: int = 20
@@ -242,6 +244,41 @@ class LogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SeedConfig:
+    """``whnode seed`` only (a node ignores this section): a seed is configured like a node
+    (``[node]``: host, port, data_dir, seeds, seeds_file, ksize, rpc_timeout; ``[trust]``;
+    ``[log]``), routes only, and paces strangers more tightly than a node."""
+
+    public_address: str | None = None
+    """Public address (IP or DNS name) of the seed shown in the seeds line it logs at
+    start-up (default: node.advertise_host, else node.host unless that is a wildcard)."""
+    stats_interval: float = 60.0
+    """Seconds between two stats lines in the log (peers, RPCs, drops)."""
+    health_grace: float = 60.0
+    """Seconds after start during which an empty routing table still counts as healthy, as
+    long as no peer has ever been known."""
+    datagrams_per_source_per_second: float = 25.0
+    """Datagram rate allowed from one source address (a joining node needs a few); excess
+    datagrams are dropped unread and counted."""
+    datagram_burst_per_source: int = 100
+    """Datagram burst allowed from one source address (one bootstrap lookup fits)."""
+    datagrams_per_ip_per_second: float = 100.0
+    """Datagram rate allowed from one IP address (IPv6: one /64), all source ports together;
+    loopback sources are exempt (every local process shares 127.0.0.1)."""
+    datagram_burst_per_ip: int = 400
+    """Datagram burst allowed from one IP address (IPv6: one /64)."""
+    http_requests_per_second: float = 5.0
+    """HTTP requests per second allowed from one client IP (health checks, scrapes); excess
+    gets 429."""
+    http_burst: int = 30
+    """HTTP request burst allowed from one client IP."""
+    max_saved_peers: int = 256
+    """Most contacts written to (and read back from) the persisted peer table."""
+    peers_save_interval: float = 60.0
+    """Seconds between saves of the peer table (it is also saved on stop)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     node: NodeConfig = field(default_factory=NodeConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
@@ -251,6 +288,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     trust: TrustConfig = field(default_factory=TrustConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    seed: SeedConfig = field(default_factory=SeedConfig)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -265,6 +303,7 @@ SECTIONS: dict[str, type[Any]] = {
     "api": ApiConfig,
     "trust": TrustConfig,
     "log": LogConfig,
+    "seed": SeedConfig,
 }
 
 SECRET_WORDS = ("key", "secret", "token", "password", "credential")
@@ -315,6 +354,16 @@ _RANGES: Final[dict[str, tuple[float, float | None, bool]]] = {
     "trust.owner_slack": (0, None, True),
     "trust.entitlement_window": (0, None, False),
     "trust.node_id_difficulty": (0, 32, True),
+    "seed.stats_interval": (0, None, False),
+    "seed.health_grace": (0, None, False),
+    "seed.datagrams_per_source_per_second": (0, None, False),
+    "seed.datagram_burst_per_source": (1, None, True),
+    "seed.datagrams_per_ip_per_second": (0, None, False),
+    "seed.datagram_burst_per_ip": (1, None, True),
+    "seed.http_requests_per_second": (0, None, False),
+    "seed.http_burst": (1, None, True),
+    "seed.max_saved_peers": (1, None, True),
+    "seed.peers_save_interval": (0, None, False),
     "trust.ids_per_ip": (1, None, True),
     "trust.owner_ids_per_ip": (1, None, True),
 }
@@ -407,8 +456,15 @@ def _validate(config: Config) -> None:
     """Every rule about the configuration, naming the key a user sets (see _RANGES)."""
     _check_ranges(config)
     node = config.node
-    for seed in node.seeds:
-        parse_host_port(seed)
+    from whnode.seeds import parse_seeds
+
+    for seed in node.seeds:  # seeds-file lines: host:port and an optional pinned node id
+        try:
+            parsed = parse_seeds(seed, source="node.seeds")
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace("node.seeds:1:", "node.seeds:", 1)) from None
+        if len(parsed) != 1:
+            raise ConfigError(f"node.seeds: {seed!r} is not one HOST:PORT [NODE_ID]")
     if node.hedge_delay > node.request_deadline:
         raise ConfigError("node.hedge_delay must be <= node.request_deadline")
     fresh = config.freshness

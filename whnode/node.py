@@ -27,7 +27,7 @@ from aiohttp import web
 
 from whnode import limits
 from whnode.api.server import ConnectionLimits, GuardedSite, http_runner, ingress_of
-from whnode.config import Config, TrustMode, parse_host_port
+from whnode.config import Config, TrustMode
 from whnode.datadir import DataDirLock, prepare_data_dir, remove_api_file, write_api_file
 from whnode.dht import DhtConfig, DhtNode
 from whnode.dht import PublicKey as DhtPublicKey
@@ -150,20 +150,14 @@ class Node:
         return list(self._seed_plan()[0])
 
     def _seed_plan(self) -> tuple[list[tuple[str, int]], dict[tuple[str, int], bytes]]:
-        """(seeds, pinned node ids by seed), the seeds file read once (seeds given in the
-        configuration carry no pin)."""
+        """(seeds, pinned node ids by seed), the seeds file read once."""
         if self._seed_plan_cache is None:
-            seeds = [parse_host_port(seed) for seed in self.config.node.seeds]
-            pins: dict[tuple[str, int], bytes] = {}
-            seeds_file = self.config.node.seeds_file
-            if seeds_file is not None:
-                from whnode.seeds import load_seeds
+            from whnode.seeds import configured_seeds
 
-                for seed in load_seeds(seeds_file):
-                    seeds.append((seed.host, seed.port))
-                    if seed.node_id is not None:
-                        pins[(seed.host, seed.port)] = bytes(seed.node_id)
-            self._seed_plan_cache = (seeds, pins)
+            node = self.config.node
+            found = configured_seeds(node.seeds, node.seeds_file)
+            pins = {seed.address: bytes(seed.node_id) for seed in found if seed.node_id}
+            self._seed_plan_cache = ([seed.address for seed in found], pins)
         return self._seed_plan_cache
 
     async def start(self) -> None:

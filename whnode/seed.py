@@ -24,7 +24,14 @@ HTTP listener on the same port number over TCP:
 
 Any other path answers a 404 problem document (``application/problem+json``), as a node does.
 
-Abuse limits: the DHT layer rate-limits datagrams per source address (configured here by
+Configuration: one :class:`whnode.config.Config`, built as a node's is (flags > environment
+> ``whnode.toml`` > defaults): ``[node]`` gives the address, port, data directory, the
+other seeds to join (``seeds``, ``seeds_file``, with pinned node ids), ``ksize`` and
+``rpc_timeout``; ``[trust]`` the node-id puzzle every node of the network uses; ``[log]`` the
+log; ``[seed]`` what only a seed has. The DHT configuration is derived from it
+(:func:`seed_dht_config`), never written twice.
+
+Abuse limits: the DHT layer rate-limits datagrams per source address (``[seed]``
 ``datagrams_per_source_per_second`` and ``datagram_burst_per_source``, tighter than a node's
 defaults) and per IP address, all source ports together (``datagrams_per_ip_per_second``,
 ``datagram_burst_per_ip``; IPv6 by /64; loopback exempt), and drops oversize datagrams;
@@ -41,24 +48,20 @@ key lives in the same directory: a seed keeps its node id across restarts, so no
 in their seeds list (the seed logs its own line at start-up).
 
 Entry points: :func:`run_seed` (serve until an event is set), :class:`SeedServer` (async
-context manager, for tests and embedding) and :func:`main` (``whnode seed ...``: argv in,
-exit code out; SIGTERM and SIGINT stop cleanly and save the peer table).
+context manager, for tests and embedding) and :func:`serve` (the ``whnode seed`` command of
+:mod:`whnode.cli.seed`: SIGTERM and SIGINT stop cleanly and save the peer table).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import ipaddress
 import logging
-import math
-import os
 import signal
 import socket
-import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -72,69 +75,43 @@ from prometheus_client.registry import Collector
 from whnode.api.exceptions import ClientRateLimited, NodeNotReady
 from whnode.api.metrics import ApiMetrics
 from whnode.api.problems import problem_for, problem_response
-from whnode.config import DEFAULT_PORT, LogConfig, LogFormat
+from whnode.config import Config
 from whnode.datadir import DataDirLock, prepare_data_dir
 from whnode.dht import Contact, DhtConfig, DhtNode, DhtStatistics, NodeId, PublicKey
 from whnode.dht.ratelimit import SourceRateLimiter
-from whnode.errors import ConfigError, ListenError, RemoteError, UsageError, WhnodeError, describe
+from whnode.errors import ConfigError, ListenError, UsageError, describe
 from whnode.sdnotify import Notifier
-from whnode.seeds import Seed, format_seed, load_seeds, parse_seeds
+from whnode.seeds import Seed, configured_seeds, format_seed
 
 __all__ = [
-    "DATAGRAMS_PER_SOURCE_PER_SECOND",
-    "DATAGRAM_BURST_PER_SOURCE",
     "DEFAULT_DATA_DIR",
-    "HEALTH_GRACE_SECONDS",
-    "HTTP_BURST_PER_IP",
-    "HTTP_REQUESTS_PER_IP_PER_SECOND",
+    "HTTP_TRACKED_CLIENTS",
     "PEERS_FILE_NAME",
-    "STATS_INTERVAL_SECONDS",
     "Health",
-    "SeedConfig",
     "SeedServer",
-    "build_parser",
-    "config_from_args",
-    "main",
     "run_seed",
+    "seed_dht_config",
+    "serve",
 ]
 
 LOG = logging.getLogger(__name__)
 
-# --- limits and defaults of the seed program -----------------------------------------------
-DATAGRAMS_PER_SOURCE_PER_SECOND: Final = 25.0
-"""Datagram rate a seed allows from one source address (a joining node needs a few)."""
-DATAGRAM_BURST_PER_SOURCE: Final = 100
-"""Datagram burst a seed allows from one source address (one bootstrap lookup fits)."""
-DATAGRAMS_PER_IP_PER_SECOND: Final = 100.0
-"""Datagram rate a seed allows from one IP address (IPv6: one /64), all source ports
-together: a few nodes may join from behind one NAT address; port hopping buys nothing."""
-DATAGRAM_BURST_PER_IP: Final = 400
-"""Datagram burst a seed allows from one IP address (IPv6: one /64)."""
-HTTP_REQUESTS_PER_IP_PER_SECOND: Final = 5.0
-"""HTTP requests per second a seed allows from one client IP (health checks, scrapes)."""
-HTTP_BURST_PER_IP: Final = 30
-"""HTTP request burst a seed allows from one client IP."""
+# --- limits of the seed program (its settings are the [seed] section of whnode.config) -----
 HTTP_TRACKED_CLIENTS: Final = 1024
 """Most client IPs tracked by the HTTP rate limiter (see SourceRateLimiter on overflow)."""
 HTTP_MAX_LINE_BYTES: Final = 2048
 """Longest HTTP request line or header line accepted by the seed's listener."""
 HTTP_MAX_BODY_BYTES: Final = 1024
 """Largest HTTP request body accepted (the seed's endpoints take none)."""
-SEED_MAX_SAVED_PEERS: Final = 256
-"""Most contacts a seed writes to its persisted peer table."""
-SEED_PEERS_SAVE_INTERVAL: Final = 60.0
-"""Seconds between saves of a seed's peer table (also saved on stop)."""
-HEALTH_GRACE_SECONDS: Final = 60.0
-"""Seconds after start during which an empty table is healthy, if no peer was ever known."""
-STATS_INTERVAL_SECONDS: Final = 60.0
-"""Seconds between two stats lines in the log."""
 BIND_ATTEMPTS: Final = 30
 """Attempts at finding a port number free for both UDP and TCP when the port is 0."""
 WATCH_INTERVAL: Final = 1.0
 """Seconds between two looks at the routing table (for the health rule and pin checks)."""
 
 DEFAULT_DATA_DIR: Final = Path("./whnode-seed-data")
-"""Default data directory: apart from a node's (./whnode-data), so the two never share a key."""
+"""Default data directory of ``whnode seed`` (when neither ``--data-dir`` nor
+``WHNODE_NODE_DATA_DIR`` names one): apart from a node's (./whnode-data), so the two never
+share a key."""
 PEERS_FILE_NAME: Final = "peers.json"
 """The persisted peer table, inside the data directory."""
 
@@ -145,94 +122,20 @@ UNMATCHED: Final = "unmatched"
 MAX_INSTANCE_CHARS: Final = 256
 
 
-@dataclass(frozen=True, slots=True)
-class SeedConfig:
-    """How a seed listens, whom it knows, and how it protects itself."""
-
-    data_dir: Path = DEFAULT_DATA_DIR
-    """Directory holding the seed's identity key (``identity.key``) and ``peers.json``; created
-    with mode 0700 if missing."""
-    host: str = "127.0.0.1"
-    """Address to bind the UDP socket and the HTTP listener to; ``0.0.0.0`` (or ``::``) to
-    serve the internet."""
-    port: int = DEFAULT_PORT
-    """Port number for both UDP (DHT) and TCP (HTTP); 0 picks a number free for both."""
-    advertise_host: str | None = None
-    """Public address of the seed, used only in the seeds line it logs at start-up (default:
-    ``host`` unless that is a wildcard address)."""
-    peers: tuple[Seed, ...] = ()
-    """Other seeds to join (several independent seeds should know each other); pinned node
-    ids are checked against what answers at those addresses."""
-    stats_interval: float = STATS_INTERVAL_SECONDS
-    """Seconds between two stats lines in the log (peers, RPCs, drops)."""
-    health_grace: float = HEALTH_GRACE_SECONDS
-    """Seconds after start during which an empty routing table still counts as healthy, as
-    long as no peer has ever been known."""
-    datagrams_per_source_per_second: float = DATAGRAMS_PER_SOURCE_PER_SECOND
-    """Token-bucket rate for datagrams from one source address (the DHT layer's per-source
-    limiter); excess datagrams are dropped unread and counted."""
-    datagram_burst_per_source: int = DATAGRAM_BURST_PER_SOURCE
-    """Token-bucket burst for datagrams from one source address."""
-    datagrams_per_ip_per_second: float = DATAGRAMS_PER_IP_PER_SECOND
-    """Token-bucket rate for datagrams from one IP address (IPv6: one /64), whatever their
-    source port; loopback sources are exempt (every local process shares 127.0.0.1)."""
-    datagram_burst_per_ip: int = DATAGRAM_BURST_PER_IP
-    """Token-bucket burst for datagrams from one IP address."""
-    http_requests_per_second: float = HTTP_REQUESTS_PER_IP_PER_SECOND
-    """Token-bucket rate for HTTP requests from one client IP; excess gets 429."""
-    http_burst: int = HTTP_BURST_PER_IP
-    """Token-bucket burst for HTTP requests from one client IP."""
-    ksize: int = 20
-    """Kademlia bucket size k (as on the nodes)."""
-    rpc_timeout: float = 2.0
-    """Seconds to wait for one DHT RPC reply."""
-    max_saved_peers: int = SEED_MAX_SAVED_PEERS
-    """Most contacts written to (and read back from) the persisted peer table."""
-    peers_save_interval: float = SEED_PEERS_SAVE_INTERVAL
-    """Seconds between saves of the peer table (it is also saved on stop)."""
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"port must be 0..65535, not {self.port}")
-        for name in (
-            "stats_interval",
-            "health_grace",
-            "datagrams_per_source_per_second",
-            "datagrams_per_ip_per_second",
-            "http_requests_per_second",
-            "rpc_timeout",
-            "peers_save_interval",
-        ):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"{name} must be a positive number of seconds, not {value}")
-        for name in (
-            "datagram_burst_per_source",
-            "datagram_burst_per_ip",
-            "http_burst",
-            "ksize",
-            "max_saved_peers",
-        ):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1")
-        if any(not isinstance(peer, Seed) for peer in self.peers):
-            raise ConfigError("peers must be whnode.seeds.Seed values")
-        self.dht_config()  # validates the DHT side too
-
-    def dht_config(self) -> DhtConfig:
-        """The routing-only DHT configuration of this seed."""
-        return DhtConfig(
-            ksize=self.ksize,
-            rpc_timeout=self.rpc_timeout,
-            routing_only=True,
-            owner_cache_seconds=0.0,
-            max_saved_peers=self.max_saved_peers,
-            peers_save_interval=self.peers_save_interval,
-            datagrams_per_source_per_second=self.datagrams_per_source_per_second,
-            datagram_burst_per_source=self.datagram_burst_per_source,
-            datagrams_per_ip_per_second=self.datagrams_per_ip_per_second,
-            datagram_burst_per_ip=self.datagram_burst_per_ip,
-        )
+def seed_dht_config(config: Config) -> DhtConfig:
+    """The routing-only DHT configuration of a seed built from ``config``."""
+    seed = config.seed
+    return DhtConfig.from_config(
+        config,
+        routing_only=True,
+        owner_cache_seconds=0.0,
+        max_saved_peers=seed.max_saved_peers,
+        peers_save_interval=seed.peers_save_interval,
+        datagrams_per_source_per_second=seed.datagrams_per_source_per_second,
+        datagram_burst_per_source=seed.datagram_burst_per_source,
+        datagrams_per_ip_per_second=seed.datagrams_per_ip_per_second,
+        datagram_burst_per_ip=seed.datagram_burst_per_ip,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,13 +184,16 @@ class _SeedCollector(Collector):
 # The seed server
 
 
-def _load_public_key(data_dir: Path) -> bytes:
-    """Create the data directory (0700) and load or create the seed's identity key."""
+def _load_public_key(data_dir: Path, difficulty: int) -> bytes:
+    """Load or create the seed's identity key; its id must solve the node-id puzzle that
+    the network's nodes ask of every contact (``trust.node_id_difficulty``)."""
     from whnode.identity import load_or_create_identity
+    from whnode.node import check_identity
+    from whnode.record.keys import node_id_for
 
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    public_key: bytes = load_or_create_identity(data_dir).public_key
-    return public_key
+    public_key = load_or_create_identity(data_dir, difficulty).public_key
+    check_identity(node_id_for(public_key), difficulty, data_dir)
+    return bytes(public_key)
 
 
 def _client_ip(request: web.Request) -> str:
@@ -307,12 +213,15 @@ class SeedServer:
 
     ::
 
-        async with SeedServer(SeedConfig(port=0, data_dir=path)) as seed:
+        async with SeedServer(build_config(flags={"node.port": 0, "node.data_dir": path})) as seed:
             print(seed.port, seed.http_url, seed.health())
     """
 
-    def __init__(self, config: SeedConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, config: Config, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        """The whole configuration: ``node``, ``trust``, ``log`` and ``seed`` apply."""
+        self.peers: tuple[Seed, ...] = ()
+        """The other seeds joined (``node.seeds`` and ``node.seeds_file``; read at start)."""
         self._clock = clock
         self._dht: DhtNode | None = None
         self._runner: web.AppRunner | None = None
@@ -322,9 +231,9 @@ class SeedServer:
         self._peer_seen = False
         self._pinned: dict[tuple[str, int], NodeId] = {}
         self._mismatches: dict[tuple[str, int], NodeId] = {}
-        self._lock = DataDirLock(config.data_dir)
+        self._lock = DataDirLock(config.node.data_dir)
         self._http_limiter = SourceRateLimiter(
-            config.http_requests_per_second, config.http_burst, HTTP_TRACKED_CLIENTS
+            config.seed.http_requests_per_second, config.seed.http_burst, HTTP_TRACKED_CLIENTS
         )
         self.metrics = ApiMetrics(
             snapshots=self._snapshots,
@@ -365,11 +274,15 @@ class SeedServer:
         if self._started_at:
             raise UsageError("a SeedServer starts once")
         self._started_at = self._clock()
-        config = self.config
+        node = self.config.node
+        peers = await asyncio.to_thread(configured_seeds, node.seeds, node.seeds_file)
+        self.peers = tuple(peers)
         try:
-            await asyncio.to_thread(prepare_data_dir, config.data_dir)
+            await asyncio.to_thread(prepare_data_dir, node.data_dir)
             await asyncio.to_thread(self._lock.acquire)  # DataDirInUse names the holder
-            public_key = await asyncio.to_thread(_load_public_key, config.data_dir)
+            public_key = await asyncio.to_thread(
+                _load_public_key, node.data_dir, self.config.trust.node_id_difficulty
+            )
             self._started_at = self._clock()  # the grace counts from here, not while grinding
             await self._bind(public_key)
             self._pinned = await self._resolve_pins()
@@ -382,14 +295,14 @@ class SeedServer:
         LOG.info(
             "seed %s serving UDP+TCP %s:%d (routing only); seeds line: %s",
             self.node_id.hex(),
-            config.host,
+            node.host,
             self.port,
             self.seeds_line(),
         )
 
     async def _bind(self, public_key: bytes) -> None:
         """UDP and TCP on the same port number (retrying free numbers when the port is 0)."""
-        config = self.config
+        config = self.config.node
         runner = web.AppRunner(
             self.app,
             handle_signals=False,
@@ -404,7 +317,7 @@ class SeedServer:
         for _ in range(BIND_ATTEMPTS if config.port == 0 else 1):
             dht = DhtNode(
                 PublicKey(public_key),
-                config.dht_config(),
+                seed_dht_config(self.config),
                 peers_file=config.data_dir / PEERS_FILE_NAME,
             )
             try:
@@ -462,7 +375,7 @@ class SeedServer:
 
     @property
     def http_url(self) -> str:
-        host = self.config.host
+        host = self.config.node.host
         if _is_wildcard(host):
             host = "127.0.0.1" if ":" not in host else "::1"
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
@@ -485,7 +398,8 @@ class SeedServer:
 
     def seeds_line(self) -> str:
         """The line other operators put in their seeds list to pin this seed."""
-        host = self.config.advertise_host or self.config.host
+        node = self.config.node
+        host = self.config.seed.public_address or node.advertise_host or node.host
         if _is_wildcard(host):
             return f"PUBLIC-ADDRESS:{self.port} {self.node_id.hex()}"
         try:
@@ -503,14 +417,15 @@ class SeedServer:
             return Health(True, f"{size} peer{'s' if size != 1 else ''}")
         if self._peer_seen:
             return Health(False, "routing table empty (every known peer was lost)")
-        if self.uptime() < self.config.health_grace:
+        grace = self.config.seed.health_grace
+        if self.uptime() < grace:
             return Health(True, "starting: no peer yet (within the grace period)")
-        return Health(False, f"no peer within {self.config.health_grace:g} s of start")
+        return Health(False, f"no peer within {grace:g} s of start")
 
     # ------------------------------------------------------------------ background tasks
     async def _bootstrap(self) -> None:
         """Join the other seeds; also pings the persisted peers back into the table."""
-        size = await self.dht.bootstrap([peer.address for peer in self.config.peers])
+        size = await self.dht.bootstrap([peer.address for peer in self.peers])
         LOG.info("seed bootstrap done: %d contacts", size)
         self._check_pins()
 
@@ -518,7 +433,7 @@ class SeedServer:
         """IP addresses of the pinned peer seeds (host names resolved once, at start)."""
         loop = asyncio.get_running_loop()
         pins: dict[tuple[str, int], NodeId] = {}
-        for peer in self.config.peers:
+        for peer in self.peers:
             if peer.node_id is None:
                 continue
             try:
@@ -563,7 +478,7 @@ class SeedServer:
     async def _stats_loop(self) -> None:
         previous = self.dht.statistics()
         while True:
-            await asyncio.sleep(self.config.stats_interval)
+            await asyncio.sleep(self.config.seed.stats_interval)
             current = self.dht.statistics()
             self._log_stats(previous, current)
             previous = current
@@ -597,7 +512,7 @@ class SeedServer:
             fields["rpc_timeouts"],
             fields["drops"],
             fields["rate_limited"],
-            self.config.stats_interval,
+            self.config.seed.stats_interval,
             "healthy" if health.healthy else f"UNHEALTHY: {health.reason}",
             extra={"seed_stats": fields},
         )
@@ -665,7 +580,7 @@ class SeedServer:
         )
 
 
-async def run_seed(config: SeedConfig, *, stop_event: asyncio.Event) -> None:
+async def run_seed(config: Config, *, stop_event: asyncio.Event) -> None:
     """Run a seed until ``stop_event`` is set; then stop it and save the peer table.
 
     Raises OSError when the address cannot be bound and ConfigError/IdentityError when the
@@ -676,169 +591,8 @@ async def run_seed(config: SeedConfig, *, stop_event: asyncio.Event) -> None:
     LOG.info("seed stopped")
 
 
-# ---------------------------------------------------------------------------------------------
-# Command line (``whnode seed ...``)
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
-    return value
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 0 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0..65535)")
-    return int(text)
-
-
-def _count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return int(text)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``whnode seed`` argument parser."""
-    parser = argparse.ArgumentParser(
-        prog="whnode seed",
-        description="Run a routing-only bootstrap seed peer: a DHT node that routes, stores "
-        "nothing and calls no upstream. UDP carries the DHT; TCP on the same port serves "
-        "/healthz and /metrics. SIGTERM or Ctrl-C saves the peer table and exits 0.",
-        epilog="example:\n  whnode seed --host 0.0.0.0 --port 8468 --data-dir /var/lib/whnode-seed"
-        " --peer seed2.example.org:8468",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--host",
-        default="127.0.0.1",
-        metavar="ADDRESS",
-        help="bind address (default 127.0.0.1; 0.0.0.0 or :: to serve the internet)",
-    )
-    parser.add_argument(
-        "--port",
-        type=_port,
-        default=DEFAULT_PORT,
-        metavar="PORT",
-        help=f"UDP and TCP port (default {DEFAULT_PORT}; 0 picks a free one)",
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=DEFAULT_DATA_DIR,
-        metavar="DIR",
-        help=f"identity key and peer table (default {DEFAULT_DATA_DIR})",
-    )
-    parser.add_argument(
-        "--peer",
-        action="append",
-        default=[],
-        metavar="SEED",
-        help="another seed to join, HOST:PORT optionally followed by its node id as in a seeds"
-        " file, e.g. 'seed2.example.org:8468 3a7b...' (repeatable)",
-    )
-    parser.add_argument(
-        "--seeds-file", type=Path, metavar="FILE", help="seeds list of other seeds to join"
-    )
-    parser.add_argument(
-        "--advertise-host",
-        metavar="ADDRESS",
-        help="public address shown in the seeds line logged at start-up",
-    )
-    parser.add_argument(
-        "--stats-interval",
-        type=_positive_seconds,
-        default=STATS_INTERVAL_SECONDS,
-        metavar="SECONDS",
-        help=f"seconds between stats log lines (default {STATS_INTERVAL_SECONDS:g})",
-    )
-    parser.add_argument(
-        "--health-grace",
-        type=_positive_seconds,
-        default=HEALTH_GRACE_SECONDS,
-        metavar="SECONDS",
-        help="seconds after start during which an empty table is healthy (default "
-        f"{HEALTH_GRACE_SECONDS:g})",
-    )
-    parser.add_argument(
-        "--rate",
-        type=_positive_seconds,
-        default=DATAGRAMS_PER_SOURCE_PER_SECOND,
-        metavar="N",
-        help="datagrams per second allowed from one source (default "
-        f"{DATAGRAMS_PER_SOURCE_PER_SECOND:g})",
-    )
-    parser.add_argument(
-        "--burst",
-        type=_count,
-        default=DATAGRAM_BURST_PER_SOURCE,
-        metavar="N",
-        help=f"datagram burst allowed from one source (default {DATAGRAM_BURST_PER_SOURCE})",
-    )
-    parser.add_argument(
-        "--rate-per-ip",
-        type=_positive_seconds,
-        default=DATAGRAMS_PER_IP_PER_SECOND,
-        metavar="N",
-        help="datagrams per second allowed from one IP address (IPv6: one /64), all ports "
-        f"together; loopback is exempt (default {DATAGRAMS_PER_IP_PER_SECOND:g})",
-    )
-    parser.add_argument(
-        "--burst-per-ip",
-        type=_count,
-        default=DATAGRAM_BURST_PER_IP,
-        metavar="N",
-        help=f"datagram burst allowed from one IP address (default {DATAGRAM_BURST_PER_IP})",
-    )
-    parser.add_argument(
-        "--log-format",
-        choices=[item.value for item in LogFormat],
-        default="text",
-        help="log format on stderr",
-    )
-    parser.add_argument("--log-level", default="INFO", metavar="LEVEL", help="log level")
-    return parser
-
-
-def config_from_args(args: argparse.Namespace) -> SeedConfig:
-    """The SeedConfig described by parsed ``whnode seed`` arguments (reads --seeds-file)."""
-    peers: list[Seed] = []
-    if args.seeds_file is not None:
-        peers.extend(load_seeds(args.seeds_file))
-    for index, text in enumerate(args.peer, start=1):
-        peers.extend(parse_seeds(text, source=f"--peer #{index}"))
-    unique = list({peer.address: peer for peer in reversed(peers)}.values())[::-1]
-    if args.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-        raise ConfigError(f"--log-level {args.log_level!r} is not a log level")
-    return SeedConfig(
-        data_dir=args.data_dir,
-        host=args.host,
-        port=args.port,
-        advertise_host=args.advertise_host,
-        peers=tuple(unique),
-        stats_interval=args.stats_interval,
-        health_grace=args.health_grace,
-        datagrams_per_source_per_second=args.rate,
-        datagram_burst_per_source=args.burst,
-        datagrams_per_ip_per_second=args.rate_per_ip,
-        datagram_burst_per_ip=args.burst_per_ip,
-    )
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
-
-
-async def _serve(config: SeedConfig, notify: Notifier) -> None:
+async def serve(config: Config, notify: Notifier) -> None:
+    """Serve until SIGTERM or SIGINT, then save the peer table and stop (``whnode seed``)."""
     loop = asyncio.get_running_loop()
     stop_event = asyncio.Event()
 
@@ -859,39 +613,3 @@ async def _serve(config: SeedConfig, notify: Notifier) -> None:
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
-
-
-def main(argv: Sequence[str]) -> int:
-    """``whnode seed ARGS``: run a seed in the foreground; returns the exit code.
-
-    0 after a clean stop (SIGTERM/SIGINT), 2 for bad arguments or an unusable data directory
-    or seeds file, 1 when the port cannot be bound.
-    """
-    parser = build_parser()
-    try:
-        args = parser.parse_args(list(argv))
-    except SystemExit as exc:  # --help (0) or a usage error (2)
-        return exc.code if isinstance(exc.code, int) else 2
-    from whnode.logs import configure_logging
-
-    try:
-        config = config_from_args(args)
-        configure_logging(LogConfig(format=LogFormat(args.log_format), level=args.log_level))
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(_serve(config, Notifier(os.environ.get("NOTIFY_SOCKET"))))
-    except UsageError as exc:
-        sys.stderr.write(f"whnode seed: error: {exc}\n")
-        return 2
-    except RemoteError as exc:
-        sys.stderr.write(f"whnode seed: error: {exc}\n")
-        return 4
-    except (OSError, WhnodeError) as exc:
-        sys.stderr.write(f"whnode seed: error: {exc}\n")
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

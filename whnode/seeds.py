@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -34,6 +35,7 @@ __all__ = [
     "MAX_SEEDS",
     "MAX_SEEDS_FILE_BYTES",
     "Seed",
+    "configured_seeds",
     "format_seed",
     "load_seeds",
     "parse_seed_address",
@@ -193,3 +195,18 @@ def load_seeds(path: Path) -> list[Seed]:
         line = data[: exc.start].count(b"\n") + 1
         raise ConfigError(f"{path}:{line}: not UTF-8 text") from exc
     return parse_seeds(text, source=str(path))
+
+
+def configured_seeds(seeds: Sequence[str], seeds_file: Path | None) -> list[Seed]:
+    """Whom to join: each of ``seeds`` (``node.seeds``: seeds-file lines, ``host:port`` with
+    an optional pinned node id), then the seeds file; an address listed twice counts once
+    (its first listing wins). Reads the file: call it off the event loop."""
+    found: list[Seed] = []
+    for index, text in enumerate(seeds, start=1):
+        found.extend(parse_seeds(text, source=f"node.seeds[{index}]"))
+    if seeds_file is not None:
+        found.extend(load_seeds(seeds_file))
+    unique: dict[tuple[str, int], Seed] = {}
+    for seed in found:
+        unique.setdefault(seed.address, seed)
+    return list(unique.values())

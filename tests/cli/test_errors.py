@@ -45,7 +45,7 @@ def test_bad_file(cli: Cli, tmp_path: Path, file_text: str, fragment: str) -> No
         (["--set", "node.port"], {}, "expected SECTION.KEY=VALUE"),
         (["--set", "node.nope=1"], {}, "unknown configuration key node.nope"),
         (["--set", "pool.workers=-1"], {}, "pool.workers must be at least 0, not -1"),
-        (["--seed", "no-port"], {}, "is not host:port"),
+        (["--seed", "no-port"], {}, "node.seeds: 'no-port': expected HOST:PORT"),
         (["--log-level", "LOUD"], {}, "is not a log level"),
         ([], {"WHNODE_NODE_ROUTING_ONLY": "maybe"}, "node.routing_only: expected true or false"),
         ([], {"WHNODE_NODE_FROB": "1"}, "unknown configuration key node.frob"),

@@ -84,9 +84,11 @@ def test_a_port_in_use_is_a_runtime_error_saying_so(
         outcome = run_process(*argv) if process else cli(*argv)
     protocol = "UDP" if kind == socket.SOCK_DGRAM else "TCP"
     assert outcome.code == ExitCode.RUNTIME_ERROR
-    prefix = "whnode: error:" if command == "run" else "whnode seed: error:"
     last = outcome.err.splitlines()[-1]
-    assert last == f"{prefix} cannot listen on {protocol} {LOOPBACK}:{port}: Address already in use"
+    assert (
+        last
+        == f"whnode: error: cannot listen on {protocol} {LOOPBACK}:{port}: Address already in use"
+    )
     assert "Traceback" not in outcome.err
 
 

@@ -87,6 +87,7 @@ def test_init_writes_flags_as_active_values(cli: Cli, tmp_path: Path) -> None:
         "api": {},
         "trust": {},
         "log": {},
+        "seed": {},
     }  # the environment is not written into the file
     assert "# Number of owners (r) that hold each dispensary's records.\n# replication = 3" in text
 

@@ -34,7 +34,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from tests.ops.yamlsubset import parse_yaml_subset
-from whnode import cli, seed
+from whnode import cli
+from whnode.cli.seed import seed_config as seed_command_config
 from whnode.config import (
     DEFAULT_PORT,
     ENV_PREFIX,
@@ -43,7 +44,7 @@ from whnode.config import (
     build_config,
     parse_host_port,
 )
-from whnode.seed import SeedConfig, SeedServer
+from whnode.seed import SeedServer
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
@@ -97,10 +98,10 @@ def node_config(service: dict[str, Any]) -> Config:
     return build_config(environ=node_environment(service), flags=flags)
 
 
-def seed_config() -> SeedConfig:
+def seed_config() -> Config:
     command = services()["seed"]["command"]
     assert command[0] == "seed"
-    return seed.config_from_args(seed.build_parser().parse_args(command[1:]))
+    return seed_command_config(command[1:], {})
 
 
 def sandbox_port() -> int:
@@ -158,12 +159,12 @@ def test_every_command_parses_with_the_cli() -> None:
     for name in NODES:
         args = cli.build_parser().parse_args(services()[name]["command"])
         assert args.command == "run", name
-    for name in ("seed", "sandbox"):
-        command = services()[name]["command"]
-        assert command[0] == name
-        assert command[0] in cli.PASSTHROUGH
+    assert cli.build_parser().parse_args(services()["seed"]["command"]).command == "seed"
+    command = services()["sandbox"]["command"]
+    assert command[0] == "sandbox"
+    assert command[0] in cli.PASSTHROUGH
     config = seed_config()
-    assert config.host == "0.0.0.0"
+    assert config.node.host == "0.0.0.0"
     assert sandbox_port() > 0
 
 
@@ -186,7 +187,9 @@ def test_node_environment_names_real_configuration_keys() -> None:
         assert [f"{target}" for target in _volume_targets(service)].count("/data") == 1
         assert not config.node.routing_only
         # the seed it names is the seed service, on the seed's port
-        assert [parse_host_port(s) for s in config.node.seeds] == [("seed", seed_config().port)]
+        assert [parse_host_port(s) for s in config.node.seeds] == [
+            ("seed", seed_config().node.port)
+        ]
 
 
 def _volume_targets(service: dict[str, Any]) -> list[str]:
@@ -219,7 +222,7 @@ def test_sources_point_every_vendor_at_the_sandbox_service() -> None:
 
 def test_health_checks_probe_served_endpoints_on_configured_ports() -> None:
     _, port, path = probe(services()["seed"])
-    assert port == seed_config().port
+    assert port == seed_config().node.port
     assert path in route_paths(SeedServer(seed_config()).app)
     node_paths = node_app_paths()
     for name in NODES:
@@ -240,7 +243,7 @@ def sandbox_paths() -> set[str]:
 def test_published_ports_map_to_configured_ports() -> None:
     published: dict[str, set[str]] = {"tcp": set(), "udp": set()}
     expected = {
-        "seed": (seed_config().port, {"udp", "tcp"}),
+        "seed": (seed_config().node.port, {"udp", "tcp"}),
         "sandbox": (sandbox_port(), {"tcp"}),
         **{name: (node_config(services()[name]).node.port, {"tcp"}) for name in NODES},
     }
@@ -382,7 +385,13 @@ async def run_probe(code: str, env: dict[str, str] | None = None) -> int:
 async def test_health_probes_pass_on_a_healthy_seed_and_fail_otherwise(tmp_path: Path) -> None:
     compose_code, compose_port, _ = probe(services()["seed"])
     image_code = dockerfile_probe()
-    config = SeedConfig(data_dir=tmp_path, host="127.0.0.1", port=0, health_grace=3.0)
+    flags = {
+        "node.data_dir": str(tmp_path),
+        "node.host": "127.0.0.1",
+        "node.port": "0",
+        "seed.health_grace": "3",
+    }
+    config = build_config(config_file=Path(os.devnull), environ={}, flags=flags)
     async with SeedServer(config) as running:
         own_port = compose_code.replace(f":{compose_port}/", f":{running.port}/")
         port_env = {"WHNODE_NODE_PORT": str(running.port)}

@@ -32,7 +32,7 @@ from whnode.api.render import RenderCacheStatistics
 from whnode.config import build_config
 from whnode.dht.statistics import DhtStatistics
 from whnode.node import Node
-from whnode.seed import SeedConfig, SeedServer
+from whnode.seed import SeedServer
 from whnode.service.entitlement import EntitlementStatistics
 from whnode.service.types import ServiceStatistics
 from whnode.store.types import HotCacheStatistics, StoreStatistics
@@ -162,7 +162,11 @@ async def test_node_and_seed_metrics_pass_the_lint_and_share_names(tmp_path: Pat
         flags={"node.data_dir": str(tmp_path / "node"), "node.port": 0, "pool.workers": 1},
     )
     async with (
-        SeedServer(SeedConfig(data_dir=tmp_path / "seed", port=0)) as seed,
+        SeedServer(
+            build_config(
+                environ={}, flags={"node.data_dir": str(tmp_path / "seed"), "node.port": 0}
+            )
+        ) as seed,
         Node(config) as node,
     ):
         async with (

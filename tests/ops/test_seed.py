@@ -19,10 +19,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from whnode.cli import main as cli_main
+from whnode.cli.seed import seed_config as seed_command_config
+from whnode.config import DEFAULT_PORT, Config, build_config
 from whnode.dht import DhtConfig, DhtNode, PublicKey
 from whnode.errors import ConfigError
-from whnode.seed import PEERS_FILE_NAME, SeedConfig, SeedServer, build_parser, main
-from whnode.seeds import Seed
+from whnode.seed import DEFAULT_DATA_DIR, PEERS_FILE_NAME, SeedServer, seed_dht_config
+from whnode.seeds import Seed, format_seed
 
 LOOPBACK = "127.0.0.1"
 FLOODER = "127.0.0.2"
@@ -30,10 +33,22 @@ FLOODER = "127.0.0.2"
 BYSTANDER = "127.0.0.3"
 
 
-def seed_config(data_dir: Path, **changes: object) -> SeedConfig:
-    values: dict[str, object] = {"data_dir": data_dir, "port": 0, "host": LOOPBACK}
-    values.update(changes)
-    return SeedConfig(**values)  # type: ignore[arg-type]
+def seed_config(data_dir: Path, **changes: object) -> Config:
+    """A seed's Config on a free loopback port; ``changes`` are ``[seed]`` keys, ``host`` and
+    ``peers`` (Seed values, as node.seeds lines). The test nodes' random ids solve no puzzle:
+    the seed asks none of them (trust.node_id_difficulty = 0)."""
+    flags: dict[str, object] = {
+        "node.data_dir": str(data_dir),
+        "node.port": "0",
+        "node.host": str(changes.pop("host", LOOPBACK)),
+        "trust.node_id_difficulty": "0",
+    }
+    peers = changes.pop("peers", ())
+    assert isinstance(peers, tuple)
+    if peers:
+        flags["node.seeds"] = [format_seed(peer) for peer in peers]
+    flags.update({f"seed.{name}": str(value) for name, value in changes.items()})
+    return build_config(config_file=Path(os.devnull), environ={}, flags=flags)
 
 
 async def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -289,50 +304,86 @@ async def test_a_stats_line_is_logged_every_interval(
     )
 
 
-def test_seed_config_validates() -> None:
-    with pytest.raises(ConfigError):
-        SeedConfig(port=70000)
-    with pytest.raises(ConfigError):
-        SeedConfig(stats_interval=0)
-    with pytest.raises(ConfigError):
-        SeedConfig(health_grace=float("nan"))
-    with pytest.raises(ConfigError):
-        SeedConfig(datagram_burst_per_source=0)
-    with pytest.raises(ConfigError):
-        SeedConfig(peers=("a.example:1",))  # type: ignore[arg-type]
-    config = SeedConfig()
-    dht = config.dht_config()
+def test_seed_configuration_is_checked_under_the_keys_a_user_sets(tmp_path: Path) -> None:
+    for key, value in (
+        ("node.port", "70000"),
+        ("seed.stats_interval", "0"),
+        ("seed.health_grace", "nan"),
+        ("seed.datagram_burst_per_source", "0"),
+        ("seed.datagram_burst_per_ip", "0"),
+    ):
+        with pytest.raises(ConfigError, match=f"^{key}"):
+            build_config(environ={}, flags={key: value})
+    with pytest.raises(ConfigError, match=r"^node\.seeds: 'a\.example'"):
+        build_config(environ={}, flags={"node.seeds": ["a.example"]})
+    config = seed_config(tmp_path, datagrams_per_ip_per_second=7.5, datagram_burst_per_ip=30)
+    dht = seed_dht_config(config)
     assert dht.routing_only
-    assert dht.datagrams_per_source_per_second == config.datagrams_per_source_per_second
+    assert dht.datagrams_per_source_per_second == config.seed.datagrams_per_source_per_second
+    assert (dht.datagrams_per_ip_per_second, dht.datagram_burst_per_ip) == (7.5, 30)
+    assert (dht.ksize, dht.rpc_timeout) == (config.node.ksize, config.node.rpc_timeout)
 
 
-def test_main_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--port", "x"]) == 2
-    assert main(["--peer", "no-port", "--data-dir", str(tmp_path)]) == 2
-    assert "--peer #1:1: " in capsys.readouterr().err
-    assert main(["--seeds-file", str(tmp_path / "missing.txt")]) == 2
+def test_seed_command_refuses_bad_arguments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = ["--data-dir", str(tmp_path)]
+    assert cli_main(["seed", "--port", "x", *data_dir]) == 2
+    assert "node.port" in capsys.readouterr().err
+    assert cli_main(["seed", "--peer", "no-port", *data_dir]) == 2
+    assert "node.seeds: 'no-port'" in capsys.readouterr().err
+    assert cli_main(["seed", "--seeds-file", str(tmp_path / "missing.txt"), *data_dir]) == 2
     assert "cannot read the seeds file" in capsys.readouterr().err
-    assert main(["--stats-interval", "0"]) == 2
-    assert main(["--log-level", "LOUD", "--data-dir", str(tmp_path)]) == 2
-    assert main(["--help"]) == 0
+    assert cli_main(["seed", "--stats-interval", "0", *data_dir]) == 2
+    assert "seed.stats_interval must be > 0" in capsys.readouterr().err
+    assert cli_main(["seed", "--set", "node.ksize=0", *data_dir]) == 2
+    assert "node.ksize must be at least 1" in capsys.readouterr().err
+    assert cli_main(["seed", "--log-level", "LOUD", *data_dir]) == 2
+    assert cli_main(["seed", "--help"]) == 0
     assert "routing-only" in capsys.readouterr().out
+    assert not (tmp_path / "identity.key").exists()  # refused before anything started
 
 
-def test_main_reports_a_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_seed_command_reports_a_port_in_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind((LOOPBACK, 0))
         port = taken.getsockname()[1]
-        code = main(["--port", str(port), "--host", LOOPBACK, "--data-dir", str(tmp_path)])
+        argv = ["seed", "--port", str(port), "--host", LOOPBACK, "--data-dir", str(tmp_path)]
+        code = cli_main([*argv, "--set", "trust.node_id_difficulty=0"])
     assert code == 1
     assert f"cannot listen on UDP {LOOPBACK}:{port}" in capsys.readouterr().err
 
 
-def test_parser_matches_the_config_defaults() -> None:
-    args = build_parser().parse_args([])
-    assert args.port == SeedConfig().port
-    assert args.host == SeedConfig().host
-    assert args.data_dir == SeedConfig().data_dir
-    assert args.stats_interval == SeedConfig().stats_interval
+def test_seed_command_defaults_and_flags_become_one_config(tmp_path: Path) -> None:
+    default = seed_command_config([], {})
+    assert (default.node.port, default.node.host) == (DEFAULT_PORT, "127.0.0.1")
+    assert default.node.data_dir == DEFAULT_DATA_DIR  # not a node's ./whnode-data
+    assert default.seed.stats_interval == Config().seed.stats_interval
+    assert seed_command_config([], {"WHNODE_NODE_DATA_DIR": str(tmp_path)}).node.data_dir == (
+        tmp_path
+    )
+    argv = [
+        "--data-dir",
+        str(tmp_path),
+        "--peer",
+        f"127.0.0.1:9 {'ab' * 20}",
+        "--seed",
+        "127.0.0.1:10",
+        "--rate-per-ip",
+        "7.5",
+        "--burst-per-ip",
+        "30",
+        "--advertise-host",
+        "seed1.example.org",
+    ]
+    config = seed_command_config(argv, {"WHNODE_SEED_HEALTH_GRACE": "5"})
+    assert config.node.seeds == ("127.0.0.1:10", f"127.0.0.1:9 {'ab' * 20}")
+    assert config.seed.public_address == "seed1.example.org"
+    assert config.seed.health_grace == 5.0
+    dht = seed_dht_config(config)
+    assert (dht.datagrams_per_ip_per_second, dht.datagram_burst_per_ip) == (7.5, 30)
 
 
 async def read_line_matching(stream: asyncio.StreamReader, pattern: str, timeout: float) -> str:
@@ -366,6 +417,8 @@ async def test_whnode_seed_process_stops_cleanly_on_signal_and_saves_peers(
         "0.3",
         "--log-format",
         "json",
+        "--set",
+        "trust.node_id_difficulty=0",
         stderr=subprocess.PIPE,
         env=environment,
     )
@@ -389,17 +442,3 @@ async def test_whnode_seed_process_stops_cleanly_on_signal_and_saves_peers(
     assert "Traceback" not in rest
     saved = json.loads((data_dir / PEERS_FILE_NAME).read_text(encoding="utf-8"))
     assert {peer["node_id"] for peer in saved["peers"]} == {n.node_id.hex() for n in nodes}
-
-
-def test_per_ip_datagram_limits_come_from_flags_and_reach_the_dht_layer(tmp_path: Path) -> None:
-    from whnode.seed import DATAGRAM_BURST_PER_IP, DATAGRAMS_PER_IP_PER_SECOND, config_from_args
-
-    default = config_from_args(build_parser().parse_args(["--data-dir", str(tmp_path)]))
-    assert default.dht_config().datagrams_per_ip_per_second == DATAGRAMS_PER_IP_PER_SECOND
-    assert default.dht_config().datagram_burst_per_ip == DATAGRAM_BURST_PER_IP
-    argv = ["--data-dir", str(tmp_path), "--rate-per-ip", "7.5", "--burst-per-ip", "30"]
-    config = config_from_args(build_parser().parse_args(argv))
-    assert config.dht_config().datagrams_per_ip_per_second == 7.5
-    assert config.dht_config().datagram_burst_per_ip == 30
-    with pytest.raises(ConfigError, match="datagram_burst_per_ip"):
-        seed_config(tmp_path, datagram_burst_per_ip=0)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from whnode import cli, seed
+from whnode import cli
+from whnode.cli.seed import seed_config
 from whnode.config import DEFAULT_PORT, NodeConfig, build_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,14 +117,13 @@ def test_seed_unit_runs_a_valid_seed_command() -> None:
     unit = parse_unit(SEED_UNIT)
     argv = exec_start(unit)
     assert argv[0] == "seed"
-    assert cli.PASSTHROUGH["seed"] == "whnode.seed"  # `whnode seed` reaches whnode.seed.main
-    args = seed.build_parser().parse_args(argv[1:])
-    config = seed.config_from_args(args)
+    assert cli.build_parser().parse_args(argv).command == "seed"
+    config = seed_config(argv[1:], {})
     state = single(unit, "Service", "StateDirectory")
-    assert config.data_dir == Path("/var/lib") / state
-    assert single(unit, "Service", "WorkingDirectory") == str(config.data_dir)
-    assert config.host == "0.0.0.0"
-    assert config.port == DEFAULT_PORT
+    assert config.node.data_dir == Path("/var/lib") / state
+    assert single(unit, "Service", "WorkingDirectory") == str(config.node.data_dir)
+    assert config.node.host == "0.0.0.0"
+    assert config.node.port == DEFAULT_PORT
     assert single(unit, "Service", "DynamicUser") == "yes"
     # the seed saves its peer table on SIGTERM well within the stop timeout
     assert int(single(unit, "Service", "TimeoutStopSec")) >= 10

@@ -1,4 +1,4 @@
-"""Commands whose options belong to another module: ``whnode seed``, ``whnode sandbox``."""
+"""Commands whose options belong to another module: ``whnode sandbox``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from whnode.cli.parsing import Commands
 from whnode.errors import WhnodeError
 
-PASSTHROUGH = {"seed": "whnode.seed", "sandbox": "whnode.sandbox.cli"}
+PASSTHROUGH = {"sandbox": "whnode.sandbox.cli"}
 """Commands whose arguments all belong to another module's ``main(argv) -> int``."""
 
 
@@ -36,11 +36,6 @@ def dispatch(module_name: str) -> Callable[[argparse.Namespace, Any], int]:
 
 def register(commands: Commands) -> None:
     for name, summary, example in (
-        (
-            "seed",
-            "run a routing-only bootstrap seed peer (options: whnode seed --help)",
-            "whnode seed --port 8468",
-        ),
         (
             "sandbox",
             "serve the simulated upstream APIs (options: whnode sandbox --help)",
