@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from whnode import limits
+from whnode.ratelimit import TokenBucket
 
 __all__ = ["LRU_GRANULARITY", "ClientRateLimiter", "RateLimiterStatistics", "client_key"]
 
@@ -51,6 +52,12 @@ class RateLimiterStatistics:
     """Clients currently tracked."""
 
 
+@dataclass(slots=True)
+class _ClientBucket(TokenBucket):
+    moved: float = 0.0
+    """When the client last moved to the recent end of the least-recently-seen order."""
+
+
 class ClientRateLimiter:
     """One token bucket per client key: ``rate`` tokens per second up to ``burst``."""
 
@@ -62,8 +69,8 @@ class ClientRateLimiter:
         self._rate = rate
         self._burst = float(burst)
         self._max_clients = max_clients
-        # key -> [tokens, last refill time, last moved], least recently seen first
-        self._buckets: OrderedDict[str, list[float]] = OrderedDict()
+        self._buckets: OrderedDict[str, _ClientBucket] = OrderedDict()
+        """Least recently seen first."""
         self._admitted = 0
         self._refused = 0
 
@@ -74,25 +81,20 @@ class ClientRateLimiter:
         """
         bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[key] = [self._burst, now, now]
+            bucket = _ClientBucket(self._rate, self._burst, self._burst, now, now)
+            self._buckets[key] = bucket
             if len(self._buckets) > self._max_clients:
                 self._buckets.popitem(last=False)
-        else:
-            if now - bucket[2] > LRU_GRANULARITY:
-                # least recently seen first, to within LRU_GRANULARITY: a busy client's
-                # entry moves at most once per that many seconds, not on every request
-                self._buckets.move_to_end(key)
-                bucket[2] = now
-            if now > bucket[1]:
-                tokens = bucket[0] + (now - bucket[1]) * self._rate
-                bucket[0] = tokens if tokens < self._burst else self._burst
-                bucket[1] = now
-        if bucket[0] >= 1.0:
-            bucket[0] -= 1.0
+        elif now - bucket.moved > LRU_GRANULARITY:
+            # least recently seen first, to within LRU_GRANULARITY: a busy client's
+            # entry moves at most once per that many seconds, not on every request
+            self._buckets.move_to_end(key)
+            bucket.moved = now
+        if bucket.take(now):
             self._admitted += 1
             return 0.0
         self._refused += 1
-        return (1.0 - bucket[0]) / self._rate
+        return bucket.delay(now)
 
     def statistics(self) -> RateLimiterStatistics:
         return RateLimiterStatistics(

@@ -1,39 +1,14 @@
-"""Per-source token buckets and a log limiter; both take ``now`` instead of reading a clock."""
+"""Per-source token buckets (``whnode.ratelimit.TokenBucket``) and a log limiter; both take
+``now`` instead of reading a clock."""
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
 
-__all__ = ["LogLimiter", "SourceRateLimiter", "TokenBucket"]
+from whnode.ratelimit import TokenBucket
 
-
-@dataclass(slots=True)
-class TokenBucket:
-    """A token bucket: ``rate`` tokens per second, at most ``burst`` banked."""
-
-    rate: float
-    burst: float
-    tokens: float
-    stamp: float
-
-    def refill(self, now: float) -> None:
-        if now > self.stamp:
-            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
-
-    def take(self, now: float) -> bool:
-        """Spend one token if there is one."""
-        self.refill(now)
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-    def full(self, now: float) -> bool:
-        self.refill(now)
-        return self.tokens >= self.burst
+__all__ = ["LogLimiter", "SourceRateLimiter"]
 
 
 class SourceRateLimiter:
@@ -53,7 +28,7 @@ class SourceRateLimiter:
         self._burst = float(burst)
         self._max_sources = max_sources
         self._buckets: OrderedDict[tuple[str, int], TokenBucket] = OrderedDict()
-        self._overflow = TokenBucket(rate, self._burst, self._burst, 0.0)
+        self._overflow = TokenBucket.filled(rate, self._burst, 0.0)
         self.overflowed = 0
         """Datagrams charged to the shared overflow bucket."""
 
@@ -72,7 +47,7 @@ class SourceRateLimiter:
                 self.overflowed += 1
                 return self._overflow.take(now)
             del self._buckets[oldest_source]
-        bucket = TokenBucket(self._rate, self._burst, self._burst, now)
+        bucket = TokenBucket.filled(self._rate, self._burst, now)
         self._buckets[source] = bucket
         return bucket.take(now)
 

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from whnode.ratelimit import TokenBucket
 from whnode.record.model import Vendor
 from whnode.sandbox.catalog import DispensarySpec, Item, menu_at, named_catalog, population
 from whnode.sandbox.config import SandboxConfig
@@ -113,14 +114,6 @@ class _Counter:
         return CounterSnapshot(self.requests, self.menu_fetches, self.rate_limited, self.faults)
 
 
-class _Bucket:
-    __slots__ = ("stamp", "tokens")
-
-    def __init__(self, tokens: float, stamp: float) -> None:
-        self.tokens = tokens
-        self.stamp = stamp
-
-
 class SandboxState:
     """Everything the handlers share (see the module docstring)."""
 
@@ -143,7 +136,7 @@ class SandboxState:
         self._rng = random.Random(f"{config.seed}:latency")
         self._global_advance = 0
         self._advance: dict[str, int] = {}
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
         self._rendered: OrderedDict[tuple[str, int, str], list[Any]] = OrderedDict()
         self.tokens: dict[str, float] = {}
         """Access tokens issued (Treez) and when each expires (``clock`` time)."""
@@ -262,16 +255,13 @@ class SandboxState:
         now = self.clock()
         bucket = self._buckets.get(client)
         if bucket is None:
-            bucket = _Bucket(float(self.burst), now)
+            bucket = TokenBucket.filled(self.rate, self.burst, now)
             self._buckets[client] = bucket
             while len(self._buckets) > RATE_LIMIT_CLIENTS:
                 self._buckets.popitem(last=False)
-        bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.stamp) * self.rate)
-        bucket.stamp = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
+        if bucket.take(now):
             return None
-        return max(1, math.ceil((1.0 - bucket.tokens) / self.rate))
+        return max(1, math.ceil(bucket.delay(now)))
 
     async def gate(
         self,

@@ -8,10 +8,9 @@ the host sees, not only what was planned, keeps to the pace.
 
 from __future__ import annotations
 
-__all__ = ["HostPace"]
+from whnode.ratelimit import TokenBucket
 
-_WHOLE = 1.0 - 1e-9
-"""A token, give or take float rounding after sleeping exactly the delay."""
+__all__ = ["HostPace"]
 
 
 class HostPace:
@@ -22,33 +21,23 @@ class HostPace:
     T seconds at most ``burst + rate * T`` tokens are taken.
     """
 
-    __slots__ = ("_burst", "_rate", "_stamp", "_tokens", "paused_until")
+    __slots__ = ("_bucket", "paused_until")
 
     def __init__(self, *, rate: float, burst: int, now: float) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be > 0 and burst >= 1")
-        self._rate = rate
-        self._burst = float(burst)
-        self._tokens = float(burst)
-        self._stamp = now
+        self._bucket = TokenBucket.filled(rate, burst, now)
         self.paused_until = now
         """No request may be sent before this time (the upstream asked us to wait)."""
-
-    def _refill(self, until: float) -> None:
-        if until > self._stamp:
-            self._tokens = min(self._burst, self._tokens + (until - self._stamp) * self._rate)
-            self._stamp = until
 
     def delay(self, now: float) -> float:
         """Seconds until a token may be taken (the pause included); 0 when one is there."""
         start = max(now, self.paused_until)
-        tokens = min(self._burst, self._tokens + max(0.0, start - self._stamp) * self._rate)
-        return (start - now) + (0.0 if tokens >= _WHOLE else (1.0 - tokens) / self._rate)
+        return (start - now) + self._bucket.delay(start)
 
     def take(self, now: float) -> None:
         """Spend one token (call when ``delay(now)`` is 0)."""
-        self._refill(now)
-        self._tokens -= 1.0
+        self._bucket.spend(now)
 
     def pause(self, until: float) -> None:
         """Send nothing to this host before ``until`` (from a Retry-After)."""
