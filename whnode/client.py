@@ -46,7 +46,14 @@ import cbor2
 import yarl
 
 from whnode import __version__, limits
-from whnode.errors import RemoteError, UsageError
+from whnode.errors import UsageError
+from whnode.exceptions import (
+    NodeBadAnswer,
+    NodeError,
+    NodeProblem,
+    NodeRateLimited,
+    NodeUnreachable,
+)
 from whnode.record.acceptance import TrustPolicy, accept_record, open_record
 from whnode.record.exceptions import ModelError, RecordError
 from whnode.record.model import Menu, parse_dispensary_id
@@ -87,52 +94,6 @@ INLINE_VERIFY_BYTES: Final = 32 * 1024
 PROBLEM_PREFIX: Final = "urn:whnode:problem:"
 
 T = TypeVar("T")
-
-
-class NodeError(RemoteError):
-    """A node's answer could not be used."""
-
-    def __init__(self, message: str, *, node: str) -> None:
-        super().__init__(f"{node}: {message}")
-        self.node = node
-
-
-class NodeUnreachable(NodeError):
-    """The connection to the node failed or timed out."""
-
-
-class NodeBadAnswer(NodeError):
-    """The node answered with an unexpected status, media type or size, or with a record
-    that does not answer the question asked."""
-
-
-class NodeProblem(NodeError):
-    """The node answered with a problem document that has no local exception."""
-
-    def __init__(
-        self, message: str, *, node: str, status: int, problem_type: str, title: str
-    ) -> None:
-        super().__init__(message, node=node)
-        self.status = status
-        self.problem_type = problem_type
-        self.title = title
-
-
-class NodeRateLimited(NodeProblem):
-    """The node refuses this client's request rate for ``retry_after`` seconds."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        node: str,
-        status: int,
-        problem_type: str,
-        title: str,
-        retry_after: float | None,
-    ) -> None:
-        super().__init__(message, node=node, status=status, problem_type=problem_type, title=title)
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Final
 
-from whnode.errors import WhnodeError
+from whnode.exceptions import DataDirInUse
 
 __all__ = [
     "API_FILE_NAME",
@@ -45,19 +45,6 @@ API_FILE_NAME: Final = "api"
 DATA_DIR_MODE: Final = 0o700
 LOCK_ATTEMPTS: Final = 5
 LOCK_RETRY_SECONDS: Final = 0.02
-
-
-class DataDirInUse(WhnodeError):
-    """Another process holds the data directory's lock."""
-
-    def __init__(self, data_dir: Path, pid: int | None) -> None:
-        holder = f"process {pid}" if pid else "another process"
-        super().__init__(
-            f"data directory {data_dir} is in use by {holder} (a running whnode node or "
-            "seed); stop it, or give this one another --data-dir"
-        )
-        self.data_dir = data_dir
-        self.pid = pid
 
 
 def prepare_data_dir(data_dir: Path) -> None:

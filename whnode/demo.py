@@ -35,7 +35,8 @@ from typing import Any, TextIO, TypeVar
 import aiohttp
 
 from whnode.config import Config, FreshnessConfig
-from whnode.errors import RemoteError, UsageError, WhnodeError
+from whnode.errors import RemoteError, UsageError
+from whnode.exceptions import DemoError, DemoInterrupted
 from whnode.sandbox.config import SandboxConfig
 from whnode.service.freshness import heuristic_lifetime
 from whnode.testing.replay import Request, central_cache_calls, zipf_trace
@@ -73,14 +74,6 @@ CANCEL_GRACE = 2.0
 """Seconds interrupted start-up or workload work gets to unwind before processes stop."""
 
 T = TypeVar("T")
-
-
-class DemoError(WhnodeError):
-    """The local network could not be started or did not behave."""
-
-
-class DemoInterrupted(DemoError):
-    """Ctrl-C or SIGTERM arrived before the network was serving."""
 
 
 @dataclass(frozen=True, slots=True)

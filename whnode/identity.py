@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Final
 
 from whnode import limits
-from whnode.errors import UsageError
+from whnode.exceptions import IdentityError
 from whnode.record.exceptions import ModelError
 from whnode.record.keys import SigningKey, node_id_for
 from whnode.record.puzzle import DEFAULT_DIFFICULTY, solves
@@ -47,10 +47,6 @@ IDENTITY_FILE: Final = "identity.key"
 MAX_IDENTITY_FILE_BYTES: Final = limits.MAX_IDENTITY_FILE_BYTES
 """See whnode.limits."""
 _NO_HARD_LINKS: Final = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV})
-
-
-class IdentityError(UsageError):
-    """The identity key file is unsafe, unreadable or corrupt; the operator must fix it."""
 
 
 def identity_path(data_dir: Path) -> Path:

@@ -74,7 +74,7 @@ def test_the_record_layer_imports_nothing_above_it() -> None:
         "import sys, whnode.record, whnode.record.docs; "
         "print(sorted(m for m in sys.modules if m.startswith('whnode.') and not "
         "m.startswith('whnode.record') and m not in "
-        "('whnode.limits', 'whnode.errors', 'whnode.version')))"
+        "('whnode.limits', 'whnode.errors', 'whnode.exceptions', 'whnode.version')))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60

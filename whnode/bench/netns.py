@@ -44,6 +44,7 @@ from typing import Any
 
 import aiohttp
 
+from whnode.bench.exceptions import NamespaceUnavailable
 from whnode.demo import free_port
 from whnode.errors import WhnodeError
 
@@ -65,10 +66,6 @@ LANES = 4
 """Concurrent request loops per half during a partition."""
 VENDORS = ("dutchie", "jane", "weedmaps", "leafly")
 PR_SET_PDEATHSIG = 1
-
-
-class NamespaceUnavailable(WhnodeError):
-    """Network namespaces, veth pairs or TUN devices cannot be created here."""
 
 
 def namespaces_unavailable() -> str | None:

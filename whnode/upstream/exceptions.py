@@ -36,6 +36,8 @@ from typing import Any
 from whnode.errors import RemoteError
 
 __all__ = [
+    "AdapterParseError",
+    "AdapterRefusal",
     "UnknownDispensary",
     "UpstreamBadResponse",
     "UpstreamCircuitOpen",
@@ -160,3 +162,25 @@ class UpstreamCircuitOpen(UpstreamUnavailable):
 
 class UnknownDispensary(UpstreamError):
     """No configured source serves this dispensary, or the upstream does not know it."""
+
+
+class AdapterRefusal(UpstreamRefused):
+    """The upstream refused inside an HTTP 200 (Dutchie's GraphQL ``errors`` array: an
+    unknown persisted query, a rejected filter): not retried, like any refusal."""
+
+
+class AdapterParseError(UpstreamParseError, ValueError):
+    """A page is not what its API sends: broken JSON, or an envelope without the expected
+    fields.
+
+    Raised by the pure ``parse_pages`` functions and by pagination, which know neither the
+    source nor the dispensary: the fetcher and the parse pool turn it into an
+    ``UpstreamParseError`` naming them. A ``ValueError`` too, as any bad input."""
+
+    def __init__(self, message: str) -> None:
+        ValueError.__init__(self, message)
+        self.message = message
+        self.source = ""
+        self.dispensary_id = ""
+        self.host = None
+        self.status = None

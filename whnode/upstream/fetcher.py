@@ -239,16 +239,17 @@ class Fetcher:
                     status=404,
                 ) from exc
             raise
-        except UpstreamError:
-            raise
         except (ValueError, LookupError, TypeError, AttributeError) as exc:
             # The adapter could not read the paging fields of an answer (not JSON, or of an
-            # unexpected shape); adapters' own AdapterParseError is a ValueError too.
+            # unexpected shape): its own AdapterParseError (the one UpstreamError that is a
+            # ValueError, knowing neither source nor dispensary) or any other.
             raise UpstreamParseError(
                 f"cannot read a page while paging: {type(exc).__name__}: {exc}"[:300],
                 source=name,
                 dispensary_id=dispensary_id,
             ) from exc
+        except UpstreamError:
+            raise
         if not pages:
             raise UpstreamBadResponse(
                 "the upstream gave no pages", source=name, dispensary_id=dispensary_id

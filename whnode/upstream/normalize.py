@@ -36,7 +36,6 @@ from html.parser import HTMLParser
 from typing import Final
 
 from whnode import limits
-from whnode.errors import RemoteError
 from whnode.record.exceptions import ModelError
 from whnode.record.model import (
     Category,
@@ -51,7 +50,7 @@ from whnode.record.model import (
     Vendor,
     parse_dispensary_id,
 )
-from whnode.upstream.exceptions import UpstreamRefused
+from whnode.upstream.exceptions import AdapterParseError, AdapterRefusal
 
 __all__ = [
     "AdapterParseError",
@@ -87,18 +86,6 @@ MAX_NUMBER_CHARS: Final = 64
 """Longest string read as a number, a potency or a timestamp (longer ones are junk)."""
 MAX_RAW_TEXT_CHARS: Final = 4 * limits.MAX_TEXT_CHARS
 """Longest raw text (HTML included) parsed for a name or description; the rest is cut first."""
-
-
-# --------------------------------------------------------------------------- errors
-class AdapterParseError(RemoteError, ValueError):
-    """A page is not what its API sends: broken JSON, or an envelope without the expected
-    fields. Raised by the pure ``parse_pages`` functions and by pagination; the parse pool
-    turns it into ``UpstreamParseError`` naming source and dispensary."""
-
-
-class AdapterRefusal(UpstreamRefused):
-    """The upstream refused inside an HTTP 200 (Dutchie's GraphQL ``errors`` array: an
-    unknown persisted query, a rejected filter): not retried, like any refusal."""
 
 
 # --------------------------------------------------------------------------- text

@@ -68,7 +68,7 @@ from whnode.record.keys import ContentHash
 from whnode.record.model import DropCount, Menu, MenuStatistics, ParseReport, Vendor
 from whnode.upstream.adapters import ADAPTERS, Adapter
 from whnode.upstream.adapters.base import ParseResult
-from whnode.upstream.exceptions import UpstreamError, UpstreamParseError
+from whnode.upstream.exceptions import AdapterParseError, UpstreamError, UpstreamParseError
 from whnode.upstream.statistics import compute_statistics
 
 __all__ = [
@@ -208,9 +208,9 @@ def run_parser(
     try:
         parsed = parse_pages(dispensary_id, list(pages), fetched_at_ms)
         result = parsed if isinstance(parsed, ParseResult) else ParseResult(parsed)
-    except UpstreamError:
-        raise
     except Exception as exc:  # the parse boundary: untrusted input, any failure is the input's
+        if isinstance(exc, UpstreamError) and not isinstance(exc, AdapterParseError):
+            raise  # already names the source (AdapterParseError does not)
         raise UpstreamParseError(
             f"cannot parse the pages: {_foreign(exc)}", source=vendor, dispensary_id=dispensary_id
         ) from exc
