@@ -147,7 +147,7 @@ async def serve(
             log.info("start-up interrupted")
         except BaseException:
             with contextlib.suppress(Exception):  # release whatever did start
-                await node.stop(drain_timeout=0)
+                await node.aclose(drain_timeout=0)
             raise
         else:
             log.info(
@@ -182,7 +182,7 @@ async def _stop(node: Node, config: Config, signals: _Signals, notify: Notifier)
         )
         await _first(asyncio.sleep(unready), signals.force.wait())
     remaining = max(0.0, drain_deadline - loop.time())
-    stopping = asyncio.ensure_future(node.stop(drain_timeout=remaining))
+    stopping = asyncio.ensure_future(node.aclose(drain_timeout=remaining))
     deadline = remaining + STOP_GRACE_SECONDS
     try:
         async with asyncio.timeout(deadline):

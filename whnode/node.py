@@ -29,6 +29,7 @@ from whnode import limits
 from whnode.api.server import ConnectionLimits, GuardedSite, http_runner, ingress_of
 from whnode.config import Config, TrustMode
 from whnode.datadir import DataDirLock, prepare_data_dir, remove_api_file, write_api_file
+from whnode.deprecation import deprecated_alias
 from whnode.dht import DhtConfig, DhtNode
 from whnode.dht import PublicKey as DhtPublicKey
 from whnode.errors import ListenError, describe
@@ -125,7 +126,7 @@ class Node:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self.stop()
+        await self.aclose()
 
     @property
     def http_url(self) -> str:
@@ -238,7 +239,7 @@ class Node:
             self._tasks.append(asyncio.create_task(self._republish_loop(), name="republish"))
             self._tasks.append(asyncio.create_task(self._sample_loop(), name="status samples"))
         except BaseException:
-            await self.stop()
+            await self.aclose()
             raise
         LOG.info("node %s serving on %s", self.node_id.hex()[:12], self.http_url)
 
@@ -312,7 +313,7 @@ class Node:
                 await site.start()
             except OSError as exc:
                 last_error = exc
-                await dht.stop()
+                await dht.aclose()
                 continue
             self.port = port
             return dht
@@ -335,7 +336,7 @@ class Node:
 
         return add_public_routes(self.app, self)
 
-    async def stop(self, drain_timeout: float | None = None) -> None:
+    async def aclose(self, drain_timeout: float | None = None) -> None:
         """Drain in-flight requests, then stop everything. Safe to call twice."""
         if self._runner is not None:
             runner, self._runner = self._runner, None
@@ -354,23 +355,26 @@ class Node:
             await service.aclose()
         dht = getattr(self, "dht", None)
         if dht is not None:
-            await dht.stop()
+            await dht.aclose()
         if self._http is not None:
-            await self._http.close()
+            await self._http.aclose()
             self._http = None
         if self._session is not None:
             await self._session.close()
             self._session = None
         if self._pool is not None and self._pool is not self._given_pool:
-            await self._pool.close()
+            await self._pool.aclose()
         self._pool = None
         if self._store is not None:
-            await self._store.close()
+            await self._store.aclose()
             self._store = None
         if self._api_url is not None:
             url, self._api_url = self._api_url, None
             await asyncio.to_thread(remove_api_file, self.config.node.data_dir, url)
         self._lock.release()
+
+    stop = deprecated_alias(aclose, "stop")
+    """Deprecated name of :meth:`aclose`, kept for a release."""
 
     async def _republish_loop(self) -> None:
         interval = self.config.node.republish_interval

@@ -263,7 +263,7 @@ class SeedServer:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self.stop()
+        await self.aclose()
 
     @property
     def started(self) -> bool:
@@ -290,7 +290,7 @@ class SeedServer:
             self._spawn(self._stats_loop(), "seed stats")
             self._spawn(self._watch_loop(), "seed watch")
         except BaseException:
-            await self.stop()
+            await self.aclose()
             raise
         LOG.info(
             "seed %s serving UDP+TCP %s:%d (routing only); seeds line: %s",
@@ -331,7 +331,7 @@ class SeedServer:
                 await site.start()
             except OSError as exc:
                 last_error = exc
-                await dht.stop()
+                await dht.aclose()
                 continue
             self._dht = dht
             self._listening = True
@@ -341,7 +341,7 @@ class SeedServer:
         reason = describe(last_error) if last_error is not None else "no free port number"
         raise ListenError(f"cannot listen on TCP {config.host}:{config.port}: {reason}")
 
-    async def stop(self) -> None:
+    async def aclose(self) -> None:
         """Stop serving, end the tasks, save the peer table, close the socket. Idempotent."""
         for task in self._tasks:
             task.cancel()
@@ -352,7 +352,7 @@ class SeedServer:
             await runner.cleanup()
         self._listening = False
         if self._dht is not None:
-            await self._dht.stop()  # saves peers.json when the table is not empty
+            await self._dht.aclose()  # saves peers.json when the table is not empty
         self._lock.release()
 
     def _spawn(self, coroutine: Awaitable[None], name: str) -> None:

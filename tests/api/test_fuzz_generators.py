@@ -60,7 +60,7 @@ def dht_protocol() -> Iterator[tuple[DhtNode, object, asyncio.AbstractEventLoop]
     node = DhtNode(PublicKey(bytes(32)), config)
     loop.run_until_complete(node.listen("127.0.0.1", 0))
     yield node, node._protocol, loop
-    loop.run_until_complete(node.stop())
+    loop.run_until_complete(node.aclose())
     loop.close()
 
 

@@ -53,7 +53,7 @@ async def fleet() -> AsyncIterator[list[DhtNode]]:
     try:
         yield nodes
     finally:
-        await asyncio.gather(*(node.stop() for node in nodes))
+        await asyncio.gather(*(node.aclose() for node in nodes))
 
 
 async def network(

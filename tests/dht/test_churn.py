@@ -36,7 +36,7 @@ async def test_a_suspect_is_left_out_of_find_node_replies() -> None:
             return {contact.node_id for contact in answer[1]}
 
         assert {dead.node_id, alive.node_id} <= await listed()
-        await dead.stop()
+        await dead.aclose()
         await node.find_closest(os.urandom(20), 3)  # misses the dead node once
         assert any(c.node_id == dead.node_id for c in node.contacts())  # still in the table
         found = await listed()
@@ -57,7 +57,7 @@ async def test_a_cached_owner_list_naming_a_suspect_is_not_used() -> None:
         dead = next(peer for peer in peers if peer.node_id in {o.node_id for o in owners})
         assert (await node.find_owners(key, 4)) == owners  # from the cache
         lookups = node.statistics().owner_lookups
-        await dead.stop()
+        await dead.aclose()
         await node.find_closest(os.urandom(20), 3)  # misses the dead node: a suspect now
         again = await node.find_owners(key, 4)
         assert node.statistics().owner_lookups == lookups + 1
@@ -77,7 +77,7 @@ async def test_a_crashed_contact_is_evicted_without_any_lookup() -> None:
         nodes.extend([node, dead, alive])
         await node.bootstrap([(LOOPBACK, dead.port), (LOOPBACK, alive.port)])
         assert len(node.contacts()) == 2
-        await dead.stop()
+        await dead.aclose()
         # silent for liveness_interval: pinged, a suspect, pinged until evicted
         await wait_for_condition(
             lambda: [c.node_id for c in node.contacts()] == [alive.node_id], timeout=5.0
@@ -100,7 +100,7 @@ async def test_an_evicted_contact_is_recalled_when_it_answers_again() -> None:
         nodes.append(node)
         await node.bootstrap([(LOOPBACK, away.port)])
         port, key = away.port, away.public_key
-        await away.stop()  # a partition: the node cannot reach it for a while
+        await away.aclose()  # a partition: the node cannot reach it for a while
         await wait_for_condition(lambda: node.contacts() == [], timeout=5.0)
         back = DhtNode(key, fast())  # the same node, reachable again; it does not bootstrap
         await back.listen(LOOPBACK, port)

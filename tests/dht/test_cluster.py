@@ -56,12 +56,12 @@ async def test_restarted_node_rejoins_from_its_peer_list_with_the_seed_down(tmp_
         node = await start_node(key=key, peers_file=peers_file)
         await node.bootstrap([(LOOPBACK, seed.port)])
         assert len(node.contacts()) >= 8
-        await node.stop()  # saves the peer list
+        await node.aclose()  # saves the peer list
         saved = json.loads(peers_file.read_text("utf-8"))
         assert len(saved["peers"]) >= 8
         assert node.statistics().peers_saved >= 1
         seed_port = seed.port
-        await seed.stop()
+        await seed.aclose()
 
         restarted = await start_node(fast(bootstrap_attempts=2), key=key, peers_file=peers_file)
         nodes.append(restarted)
@@ -77,7 +77,7 @@ async def test_maintenance_rebootstraps_when_the_table_is_empty() -> None:
     async with fleet() as nodes:
         seed = await start_node(fast(routing_only=True))
         seed_port = seed.port
-        await seed.stop()  # the seed is down when the node starts
+        await seed.aclose()  # the seed is down when the node starts
         node = await start_node(fast(bootstrap_attempts=1, bootstrap_backoff=0.1))
         nodes.append(node)
         assert await node.bootstrap([(LOOPBACK, seed_port)]) == 0
@@ -128,7 +128,7 @@ async def test_stop_leaves_no_task_behind(tmp_path: Path) -> None:
     await asyncio.sleep(0)
     assert asyncio.all_tasks() - before == set()
     for node in [seed, *members]:
-        await node.stop()  # twice is harmless
+        await node.aclose()  # twice is harmless
 
 
 async def test_a_seed_with_another_id_than_its_pin_is_not_used_to_join() -> None:

@@ -213,7 +213,7 @@ async def test_lookup_with_a_dead_table_ends_at_the_deadline() -> None:
         nodes.extend([node, *peers])
         await node.bootstrap([(LOOPBACK, peers[0].port)])
         for peer in peers:
-            await peer.stop()
+            await peer.aclose()
         started = time.monotonic()
         owners = await node.find_owners(os.urandom(20), 3)
         assert time.monotonic() - started < 0.5 + 0.2

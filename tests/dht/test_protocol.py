@@ -266,7 +266,7 @@ async def test_misses_before_eviction() -> None:
         nodes.extend([node, peer])
         await node.bootstrap([(LOOPBACK, peer.port)])
         assert [contact.node_id for contact in node.contacts()] == [peer.node_id]
-        await peer.stop()
+        await peer.aclose()
         await node.find_closest(os.urandom(20), 3)
         # the first miss is settled at once: pinged until it answers or misses enough
         assert [contact.node_id for contact in node.contacts()] == [peer.node_id]
@@ -340,7 +340,7 @@ async def test_a_node_that_missed_is_not_waited_for_then_settled_by_maintenance(
         nodes.extend([node, dead, alive])
         await node.bootstrap([(LOOPBACK, dead.port), (LOOPBACK, alive.port)])
         assert len(node.contacts()) == 2
-        await dead.stop()
+        await dead.aclose()
         started = time.monotonic()
         found = await node.find_closest(os.urandom(20), 3)
         # not even the first miss is waited for: the request stalls (no answer within a few
@@ -367,7 +367,7 @@ async def test_a_node_that_moved_is_let_in_once_its_old_address_fails() -> None:
         nodes.extend([node, moving])
         await node.bootstrap([(LOOPBACK, moving.port)])
         key = moving.public_key
-        await moving.stop()
+        await moving.aclose()
         moved = await start_node(key=key)  # same identity, new port
         nodes.append(moved)
         for misses in (1, 2):

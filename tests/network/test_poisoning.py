@@ -201,4 +201,4 @@ async def test_an_honest_owners_record_is_still_accepted_across_churn(
                 await owner.service.republish()
             assert not newcomer.service.statistics().peer_rejections.get("not_entitled")
         finally:
-            await newcomer.stop()
+            await newcomer.aclose()

@@ -67,7 +67,7 @@ async def dht_nodes(count: int, host: str | None = None) -> AsyncIterator[list[D
             await node.listen(host or f"127.0.1.{index + 1}", 0)
         yield nodes
     finally:
-        await asyncio.gather(*(node.stop() for node in nodes))
+        await asyncio.gather(*(node.aclose() for node in nodes))
 
 
 async def http_get(url: str) -> tuple[int, str, dict[str, str]]:
@@ -160,7 +160,7 @@ async def test_health_rule_grace_then_peers_then_socket(tmp_path: Path) -> None:
             status, body, _ = await http_get(f"{seed.http_url}/healthz")
             assert (status, json.loads(body)["reason"]) == (200, "1 peer")
     finally:
-        await seed.stop()
+        await seed.aclose()
     health = seed.health()
     assert not health.healthy
     assert health.reason == "UDP socket not listening"

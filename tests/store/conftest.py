@@ -126,7 +126,7 @@ async def holder(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield opened
     finally:
         if store is not None:
-            await store.close()
+            await store.aclose()
 
 
 @pytest.fixture
@@ -138,4 +138,4 @@ async def store(tmp_path: Path) -> AsyncIterator[DurableStore]:
     try:
         yield opened
     finally:
-        await opened.close()
+        await opened.aclose()

@@ -58,7 +58,7 @@ async def test_concurrent_readers_see_consistent_snapshots_while_a_writer_writes
         assert statistics.errors == 0
         assert statistics.puts == 2 * WRITES
     finally:
-        await store.close()
+        await store.aclose()
     assert sum(result for result in results[1:] if result is not None) > 100
     # readers ran between writes, not only before or after them
     assert len(seen_newest) > 20

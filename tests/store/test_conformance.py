@@ -182,7 +182,7 @@ def test_random_puts_match_the_model(
             assert holder.held_records() == sum(len(held) for held in model.held.values())
         finally:
             if store is not None:
-                await store.close()
+                await store.aclose()
 
     with tempfile.TemporaryDirectory() as directory:
         asyncio.run(scenario(Path(directory)))

@@ -188,8 +188,8 @@ async def test_all_newest_pages_through_every_dispensary(tmp_path: Path) -> None
 
 async def test_a_closed_store_refuses_work_and_close_is_idempotent(tmp_path: Path) -> None:
     s = await DurableStore.open(tmp_path / "s.sqlite3", history_per_dispensary=2, max_bytes=10**6)
-    await s.close()
-    await s.close()
+    await s.aclose()
+    await s.aclose()
     with pytest.raises(StoreClosed):
         await s.put(make_record("shop-a", 1))
     with pytest.raises(StoreClosed):
@@ -252,7 +252,7 @@ async def test_damaged_pages_surface_as_store_corrupt(tmp_path: Path) -> None:
                 await s.at("shop-a", t)
             await s.history("shop-a", 100)
         finally:
-            await s.close()
+            await s.aclose()
 
 
 async def test_background_checkpoints_run_as_records_are_written(tmp_path: Path) -> None:
@@ -356,7 +356,7 @@ async def test_no_thread_outlives_close_or_a_failed_open(tmp_path: Path) -> None
     await s.put(make_record("shop-a", 1))
     await s.newest("shop-a")
     assert len(store_threads()) == 4  # writer, two readers, checkpointer
-    await s.close()
+    await s.aclose()
     assert await settled() == []
     (tmp_path / "bad.sqlite3").write_bytes(b"not a database" * 500)
     with pytest.raises(StoreCorrupt):

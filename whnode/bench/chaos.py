@@ -394,7 +394,7 @@ async def run_joins(options: JoinOptions) -> JoinResult:
             table_median=statistics.median(len(node.contacts()) for node in nodes),
         )
     finally:
-        await asyncio.gather(*(node.stop() for node in [*nodes, seed]), return_exceptions=True)
+        await asyncio.gather(*(node.aclose() for node in [*nodes, seed]), return_exceptions=True)
 
 
 def print_joins(result: JoinResult) -> None:

@@ -79,7 +79,7 @@ async def measure_lookups(
         join_seconds = time.perf_counter() - started
         join_rpcs = sum(node.statistics().rpcs_sent for node in everyone)
         dead = rng.sample(nodes, round(dead_fraction * n_nodes))
-        await asyncio.gather(*(node.stop() for node in dead))
+        await asyncio.gather(*(node.aclose() for node in dead))
         nodes = [node for node in nodes if node not in dead]
 
         candidates = [node.node_id for node in [seed_node, *nodes] if not node.routing_only]
@@ -120,7 +120,7 @@ async def measure_lookups(
             "table_size_mean": statistics.fmean(tables),
         }
     finally:
-        await asyncio.gather(*(node.stop() for node in everyone))
+        await asyncio.gather(*(node.aclose() for node in everyone))
 
 
 def main(argv: list[str]) -> int:

@@ -199,7 +199,7 @@ async def udp_flood(
             phases = json.loads(peer_out)
             stats = node.statistics()
         finally:
-            await node.stop()
+            await node.aclose()
 
     def loss(phase: dict[str, float]) -> float:
         return 1.0 - phase["answered"] / max(1, phase["sent"])

@@ -308,7 +308,7 @@ async def fuzz_datagrams(count: int, seed: int, report: FuzzReport) -> None:
         report.unhandled["datagram"] += node.statistics().handler_errors - before
         await reflection(protocol, report, r)
     finally:
-        await node.stop()
+        await node.aclose()
 
 
 async def reflection(protocol: Any, report: FuzzReport, r: random.Random) -> None:
@@ -390,7 +390,7 @@ async def collect_pages(sandbox_url: str, dispensaries: list[str]) -> list[tuple
             )
             pages.extend((vendor.value, dispensary, page) for page in fetched[:2])
     finally:
-        await http.close()
+        await http.aclose()
     return pages
 
 

@@ -217,7 +217,7 @@ async def _run(options: BenchOptions, directory: Path) -> list[str]:
         reads = _newest_reads(store, options, count, seed=2)
         lines.append((await _sequential("newest (each awaited)", reads)).line())
     finally:
-        await store.close()
+        await store.aclose()
 
     store, result = await _write_phase(directory, "concurrent.sqlite3", options, True)
     lines.append(result.line())
@@ -237,7 +237,7 @@ async def _run(options: BenchOptions, directory: Path) -> list[str]:
             f"{size / 1e6:.1f} MB on disk (with WAL)"
         )
     finally:
-        await store.close()
+        await store.aclose()
 
     lines.append(_hot_line(options))
     return lines

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from whnode import limits
+from whnode.deprecation import deprecated_alias
 from whnode.dht.config import DhtConfig
 from whnode.dht.contact import (
     NODE_ID_BYTES,
@@ -145,7 +146,7 @@ class DhtNode:
         LOG.info("DHT node %s listening on %s:%d", self.node_id.hex()[:12], bound_host, bound_port)
         return int(bound_port)
 
-    async def stop(self) -> None:
+    async def aclose(self) -> None:
         """Save the peer list, end every task, close the socket. Safe to call twice."""
         if self._stopped:
             return
@@ -159,6 +160,9 @@ class DhtNode:
         if self._transport is not None:
             self._transport.close()
         self._owner_cache.clear()
+
+    stop = deprecated_alias(aclose, "stop")
+    """Deprecated name of :meth:`aclose`, kept for a release."""
 
     # ------------------------------------------------------------------ properties
     @property

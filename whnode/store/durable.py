@@ -46,6 +46,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Concatenate, Final, ParamSpec, Self, TypeVar
 
+from whnode.deprecation import deprecated_alias
 from whnode.store import policy, schema
 from whnode.store.exceptions import (
     InvalidStoredRecord,
@@ -130,7 +131,7 @@ class DurableStore:
     """Snapshots per dispensary with history, quota, expiry; survives restart and kill -9.
 
     Open with ``await DurableStore.open(path, ...)``; use as an async context manager or call
-    ``close()``. Methods raise StoreError (translated from sqlite3) and StoreClosed.
+    ``aclose()``. Methods raise StoreError (translated from sqlite3) and StoreClosed.
     """
 
     def __init__(
@@ -214,11 +215,11 @@ class DurableStore:
             except Exception as exc:  # keep the error that made open fail
                 LOG.debug("closing %s after a failed open: %s", store._path, exc)
             finally:
-                store._writer.stop()
+                store._writer.close()
             raise
         return store
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Finish queued operations, close every connection and stop the threads. Idempotent."""
         if self._closed:
             return
@@ -226,7 +227,10 @@ class DurableStore:
         try:
             await self._writer.call(self._close_blocking)
         finally:
-            self._writer.stop()
+            self._writer.close()
+
+    close = deprecated_alias(aclose, "close")
+    """Deprecated name of :meth:`aclose`, kept for a release."""
 
     async def __aenter__(self) -> Self:
         return self
@@ -237,7 +241,7 @@ class DurableStore:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self.close()
+        await self.aclose()
 
     @property
     def path(self) -> Path:
@@ -544,8 +548,8 @@ class DurableStore:
 
     def _close_blocking(self) -> None:
         """On the writer thread, after every queued write: drain readers, close connections."""
-        self._readers.stop()
-        self._checkpointer.stop()
+        self._readers.close()
+        self._checkpointer.close()
         self._readers.join()
         self._checkpointer.join()
         if self._checkpoint_connection is not None:

@@ -5,7 +5,7 @@
     UsageError
     └── StoreUsageError             the caller misused the store
         ├── InvalidStoredRecord     a StoredRecord field breaks its rules
-        └── StoreClosed             an operation on a store after close()
+        └── StoreClosed             an operation on a store after aclose()
     RemoteError
     └── StoreError                  the durable store (the SQLite file) failed
         ├── StoreCorrupt            not a whnode store, damaged, or an unknown schema version
@@ -44,7 +44,7 @@ class InvalidStoredRecord(StoreUsageError, ValueError):
 
 
 class StoreClosed(StoreUsageError):
-    """The store was used after ``close()``."""
+    """The store was used after ``aclose()``."""
 
     reason = "store_closed"
 

@@ -76,7 +76,7 @@ class WorkerThreads:
         """
         self._queue.put((function, arguments, None))
 
-    def stop(self) -> None:
+    def close(self) -> None:
         """Ask every thread to exit once the calls queued before this one have run."""
         for _ in self._threads:
             self._queue.put(None)

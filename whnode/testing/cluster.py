@@ -24,6 +24,7 @@ from whnode.config import (
     TrustConfig,
     UpstreamConfig,
 )
+from whnode.deprecation import deprecated_alias
 from whnode.node import Node
 from whnode.record.keys import routing_key
 from whnode.sandbox.config import SandboxConfig
@@ -155,7 +156,7 @@ class LocalCluster:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self.stop()
+        await self.aclose()
 
     def config_for(self, index: int, seeds: Sequence[str]) -> Config:
         return cluster_config(
@@ -183,20 +184,23 @@ class LocalCluster:
             # A second round so that early joiners learn about later ones.
             await asyncio.gather(*(node.dht.bootstrap([]) for node in self.nodes))
         except BaseException:
-            await self.stop()
+            await self.aclose()
             raise
 
-    async def stop(self) -> None:
+    async def aclose(self) -> None:
         await asyncio.gather(
-            *(node.stop() for index, node in enumerate(self.nodes) if index not in self._stopped),
+            *(node.aclose() for index, node in enumerate(self.nodes) if index not in self._stopped),
             return_exceptions=True,
         )
         self._stopped = set(range(len(self.nodes)))
         if self._own_pool:
-            await self.pool.close()
+            await self.pool.aclose()
+
+    stop = deprecated_alias(aclose, "stop")
+    """Deprecated name of :meth:`aclose`, kept for a release."""
 
     async def stop_node(self, index: int) -> None:
-        await self.nodes[index].stop()
+        await self.nodes[index].aclose()
         self._stopped.add(index)
 
     async def crash_node(self, index: int) -> None:
@@ -211,7 +215,7 @@ class LocalCluster:
             self._stopped.add(index)
             crash_sockets(self.nodes[index])
         await asyncio.gather(
-            *(self.nodes[index].stop(drain_timeout=0) for index in indices),
+            *(self.nodes[index].aclose(drain_timeout=0) for index in indices),
             return_exceptions=True,
         )
 

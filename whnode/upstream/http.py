@@ -62,6 +62,7 @@ import yarl
 
 from whnode import limits
 from whnode.config import DEFAULT_USER_AGENT, check_key, default_of
+from whnode.deprecation import deprecated_alias
 from whnode.errors import ConfigError, UsageError
 from whnode.upstream.answers import (
     RETRY_AFTER_STATUSES,
@@ -375,14 +376,17 @@ class UpstreamHttp:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+        await self.aclose()
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Close the session and its connections; later requests raise UsageError."""
         self._closed = True
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+    close = deprecated_alias(aclose, "close")
+    """Deprecated name of :meth:`aclose`, kept for a release."""
 
     @staticmethod
     @contextlib.contextmanager

@@ -61,6 +61,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Self, TypeVar
 
 from whnode import limits
+from whnode.deprecation import deprecated_alias
 from whnode.errors import UsageError
 from whnode.record.codec import encode_menu_with_hash
 from whnode.record.exceptions import RecordError
@@ -413,7 +414,7 @@ class ParsePool:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+        await self.aclose()
 
     def closed(self) -> bool:
         """Whether ``close()`` was called."""
@@ -494,7 +495,7 @@ class ParsePool:
         self._completed += 1
         return result
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Stop every worker; jobs still running are waited for, queued ones cancelled."""
         if self._closed:
             return
@@ -505,6 +506,9 @@ class ParsePool:
         self._isolation.clear()
         self._spare.clear()
         await asyncio.to_thread(_shutdown, executors)
+
+    close = deprecated_alias(aclose, "close")
+    """Deprecated name of :meth:`aclose`, kept for a release."""
 
     # ------------------------------------------------------------------ internals
     def _executor(self, workers: int) -> concurrent.futures.ProcessPoolExecutor:
