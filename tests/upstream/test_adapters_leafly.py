@@ -127,7 +127,7 @@ async def test_the_node_http_client_rides_out_rate_limits() -> None:
         try:
             pages = await ADAPTERS[model.Vendor.LEAFLY].fetch_pages(http, source, dispensary)
         finally:
-            await http.close()
+            await http.aclose()
         menu = leafly.ADAPTER.parse_pages(dispensary, pages, 1)
         check_generated(menu, up.sandbox.items(dispensary), "leafly")
         stats = up.sandbox.stats()

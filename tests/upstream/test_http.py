@@ -143,7 +143,7 @@ async def make_client() -> AsyncIterator[ClientFactory]:
 
     yield make
     for client in clients:
-        await client.close()
+        await client.aclose()
 
 
 async def get(client: UpstreamHttp, url: str, **kwargs: Any) -> bytes:
@@ -316,7 +316,7 @@ async def test_truncated_body_is_a_clear_error() -> None:
         assert caught.value.host == f"127.0.0.1:{port}"
         assert hits == 2  # retried once: a cut is usually transient
     finally:
-        await client.close()
+        await client.aclose()
         server.close()
         await server.wait_closed()
 
@@ -659,7 +659,7 @@ async def test_invalid_url_and_closed_client_are_usage_errors(make_client: Clien
     client = make_client()
     with pytest.raises(UsageError):
         await get(client, "ftp://example.org/menu")
-    await client.close()
+    await client.aclose()
     with pytest.raises(UsageError):
         await get(client, "http://127.0.0.1:9/menu")
 

@@ -146,11 +146,11 @@ async def test_parse_refuses_no_pages_at_once(pool: ParsePool) -> None:
 async def test_closed_pool_refuses_jobs() -> None:
     pool = ParsePool(workers=1)
     assert await pool.run(square, 3) == 9
-    await pool.close()
+    await pool.aclose()
     assert pool.closed()
     with pytest.raises(UsageError):
         await pool.run(square, 3)
-    await pool.close()  # idempotent
+    await pool.aclose()  # idempotent
 
 
 def test_invalid_settings_are_usage_errors() -> None:
