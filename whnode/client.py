@@ -38,8 +38,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Final, Self, TypeVar
+from typing import Any, Final, TypeVar
 
 import aiohttp
 import cbor2
@@ -54,6 +53,7 @@ from whnode.exceptions import (
     NodeRateLimited,
     NodeUnreachable,
 )
+from whnode.lifecycle import AsyncClosing
 from whnode.record.acceptance import TrustPolicy, accept_record, open_record
 from whnode.record.exceptions import ModelError, RecordError
 from whnode.record.model import Menu, parse_dispensary_id
@@ -179,7 +179,7 @@ def _at_ms(at: int | dt.datetime | None) -> int | None:
     return at
 
 
-class Client:
+class Client(AsyncClosing):
     """A light client of one or more nodes' HTTP API (see the module docstring).
 
     Use it as an async context manager, or call ``aclose()``. ``policy`` is the trust policy
@@ -217,17 +217,6 @@ class Client:
     def nodes(self) -> tuple[str, ...]:
         """The node base URLs, in the order given."""
         return self._nodes
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the HTTP session (when the client created it). Safe to call twice."""

@@ -19,8 +19,7 @@ import logging
 import time
 from collections import deque
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -29,11 +28,11 @@ from whnode import limits
 from whnode.api.server import ConnectionLimits, GuardedSite, http_runner, ingress_of
 from whnode.config import Config, TrustMode
 from whnode.datadir import DataDirLock, prepare_data_dir, remove_api_file, write_api_file
-from whnode.deprecation import deprecated_alias
 from whnode.dht import DhtConfig, DhtNode
 from whnode.dht import PublicKey as DhtPublicKey
 from whnode.errors import ListenError, describe
 from whnode.identity import IdentityError, identity_path, load_or_create_identity
+from whnode.lifecycle import AsyncService, deprecated_alias
 from whnode.peer.client import PeerClient
 from whnode.peer.routes import add_peer_routes
 from whnode.record.acceptance import TrustPolicy
@@ -81,7 +80,7 @@ def trust_policy(config: Config) -> TrustPolicy:
     return TrustPolicy.open()
 
 
-class Node:
+class Node(AsyncService):
     """A full whnode node (see module docstring)."""
 
     def __init__(
@@ -116,18 +115,6 @@ class Node:
         self._draining = False
 
     # ------------------------------------------------------------------ lifecycle
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     @property
     def http_url(self) -> str:
         host = self.advertise_host

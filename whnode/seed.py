@@ -64,8 +64,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -80,6 +79,7 @@ from whnode.datadir import DataDirLock, prepare_data_dir
 from whnode.dht import Contact, DhtConfig, DhtNode, DhtStatistics, NodeId, PublicKey
 from whnode.dht.ratelimit import SourceRateLimiter
 from whnode.errors import ConfigError, ListenError, UsageError, describe
+from whnode.lifecycle import AsyncService
 from whnode.sdnotify import Notifier
 from whnode.seeds import Seed, configured_seeds, format_seed
 
@@ -208,7 +208,7 @@ def _is_wildcard(host: str) -> bool:
         return False
 
 
-class SeedServer:
+class SeedServer(AsyncService):
     """One running seed: its DHT node, its HTTP listener and its background tasks.
 
     ::
@@ -253,18 +253,6 @@ class SeedServer:
         """The aiohttp application serving /healthz and /metrics."""
 
     # ------------------------------------------------------------------ lifetime
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     @property
     def started(self) -> bool:
         return self._dht is not None

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Final
 
 from whnode import limits
-from whnode.deprecation import deprecated_alias
 from whnode.dht.config import DhtConfig
 from whnode.dht.contact import (
     NODE_ID_BYTES,
@@ -43,6 +42,7 @@ from whnode.dht.protocol import WhnodeProtocol, ip_group
 from whnode.dht.ratelimit import LogLimiter
 from whnode.dht.statistics import DhtCounters, DhtStatistics
 from whnode.dht.wire import Hello
+from whnode.lifecycle import deprecated_alias
 
 __all__ = ["MAX_OWNER_CACHE_ENTRIES", "DhtNode"]
 

@@ -43,10 +43,9 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Concatenate, Final, ParamSpec, Self, TypeVar
 
-from whnode.deprecation import deprecated_alias
+from whnode.lifecycle import AsyncClosing, deprecated_alias
 from whnode.store import policy, schema
 from whnode.store.exceptions import (
     InvalidStoredRecord,
@@ -127,7 +126,7 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
     return connection
 
 
-class DurableStore:
+class DurableStore(AsyncClosing):
     """Snapshots per dispensary with history, quota, expiry; survives restart and kill -9.
 
     Open with ``await DurableStore.open(path, ...)``; use as an async context manager or call
@@ -231,17 +230,6 @@ class DurableStore:
 
     close = deprecated_alias(aclose, "close")
     """Deprecated name of :meth:`aclose`, kept for a release."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     @property
     def path(self) -> Path:

@@ -12,8 +12,7 @@ import asyncio
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from whnode.config import (
     CacheConfig,
@@ -24,7 +23,7 @@ from whnode.config import (
     TrustConfig,
     UpstreamConfig,
 )
-from whnode.deprecation import deprecated_alias
+from whnode.lifecycle import AsyncService, deprecated_alias
 from whnode.node import Node
 from whnode.record.keys import routing_key
 from whnode.sandbox.config import SandboxConfig
@@ -117,7 +116,7 @@ def crash_sockets(node: Node) -> None:
                 handler.transport.abort()
 
 
-class LocalCluster:
+class LocalCluster(AsyncService):
     """``size`` nodes on loopback; node 0 is everyone's seed.
 
     ::
@@ -145,18 +144,6 @@ class LocalCluster:
         self.pool = pool or ParsePool(workers=2, max_tasks_per_child=500, queue_depth=64)
         self.nodes: list[Node] = []
         self._stopped: set[int] = set()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def config_for(self, index: int, seeds: Sequence[str]) -> Config:
         return cluster_config(

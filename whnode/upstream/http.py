@@ -62,8 +62,8 @@ import yarl
 
 from whnode import limits
 from whnode.config import DEFAULT_USER_AGENT, check_key, default_of
-from whnode.deprecation import deprecated_alias
 from whnode.errors import ConfigError, UsageError
+from whnode.lifecycle import AsyncClosing, deprecated_alias
 from whnode.upstream.answers import (
     RETRY_AFTER_STATUSES,
     Answer,
@@ -346,7 +346,7 @@ def _backoff(attempt: int, base: float, ceiling: float, rng: random.Random) -> f
 
 
 # --------------------------------------------------------------------------- the client
-class UpstreamHttp:
+class UpstreamHttp(AsyncClosing):
     """The node's one HTTP client for upstream menu APIs.
 
     ``request`` returns the raw body of a usable answer or raises an ``UpstreamError``
@@ -371,12 +371,6 @@ class UpstreamHttp:
     def from_config(cls, config: UpstreamConfig) -> UpstreamHttp:
         """A client from the node's ``[upstream]`` configuration section."""
         return cls(UpstreamHttpConfig.from_config(config))
-
-    async def __aenter__(self) -> UpstreamHttp:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the session and its connections; later requests raise UsageError."""

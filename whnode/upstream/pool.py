@@ -58,11 +58,11 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, Final, Self, TypeVar
+from typing import Any, Final, TypeVar
 
 from whnode import limits
-from whnode.deprecation import deprecated_alias
 from whnode.errors import UsageError
+from whnode.lifecycle import AsyncClosing, deprecated_alias
 from whnode.record.codec import encode_menu_with_hash
 from whnode.record.exceptions import RecordError
 from whnode.record.keys import ContentHash
@@ -359,7 +359,7 @@ def _shutdown(executors: list[concurrent.futures.ProcessPoolExecutor]) -> None:
         executor.shutdown(wait=True, cancel_futures=True)
 
 
-class ParsePool:
+class ParsePool(AsyncClosing):
     """Worker processes for parsing, with back-pressure and recovery from dead workers.
 
     ``workers=None`` means one per core; ``max_tasks_per_child=None`` never recycles. Use as
@@ -410,14 +410,8 @@ class ParsePool:
         self._isolated = 0
         self._killers = 0
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
     def closed(self) -> bool:
-        """Whether ``close()`` was called."""
+        """Whether ``aclose()`` was called."""
         return self._closed
 
     def statistics(self) -> ParsePoolStatistics:
