@@ -21,10 +21,6 @@ from whnode.upstream.exceptions import AdapterParseError, UpstreamError, Upstrea
 ROOT = Path(__file__).resolve().parents[1]
 REGENERATE = "regenerate with: .venv/bin/python -c 'import whnode.exceptions as e; e.write_tree()'"
 
-NOT_YET_HOME = {"PeerProblem"}
-"""Raised by the peer routes' handler; it moves out of whnode/peer/routes.py with the
-service seams (issue 14, item 3)."""
-
 
 def _all_subclasses(cls: type[BaseException]) -> set[type[BaseException]]:
     found: set[type[BaseException]] = set()
@@ -47,16 +43,22 @@ def test_every_exception_is_defined_in_an_exceptions_module() -> None:
     homeless = sorted(
         f"{cls.__module__}.{cls.__name__}"
         for cls in _all_subclasses(WhnodeError)
-        if cls.__module__.startswith("whnode")
-        and cls.__module__.rpartition(".")[2] != "exceptions"
-        and cls.__name__ not in NOT_YET_HOME
+        if cls.__module__.startswith("whnode") and cls.__module__.rpartition(".")[2] != "exceptions"
     )
     assert homeless == []
 
 
 def test_the_tree_names_the_classes_missing_from_the_old_hand_written_one() -> None:
     names = {line.split("── ")[-1].split()[0] for line in exception_tree()}
-    for name in ("ServiceError", "RequestRefused", "NodeNotReady", "NodeError", "DemoError"):
+    for name in (
+        "ServiceError",
+        "RequestRefused",
+        "NodeNotReady",
+        "PeerProblem",
+        "NodeError",
+        "IdentityError",
+        "DemoError",
+    ):
         assert name in names
     lines = exception_tree()
     upstream = next(i for i, line in enumerate(lines) if "UpstreamError " in line)
