@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,8 +90,12 @@ class Node(AsyncService):
         *,
         signing_key: SigningKey | None = None,
         parse_pool: ParsePool | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``clock`` is the wall clock the service judges freshness and stamps records by
+        (tests drive it by hand)."""
         self.config = config
+        self._clock = clock
         self._signing_key = signing_key
         self._given_pool = parse_pool
         self._pool: ParsePool | None = None
@@ -212,6 +217,7 @@ class Node(AsyncService):
                 ),
                 fetcher=JoinedOnly(fetcher, self.joined) if fetcher is not None else None,
                 policy=trust_policy(config),
+                clock=self._clock,
             )
             self.dht.on_new_contact = self.service.on_new_contact
             seeds, pins = self._seed_plan()

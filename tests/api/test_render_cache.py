@@ -60,16 +60,18 @@ async def test_concurrent_misses_of_a_large_record_render_once_off_the_loop() ->
     (record,) = records(1, products=4000)
     calls: list[str] = []
     gate = threading.Event()
+    rendering = threading.Event()
 
     def slow_render(item: SignedRecord, render_format: RenderFormat) -> bytes:
         calls.append(threading.current_thread().name)
+        rendering.set()
         gate.wait(5)
         return render(item, render_format)
 
     cache = RenderCache(renderer=slow_render)
     first = asyncio.create_task(cache.get(record, RenderFormat.JSON))
     others = [asyncio.create_task(cache.get(record, RenderFormat.JSON)) for _ in range(5)]
-    await asyncio.sleep(0.05)
+    assert await asyncio.to_thread(rendering.wait, 5)  # the one rendering has started
     first.cancel()  # the client that caused the rendering goes away
     gate.set()
     results = await asyncio.gather(*others)

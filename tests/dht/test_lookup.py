@@ -73,7 +73,8 @@ async def test_owner_lookup_matches_brute_force() -> None:
 async def test_owner_lookups_are_cached_briefly_and_shared() -> None:
     async with fleet() as nodes:
         seed, _ = await network(nodes, 12)
-        node = await start_node(fast(owner_cache_seconds=0.5))
+        now = [100.0]  # the owner cache's clock, moved by hand
+        node = await start_node(fast(owner_cache_seconds=30.0), cache_clock=lambda: now[0])
         nodes.append(node)
         await node.bootstrap([(LOOPBACK, seed.port)])
         key = os.urandom(20)
@@ -88,7 +89,10 @@ async def test_owner_lookups_are_cached_briefly_and_shared() -> None:
         answers = await asyncio.gather(*(node.find_owners(other, 3) for _ in range(10)))
         assert all(answer == answers[0] for answer in answers)
         assert node.statistics().owner_lookups == 2
-        await asyncio.sleep(0.6)  # expired: looked up again
+        now[0] += 29.0
+        await node.find_owners(key, 3)
+        assert node.statistics().owner_lookups == 2  # still cached
+        now[0] += 1.0  # expired: looked up again
         await node.find_owners(key, 3)
         assert node.statistics().owner_lookups == 3
 

@@ -3,7 +3,6 @@ change over time, counters and the control endpoints."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,9 +37,9 @@ OTHER_LEAFLY = TINY[Vendor.LEAFLY]
 
 @asynccontextmanager
 async def serving(
-    config: SandboxConfig | None = None,
+    config: SandboxConfig | None = None, *, clock: Callable[[], float] = time.monotonic
 ) -> AsyncIterator[tuple[SandboxServer, aiohttp.ClientSession]]:
-    async with run_sandbox(config) as sandbox, aiohttp.ClientSession() as session:
+    async with run_sandbox(config, clock=clock) as sandbox, aiohttp.ClientSession() as session:
         yield sandbox, session
 
 
@@ -325,7 +324,11 @@ async def test_faults_set_through_the_control_endpoint() -> None:
 
 # --------------------------------------------------------------------------- rate, latency
 async def test_per_client_rate_limit_answers_429_with_retry_after() -> None:
-    async with serving(SandboxConfig(rate=1.0, burst=2)) as (sandbox, session):
+    now = [100.0]  # the sandbox's clock, moved by hand
+    async with serving(SandboxConfig(rate=1.0, burst=2), clock=lambda: now[0]) as (
+        sandbox,
+        session,
+    ):
         url = leafly_url(sandbox)
         statuses = [await get(session, url) for _ in range(3)]
         assert [s[0] for s in statuses] == [200, 200, 429]
@@ -333,7 +336,9 @@ async def test_per_client_rate_limit_answers_429_with_retry_after() -> None:
         stats = sandbox.stats()
         assert (stats.rate_limited, stats.by_dispensary[LEAFLY].rate_limited) == (1, 1)
         assert stats.by_vendor["leafly"].rate_limited == 1
-        await asyncio.sleep(1.05)
+        now[0] += 0.9
+        assert (await get(session, url))[0] == 429, "before Retry-After, still refused"
+        now[0] += 0.15
         assert (await get(session, url))[0] == 200, "after Retry-After, welcome again"
         async with session.post(f"{sandbox.base_url}/_sandbox/rate", json={"rate": None}):
             pass
@@ -381,10 +386,16 @@ async def test_menus_change_when_advanced() -> None:
 
 
 async def test_menus_change_with_time() -> None:
-    async with serving(SandboxConfig(change_interval=0.2)) as (sandbox, session):
+    now = [100.0]
+    async with serving(SandboxConfig(change_interval=60.0), clock=lambda: now[0]) as (
+        sandbox,
+        session,
+    ):
         before = await get(session, leafly_url(sandbox), params={"take": "50"})
-        await asyncio.sleep(0.25)
-        assert sandbox.epoch(LEAFLY) >= 1
+        now[0] += 59.0
+        assert sandbox.epoch(LEAFLY) == 0
+        now[0] += 2.0
+        assert sandbox.epoch(LEAFLY) == 1
         after = await get(session, leafly_url(sandbox), params={"take": "50"})
     assert after[3] != before[3]
 

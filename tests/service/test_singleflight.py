@@ -34,15 +34,19 @@ async def test_concurrent_callers_share_one_run() -> None:
 
 async def test_error_reaches_every_waiter_and_clears_the_key() -> None:
     flight: SingleFlight[str, int] = SingleFlight()
+    gate = asyncio.Event()
 
     async def failing() -> int:
-        await asyncio.sleep(0.01)
+        await gate.wait()
         raise ValueError("upstream broke")
 
-    results = await asyncio.gather(
-        *(flight.run("d", failing) for _ in range(5)), return_exceptions=True
-    )
+    waiting = asyncio.gather(*(flight.run("d", failing) for _ in range(5)), return_exceptions=True)
+    while flight.coalesced < 4:  # every caller joined the one running operation
+        await asyncio.sleep(0)
+    gate.set()
+    results = await waiting
     assert all(isinstance(result, ValueError) for result in results)
+    assert flight.coalesced == 4
     assert not flight.running("d")
 
 

@@ -12,7 +12,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -371,11 +371,13 @@ async def sandbox_fetcher(
     sandbox_config: SandboxConfig,
     client: UpstreamHttpConfig,
     credentials: dict[model.Vendor, dict[str, str]] | None = None,
+    *,
+    breaker_clock: Callable[[], float] | None = None,
 ) -> AsyncIterator[tuple[SandboxServer, UpstreamHttp, Fetcher]]:
     """The sandbox, a client with ``client`` settings, and a fetcher with the real adapters."""
     async with (
         run_sandbox(sandbox_config) as sandbox,
-        UpstreamHttp(client) as http,
+        UpstreamHttp(client, breaker_clock=breaker_clock) as http,
         ParsePool(workers=2, queue_depth=8) as parse_pool,
     ):
         keys = {**sandbox.credentials(), **(credentials or {})}
@@ -433,9 +435,14 @@ async def test_sandbox_429_retry_after_is_honoured() -> None:
 
 async def test_sandbox_breaker_opens_and_recovers() -> None:
     client = UpstreamHttpConfig(
-        requests_per_second=500.0, burst=50, max_retries=0, breaker_failures=3, breaker_cooldown=0.5
+        requests_per_second=500.0, burst=50, max_retries=0, breaker_failures=3, breaker_cooldown=30
     )
-    async with sandbox_fetcher(SandboxConfig(), client) as (sandbox, http, fetch):
+    now = [1000.0]  # the breakers' clock, moved by hand
+    async with sandbox_fetcher(SandboxConfig(), client, breaker_clock=lambda: now[0]) as (
+        sandbox,
+        http,
+        fetch,
+    ):
         dispensary = SMALL[model.Vendor.WEEDMAPS]
         sandbox.fail(dispensary, FaultKind.SERVER_ERROR)
         for _ in range(3):
@@ -449,7 +456,7 @@ async def test_sandbox_breaker_opens_and_recovers() -> None:
         assert sandbox.calls(dispensary) == 3  # nothing sent while open
         assert sandbox.stats().requests == 3
         sandbox.heal(dispensary)
-        await asyncio.sleep(0.5)
+        now[0] += 30.0  # the cooldown is over: the next call is the probe
         menu = await fetch.fetch(dispensary, NOW_MS)
         assert menu.product_count > 40
         host = http.statistics().hosts[0]

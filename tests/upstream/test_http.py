@@ -65,6 +65,19 @@ class ScriptedUpstream:
         self.peak_in_flight = 0
         self.url = ""
         self.streamed = 0
+        self.gate: asyncio.Event | None = None
+        self._arrival = asyncio.Event()
+
+    def hold(self) -> asyncio.Event:
+        """Hold every reply from now on until the returned event is set."""
+        self.gate = asyncio.Event()
+        return self.gate
+
+    async def wait_for_requests(self, count: int) -> None:
+        """Return once ``count`` requests have arrived."""
+        while self.count < count:
+            self._arrival.clear()
+            await self._arrival.wait()
 
     @property
     def count(self) -> int:
@@ -75,10 +88,13 @@ class ScriptedUpstream:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.arrivals.append(asyncio.get_running_loop().time())
+        self._arrival.set()
         self.headers.append(dict(request.headers))
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
+            if self.gate is not None:
+                await self.gate.wait()
             if request.path == "/stream":
                 return await self._stream(request)
             reply = self.replies.popleft() if self.replies else self.default
@@ -124,6 +140,16 @@ async def upstream() -> AsyncIterator[ScriptedUpstream]:
 ClientFactory = Callable[..., UpstreamHttp]
 
 
+class BreakerClock:
+    """The circuit breakers' clock, moved by hand (``UpstreamHttp(breaker_clock=...)``)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
 async def make_client() -> AsyncIterator[ClientFactory]:
     clients: list[UpstreamHttp] = []
@@ -136,8 +162,11 @@ async def make_client() -> AsyncIterator[ClientFactory]:
             "backoff_max": 0.05,
             "request_timeout": 5.0,
         }
+        breaker_clock = overrides.pop("breaker_clock", None)
         settings.update(overrides)
-        client = UpstreamHttp(UpstreamHttpConfig(**settings), rng=random.Random(7))
+        client = UpstreamHttp(
+            UpstreamHttpConfig(**settings), rng=random.Random(7), breaker_clock=breaker_clock
+        )
         clients.append(client)
         return client
 
@@ -519,7 +548,10 @@ async def test_breaker_opens_refuses_without_sending_then_recovers(
     upstream: ScriptedUpstream, make_client: ClientFactory
 ) -> None:
     upstream.default = Reply(status=500)
-    client = make_client(max_retries=0, breaker_failures=3, breaker_cooldown=0.3)
+    clock = BreakerClock()
+    client = make_client(
+        max_retries=0, breaker_failures=3, breaker_cooldown=30.0, breaker_clock=clock
+    )
     url = f"{upstream.url}/menu"
     for _ in range(3):
         with pytest.raises(UpstreamBadResponse):
@@ -527,12 +559,15 @@ async def test_breaker_opens_refuses_without_sending_then_recovers(
     assert client.statistics().hosts[0].breaker is BreakerState.OPEN
     with pytest.raises(UpstreamCircuitOpen) as caught:
         await get(client, url)
-    assert caught.value.retry_after is not None
-    assert 0 < caught.value.retry_after <= 0.3
+    assert caught.value.retry_after == 30.0
     assert upstream.count == 3  # nothing sent while open
     assert client.statistics().circuit_open == 1
+    clock.now += 29.9
+    with pytest.raises(UpstreamCircuitOpen):
+        await get(client, url)
+    assert upstream.count == 3
 
-    await asyncio.sleep(0.3)
+    clock.now += 0.1  # the cooldown is over
     upstream.default = Reply(body=b'{"back": true}')
     assert await get(client, url) == b'{"back": true}'  # the probe
     host = client.statistics().hosts[0]
@@ -547,11 +582,12 @@ async def test_failed_probe_reopens_the_breaker(
     upstream: ScriptedUpstream, make_client: ClientFactory
 ) -> None:
     upstream.default = Reply(status=403)
-    client = make_client(breaker_failures=1, breaker_cooldown=0.2)
+    clock = BreakerClock()
+    client = make_client(breaker_failures=1, breaker_cooldown=20.0, breaker_clock=clock)
     url = f"{upstream.url}/menu"
     with pytest.raises(UpstreamRefused):
         await get(client, url)
-    await asyncio.sleep(0.2)
+    clock.now += 20.0
     with pytest.raises(UpstreamRefused):
         await get(client, url)  # the probe, refused again
     with pytest.raises(UpstreamCircuitOpen):
@@ -564,17 +600,21 @@ async def test_half_open_lets_exactly_one_probe_through(
     upstream: ScriptedUpstream, make_client: ClientFactory
 ) -> None:
     upstream.default = Reply(status=500)
-    client = make_client(max_retries=0, breaker_failures=1, breaker_cooldown=0.1)
+    clock = BreakerClock()
+    client = make_client(
+        max_retries=0, breaker_failures=1, breaker_cooldown=10.0, breaker_clock=clock
+    )
     url = f"{upstream.url}/menu"
     with pytest.raises(UpstreamBadResponse):
         await get(client, url)
-    await asyncio.sleep(0.1)
-    upstream.default = Reply(delay=0.3)
+    clock.now += 10.0
+    upstream.default = Reply()
+    held = upstream.hold()
     probe = asyncio.create_task(get(client, url))
-    while upstream.count < 2:
-        await asyncio.sleep(0.01)
+    await upstream.wait_for_requests(2)  # the probe reached the server and is held there
     with pytest.raises(UpstreamCircuitOpen, match="probe"):
         await get(client, url)
+    held.set()
     await probe
     await get(client, url)
     assert upstream.count == 3

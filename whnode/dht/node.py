@@ -74,13 +74,17 @@ class DhtNode:
         config: DhtConfig | None = None,
         *,
         peers_file: Path | None = None,
+        cache_clock: Callable[[], float] | None = None,
     ) -> None:
+        """``cache_clock`` times the owner cache (by default the running loop's clock;
+        tests move it by hand)."""
         if not isinstance(public_key, bytes) or len(public_key) != PUBLIC_KEY_BYTES:
             raise DhtUsageError(f"a public key is {PUBLIC_KEY_BYTES} raw bytes")
         self.public_key = public_key
         self.node_id: NodeId = node_id_for(public_key)
         self.config = config if config is not None else DhtConfig()
         self.peers_file = peers_file
+        self._cache_clock = cache_clock
         self.on_new_contact: Callable[[Contact], None] | None = None
         """Called with each owner-capable contact entering the routing table."""
         self._hello = Hello(self.node_id, public_key, self.config.routing_only)
@@ -380,7 +384,7 @@ class DhtNode:
             raise DhtUsageError("count must be at least 1")
         protocol = self._require_protocol()
         cache_key = (bytes(key), count)
-        now = asyncio.get_running_loop().time()
+        now = self._cache_now()
         cached = None if fresh else self._owner_cache.get(cache_key)
         if cached is not None:
             if cached[0] > now and not any(protocol.is_suspect(c.node_id) for c in cached[1]):
@@ -401,6 +405,11 @@ class DhtNode:
                 raise DhtUsageError("the DHT node stopped during the lookup") from None
             raise
 
+    def _cache_now(self) -> float:
+        if self._cache_clock is not None:
+            return self._cache_clock()
+        return asyncio.get_running_loop().time()
+
     async def _owner_lookup(self, key: bytes, count: int) -> list[Contact]:
         width = max(count, self.config.stop_width)
         result = await self._lookup(key, width=width, wanted=_owner_capable)
@@ -410,7 +419,7 @@ class DhtNode:
         owners.sort(key=lambda contact: contact.distance_to(key))
         owners = self._cap_per_ip(owners)[:count]
         if self.config.owner_cache_seconds > 0 and not self._stopped:
-            expires = asyncio.get_running_loop().time() + self.config.owner_cache_seconds
+            expires = self._cache_now() + self.config.owner_cache_seconds
             self._owner_cache[(key, count)] = (expires, owners)
             while len(self._owner_cache) > MAX_OWNER_CACHE_ENTRIES:
                 self._owner_cache.popitem(last=False)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
@@ -144,10 +145,13 @@ async def advance(request: web.Request) -> web.Response:
     return web.json_response({"dispensary_id": dispensary_id, "epoch": epoch})
 
 
-def create_app(config: SandboxConfig | None = None) -> web.Application:
-    """The sandbox as an aiohttp application (its state in ``app[STATE]``)."""
+def create_app(
+    config: SandboxConfig | None = None, *, clock: Callable[[], float] = time.monotonic
+) -> web.Application:
+    """The sandbox as an aiohttp application (its state in ``app[STATE]``); ``clock`` times
+    its rate limits, menu changes and token expiry (tests move it by hand)."""
     app = web.Application()
-    app[STATE] = SandboxState(config or SandboxConfig())
+    app[STATE] = SandboxState(config or SandboxConfig(), clock=clock)
     app.add_routes(vendors.routes())
     app.add_routes(
         [
@@ -274,6 +278,7 @@ async def run_sandbox(
     config: SandboxConfig | None = None,
     *,
     on_started: Callable[[SandboxServer], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[SandboxServer]:
     """Serve the sandbox on ``config.host:config.port`` (port 0: a free one) until the block
     ends::
@@ -282,7 +287,7 @@ async def run_sandbox(
             sources = SourcesConfig.pointing_at(sandbox.base_url)
     """
     config = config or SandboxConfig()
-    app = create_app(config)
+    app = create_app(config, clock=clock)
     runner = web.AppRunner(
         app,
         handle_signals=False,

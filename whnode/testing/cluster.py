@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,8 +133,11 @@ class LocalCluster(AsyncService):
         *,
         sandbox_url: str | None,
         pool: ParsePool | None = None,
+        clock: Callable[[], float] = time.time,
         **config_options: Any,
     ) -> None:
+        """``clock``: the wall clock every node's service reads (one virtual clock for the
+        whole cluster lets a test age records without sleeping)."""
         if size < 1:
             raise ValueError("a cluster needs at least one node")
         self.size = size
@@ -144,6 +148,7 @@ class LocalCluster(AsyncService):
         self.pool = pool or ParsePool(workers=2, max_tasks_per_child=500, queue_depth=64)
         self.nodes: list[Node] = []
         self._stopped: set[int] = set()
+        self.clock = clock
 
     def config_for(self, index: int, seeds: Sequence[str]) -> Config:
         return cluster_config(
@@ -159,11 +164,15 @@ class LocalCluster(AsyncService):
 
     async def start(self) -> None:
         try:
-            first = Node(self.config_for(0, ()), parse_pool=self.pool)
+            first = Node(self.config_for(0, ()), parse_pool=self.pool, clock=self.clock)
             await first.start()
             self.nodes.append(first)
             others = [
-                Node(self.config_for(index, (self.seed_address,)), parse_pool=self.pool)
+                Node(
+                    self.config_for(index, (self.seed_address,)),
+                    parse_pool=self.pool,
+                    clock=self.clock,
+                )
                 for index in range(1, self.size)
             ]
             await asyncio.gather(*(node.start() for node in others))

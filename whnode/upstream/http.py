@@ -53,7 +53,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 
@@ -355,10 +355,17 @@ class UpstreamHttp(AsyncClosing):
     """
 
     def __init__(
-        self, config: UpstreamHttpConfig | None = None, *, rng: random.Random | None = None
+        self,
+        config: UpstreamHttpConfig | None = None,
+        *,
+        rng: random.Random | None = None,
+        breaker_clock: Callable[[], float] | None = None,
     ) -> None:
+        """``breaker_clock`` is the time the circuit breakers read (cooldowns), by default
+        the running loop's clock; tests pass a hand-driven one."""
         self.config = config or UpstreamHttpConfig()
         self._rng = rng or random.Random()
+        self._breaker_clock = breaker_clock
         self._session: aiohttp.ClientSession | None = None
         self._hosts: dict[str, _Host] = {}
         self._closed = False
@@ -528,6 +535,11 @@ class UpstreamHttp(AsyncClosing):
             host = self._hosts[key] = _Host(key, self.config, now)
         return host
 
+    def _breaker_now(self) -> float:
+        if self._breaker_clock is not None:
+            return self._breaker_clock()
+        return asyncio.get_running_loop().time()
+
     def _count(self, outcome: Outcome) -> None:
         self._outcomes[outcome] += 1
 
@@ -558,13 +570,13 @@ class UpstreamHttp(AsyncClosing):
         if deadline is not None and loop.time() >= deadline:
             self._count(Outcome.TIMEOUT)
             raise call.error(UpstreamTimeout, "menu deadline reached before the request")
-        ahead = host.breaker.peek(loop.time())
+        ahead = host.breaker.peek(self._breaker_now())
         if not ahead.allowed:
             raise self._refuse_open(call, ahead)
         await self._acquire_slot(host, call, deadline)
         try:
             await self._wait_turn(host, call, deadline)
-            admission = host.breaker.admit(loop.time())
+            admission = host.breaker.admit(self._breaker_now())
             if not admission.allowed:
                 raise self._refuse_open(call, admission)
             result = await self._send(
@@ -723,7 +735,7 @@ class UpstreamHttp(AsyncClosing):
         if verdict is BreakerVerdict.SUCCESS:
             host.breaker.success(admission)
         elif verdict is BreakerVerdict.FAILURE:
-            host.breaker.failure(admission, loop.time())
+            host.breaker.failure(admission, self._breaker_now())
         else:
             host.breaker.abandon(admission)
         return result
