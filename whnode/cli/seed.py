@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from whnode.cli.base import ConfigSources, ExitCode, config_sources
 from whnode.cli.parsing import Commands
@@ -51,23 +51,15 @@ def seed_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     return seed_sources(args, environ).build()
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
-
-
 def _cmd_seed(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from whnode.daemon import loop_factory
     from whnode.logs import configure_logging
     from whnode.sdnotify import Notifier
     from whnode.seed import serve
 
     config = seed_sources(args, environ).build()
     configure_logging(config.log)
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(serve(config, Notifier(environ.get("NOTIFY_SOCKET"))))
     return ExitCode.OK
 
