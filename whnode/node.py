@@ -31,9 +31,9 @@ from whnode.config import Config, TrustMode
 from whnode.datadir import DataDirLock, prepare_data_dir, remove_api_file, write_api_file
 from whnode.dht import DhtConfig, DhtNode
 from whnode.dht import PublicKey as DhtPublicKey
-from whnode.errors import ListenError, describe
 from whnode.identity import IdentityError, identity_path, load_or_create_identity
 from whnode.lifecycle import AsyncService, deprecated_alias
+from whnode.listen import listen_udp_and_tcp
 from whnode.peer.client import PeerClient
 from whnode.peer.routes import add_peer_routes
 from whnode.record.acceptance import TrustPolicy
@@ -55,8 +55,6 @@ __all__ = ["Node"]
 
 LOG = logging.getLogger(__name__)
 
-BIND_ATTEMPTS = 30
-"""Attempts at finding a port number free for both UDP and TCP when the port is 0."""
 SAMPLE_INTERVAL = 10.0
 """Seconds between status-page samples."""
 SAMPLES_KEPT = 360
@@ -281,37 +279,20 @@ class Node(AsyncService):
             self.app, connection_limits, shutdown_timeout=self.config.node.drain_timeout / 2
         )
         await self._runner.setup()
-        wanted = self.config.node.port
-        last_error: OSError | None = None
-        for _ in range(BIND_ATTEMPTS if wanted == 0 else 1):
-            dht = DhtNode(
+        runner = self._runner
+        dht, self.port = await listen_udp_and_tcp(
+            self.host,
+            self.config.node.port,
+            lambda: DhtNode(
                 DhtPublicKey(bytes(self.public_key)),
                 self._dht_config(),
                 peers_file=data_dir / "peers.json",
-            )
-            try:
-                port = await dht.listen(self.host, wanted)
-            except OSError as exc:
-                raise ListenError(
-                    f"cannot listen on UDP {self.host}:{wanted}: {describe(exc)}"
-                ) from exc
-            site = GuardedSite(
-                self._runner,
-                self.host,
-                port,
-                limits=connection_limits,
-                ingress=ingress_of(self.app),
-            )
-            try:
-                await site.start()
-            except OSError as exc:
-                last_error = exc
-                await dht.aclose()
-                continue
-            self.port = port
-            return dht
-        reason = describe(last_error) if last_error is not None else "no free port number"
-        raise ListenError(f"cannot listen on TCP {self.host}:{wanted}: {reason}")
+            ),
+            lambda port: GuardedSite(
+                runner, self.host, port, limits=connection_limits, ingress=ingress_of(self.app)
+            ),
+        )
+        return dht
 
     def _peer_handler(self) -> Any:
         node = self

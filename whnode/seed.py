@@ -78,8 +78,9 @@ from whnode.config import Config
 from whnode.datadir import DataDirLock, prepare_data_dir
 from whnode.dht import Contact, DhtConfig, DhtNode, DhtStatistics, NodeId, PublicKey
 from whnode.dht.ratelimit import SourceRateLimiter
-from whnode.errors import ConfigError, ListenError, UsageError, describe
+from whnode.errors import ConfigError, UsageError
 from whnode.lifecycle import AsyncService
+from whnode.listen import listen_udp_and_tcp
 from whnode.sdnotify import Notifier
 from whnode.seeds import Seed, configured_seeds, format_seed
 
@@ -103,8 +104,6 @@ HTTP_MAX_LINE_BYTES: Final = 2048
 """Longest HTTP request line or header line accepted by the seed's listener."""
 HTTP_MAX_BODY_BYTES: Final = 1024
 """Largest HTTP request body accepted (the seed's endpoints take none)."""
-BIND_ATTEMPTS: Final = 30
-"""Attempts at finding a port number free for both UDP and TCP when the port is 0."""
 WATCH_INTERVAL: Final = 1.0
 """Seconds between two looks at the routing table (for the health rule and pin checks)."""
 
@@ -301,33 +300,18 @@ class SeedServer(AsyncService):
         )
         await runner.setup()
         self._runner = runner
-        last_error: OSError | None = None
-        for _ in range(BIND_ATTEMPTS if config.port == 0 else 1):
-            dht = DhtNode(
+        self._dht, self.port = await listen_udp_and_tcp(
+            config.host,
+            config.port,
+            lambda: DhtNode(
                 PublicKey(public_key),
                 seed_dht_config(self.config),
                 peers_file=config.data_dir / PEERS_FILE_NAME,
-            )
-            try:
-                port = await dht.listen(config.host, config.port)
-            except OSError as exc:
-                raise ListenError(
-                    f"cannot listen on UDP {config.host}:{config.port}: {describe(exc)}"
-                ) from exc
-            site = web.TCPSite(runner, config.host, port, backlog=256)
-            try:
-                await site.start()
-            except OSError as exc:
-                last_error = exc
-                await dht.aclose()
-                continue
-            self._dht = dht
-            self._listening = True
-            self.port = port
-            self.node_id = dht.node_id
-            return
-        reason = describe(last_error) if last_error is not None else "no free port number"
-        raise ListenError(f"cannot listen on TCP {config.host}:{config.port}: {reason}")
+            ),
+            lambda port: web.TCPSite(runner, config.host, port, backlog=256),
+        )
+        self._listening = True
+        self.node_id = self._dht.node_id
 
     async def aclose(self) -> None:
         """Stop serving, end the tasks, save the peer table, close the socket. Idempotent."""
