@@ -41,6 +41,7 @@ from whnode.record.keys import PublicKey, SigningKey, node_id_for
 from whnode.record.puzzle import solves
 from whnode.service.core import MenuService
 from whnode.service.joined import JoinedOnly
+from whnode.service.opening import RecordOpener
 from whnode.store.durable import DurableStore
 from whnode.store.hot import HotCache
 from whnode.upstream.fetcher import Fetcher
@@ -216,6 +217,7 @@ class Node(AsyncService):
                 fetcher=JoinedOnly(fetcher, self.joined) if fetcher is not None else None,
                 policy=trust_policy(config),
                 clock=self._clock,
+                opener=RecordOpener(self._pool) if self._pool is not None else None,
             )
             self.dht.on_new_contact = self.service.on_new_contact
             seeds, pins = self._seed_plan()

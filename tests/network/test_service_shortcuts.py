@@ -213,7 +213,8 @@ async def test_a_record_put_again_is_counted_as_duplicate_and_not_stored_twice(
 async def test_large_records_are_verified_off_the_event_loop(
     tmp_path: Path, sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A spy around the real admit_record notes the thread each record is verified on."""
+    """Spies around the real admit_record and accept_record note the thread each record is
+    verified on; a large record's payload is opened in the parse pool."""
     import threading
     import time
 
@@ -222,6 +223,7 @@ async def test_large_records_are_verified_off_the_event_loop(
     from whnode.record.keys import SigningKey
     from whnode.record.signed import sign_record
     from whnode.service import core
+    from whnode.service.opening import POOL_OPEN_BYTES
     from whnode.testing.factories import make_menu
 
     threads: list[tuple[int, str]] = []
@@ -231,7 +233,15 @@ async def test_large_records_are_verified_off_the_event_loop(
         threads.append((len(data), threading.current_thread().name))
         return real(data, **kwargs)  # type: ignore[arg-type]
 
+    checked: list[tuple[int, str]] = []
+    real_accept = acceptance.accept_record
+
+    def accept_spy(data: bytes, **kwargs: object) -> object:
+        checked.append((len(data), threading.current_thread().name))
+        return real_accept(data, **kwargs)  # type: ignore[arg-type]
+
     monkeypatch.setattr(core, "admit_record", spy)
+    monkeypatch.setattr(core, "accept_record", accept_spy)
     key = SigningKey.generate()
     now = int(time.time() * 1000)
     records = []
@@ -250,11 +260,15 @@ async def test_large_records_are_verified_off_the_event_loop(
         service = cluster.nodes[0].service
         for record in records:
             assert await service.peer_put(record.dispensary_id, record.encoded) is True
+        opened = service.statistics().records_opened
     small, large = (len(record.encoded) for record in records)
+    assert small < POOL_OPEN_BYTES
     assert small <= core.INLINE_ACCEPT_BYTES < large
     by_size = dict(threads)
-    assert by_size[small] == threading.main_thread().name
-    assert by_size[large] != threading.main_thread().name
+    assert by_size[small] == threading.main_thread().name  # opened on the loop: tiny
+    assert large not in by_size  # opened in a worker process, not in this one
+    assert dict(checked)[large] != threading.main_thread().name
+    assert opened == {"pool": 1, "inline": 1}
 
 
 async def test_a_node_readmitted_within_a_republish_interval_is_not_handed_records_again(

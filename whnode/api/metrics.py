@@ -235,6 +235,20 @@ FIGURES: Final[tuple[Figure, ...]] = (
         "Upstream menu fetches by what started them: miss, failover, too_old_join, refresh.",
         labels=("reason",),
     ),
+    counter(
+        "service",
+        "records_opened",
+        "Kept records opened in the parse pool (pool) or, small or with the pool "
+        "unavailable, in the node's process (inline).",
+        labels=("where",),
+    ),
+    counter(
+        "service",
+        "owner_lists",
+        "Owner lists by how they were made: awaited (a lookup waited for), reused (a "
+        "remembered lookup answer), refreshed and refresh_failed (background lookups).",
+        labels=("kind",),
+    ),
     # hot cache (whnode.store.types.HotCacheStatistics)
     counter("hot_cache", "hits", "Hot-cache lookups answered from memory."),
     counter("hot_cache", "misses", "Hot-cache lookups that found nothing usable."),

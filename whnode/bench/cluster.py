@@ -48,6 +48,7 @@ from whnode.testing.replay import (
 __all__ = ["ClusterRun", "cpu_burners", "load_average", "main"]
 
 HEDGE_OUTCOMES = ("sent", "won", "declined")
+LAG_PROBE_SECONDS = 0.05
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -106,6 +107,12 @@ class ClusterRun:
     errors: Counter[str]
     owner_rank: Counter[str]
     """Upstream fetches by the filling node's rank among the dispensary's true owners."""
+    cpu: float
+    """CPU seconds the cluster's process used during the trace (all its threads)."""
+    lag_ms: list[float]
+    """Event-loop lag samples: how late a 50 ms sleep woke up."""
+    owner_lists: Counter[str]
+    """Owner lists by how they were made (awaited lookup, reused answer, background)."""
 
 
 async def _workload(args: argparse.Namespace) -> ClusterRun:
@@ -175,10 +182,22 @@ async def _workload(args: argparse.Namespace) -> ClusterRun:
                     await one(request)
                     done += 1
 
+                lag_ms: list[float] = []
+
+                async def lag() -> None:
+                    while True:
+                        before = time.monotonic()
+                        await asyncio.sleep(LAG_PROBE_SECONDS)
+                        lag_ms.append((time.monotonic() - before - LAG_PROBE_SECONDS) * 1000)
+
+                cpu_before = time.process_time()
                 reporter = asyncio.create_task(progress())
+                prober = asyncio.create_task(lag())
                 await asyncio.gather(*(tracked(request) for request in trace))
                 reporter.cancel()
+                prober.cancel()
                 wall = time.monotonic() - start
+                cpu = time.process_time() - cpu_before
                 await cluster.wait_idle()
                 network_calls = sum(
                     node.service.statistics().upstream_calls for node in cluster.nodes
@@ -186,11 +205,13 @@ async def _workload(args: argparse.Namespace) -> ClusterRun:
                 errors: Counter[str] = Counter()
                 failovers: Counter[str] = Counter()
                 hedges: Counter[str] = Counter()
+                owner_lists: Counter[str] = Counter()
                 for node in cluster.nodes:
                     service_statistics = node.service.statistics()
                     errors.update(service_statistics.errors_by_kind)
                     failovers.update(service_statistics.failovers)
                     hedges.update(service_statistics.hedges)
+                    owner_lists.update(service_statistics.owner_lists)
                 owner_rank: Counter[str] = Counter()
                 for fetch in fetches:
                     true_owners = [bytes(n.node_id) for n in cluster.owners(fetch.dispensary_id)]
@@ -230,6 +251,9 @@ async def _workload(args: argparse.Namespace) -> ClusterRun:
             hedges=hedges,
             errors=errors,
             owner_rank=owner_rank,
+            cpu=cpu,
+            lag_ms=lag_ms,
+            owner_lists=owner_lists,
         )
 
 
@@ -294,7 +318,11 @@ def _report(run: ClusterRun, load_before: str, load_after: str) -> None:
         f"requests            {run.requests:>8}  (failed: {run.failures}, "
         f"older than max_age on arrival: {run.too_old})"
     )
-    print(f"wall time           {run.wall:>8.1f} s")
+    print(
+        f"wall time           {run.wall:>8.1f} s  (CPU of the cluster's process {run.cpu:.1f} s, "
+        f"{run.cpu / max(run.wall, 1e-9):.0%} of one core)"
+    )
+    print(f"event-loop lag (ms) {_spread(run.lag_ms)}")
     print("upstream menu fetches:")
     print(f"  no cache          {run.requests:>8}")
     print(f"  per-node caches   {run.per_node:>8}")
@@ -318,6 +346,8 @@ def _report(run: ClusterRun, load_before: str, load_after: str) -> None:
         print(f"  {kind:<20} {count:>6}")
     hedges = ", ".join(f"{outcome} {run.hedges.get(outcome, 0)}" for outcome in HEDGE_OUTCOMES)
     print(f"hedges to a second owner: {hedges}")
+    lists = ", ".join(f"{kind} {count}" for kind, count in sorted(run.owner_lists.items()))
+    print(f"owner lists: {lists or 'none'}")
     if run.errors:
         errors = ", ".join(f"{kind} {count}" for kind, count in run.errors.most_common(8))
         print(f"errors: {errors}")

@@ -49,6 +49,7 @@ from whnode.service.freshness import (
     refresh_ahead_due,
 )
 from whnode.service.hedging import may_join
+from whnode.service.opening import RecordOpener
 from whnode.service.requester import FillHere, OwnerReply, OwnerRequests
 from whnode.service.singleflight import SingleFlight
 from whnode.service.types import AnswerPath, MenuAnswer, RecentFill, ServiceStatistics
@@ -156,6 +157,7 @@ class MenuService:
         fetcher: MenuFetcher | None,
         policy: TrustPolicy,
         clock: Callable[[], float] = time.time,
+        opener: RecordOpener | None = None,
     ) -> None:
         self._config = config
         self._fresh = config.freshness
@@ -167,6 +169,8 @@ class MenuService:
         self._fetcher = fetcher
         self._policy = policy
         self._clock = clock
+        self._opener = opener
+        """Opens kept records in the parse pool (whnode.service.opening); None: inline."""
         self.entitlement = Entitlement(
             owners,
             policy=policy,
@@ -246,6 +250,7 @@ class MenuService:
         """Cancel background work (refreshes, replication, hand-offs) and running fills."""
         await self._asks.aclose()
         await self._fills.aclose()
+        await self._requests_to_owners.aclose()
         tasks = list(self._background)
         for task in tasks:
             task.cancel()
@@ -276,6 +281,13 @@ class MenuService:
         instead of stalling for the whole decode. Rejections are counted here, on the loop.
         """
         check = _admit if keep else accept_record
+        opener = self._opener
+        if keep and opener is not None:
+            if opener.wants(data):
+                # the open (the costly part) runs in the parse pool, after the checks here
+                check = accept_record
+            else:
+                opener.inline += 1
         try:
             if len(data) <= INLINE_ACCEPT_BYTES:
                 record = check(
@@ -289,6 +301,8 @@ class MenuService:
                     policy=self._policy,
                     expected_dispensary=dispensary_id,
                 )
+            if check is accept_record and keep and opener is not None:
+                await opener.open(data, now_ms=now_ms, policy=self._policy, expected=dispensary_id)
             if keep:
                 self.entitlement.check(record, sender=sender)
             return record
@@ -1024,5 +1038,11 @@ class MenuService:
             hand_offs_skipped=self._hand_offs_skipped,
             failovers=dict(self._requests_to_owners.failovers),
             hedges=dict(self._requests_to_owners.hedges),
+            owner_lists=dict(self._requests_to_owners.lookups),
+            records_opened=(
+                {}
+                if self._opener is None
+                else {"pool": self._opener.opened, "inline": self._opener.inline}
+            ),
             fills_by_reason=dict(self._calls_by_reason),
         )

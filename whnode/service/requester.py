@@ -58,6 +58,12 @@ KNOWN_SECONDS: Final = 600.0
 """How long a node seen in the routing table or a lookup stays a candidate owner."""
 KNOWN_REFRESH_SECONDS: Final = 1.0
 MAX_KNOWN: Final = 2048
+ANSWER_REUSE_SECONDS: Final = 600.0
+"""How long a lookup's answer for a dispensary is used again (merged with the nodes known
+now, less those unreachable) instead of waiting for a new lookup."""
+ANSWER_REFRESH_SECONDS: Final = 15.0
+"""Age past which a reused lookup answer is looked up again, in the background."""
+MAX_ANSWERS: Final = 100_000
 HELD_PATHS: Final = frozenset({"hot", "store"})
 """Answer paths of an owner that held the record: their times set the hedge delay."""
 
@@ -139,6 +145,20 @@ class OwnerRequests:
         self._known: OrderedDict[bytes, tuple[Contact, float]] = OrderedDict()
         """Owner-capable nodes by id: contact and when last seen, least recent first."""
         self._known_refreshed = -math.inf
+        self._answers: OrderedDict[str, tuple[tuple[Contact, ...], float]] = OrderedDict()
+        """The last lookup answer per dispensary and when it came, least recent first."""
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
+        self.lookups: Counter[str] = Counter()
+        """Owner lists by how they were made: ``awaited`` (a lookup waited for), ``reused``
+        (a remembered answer), ``refreshed`` (background lookups)."""
+
+    async def aclose(self) -> None:
+        """Cancel the background lookups."""
+        tasks = list(self._refreshing.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._refreshing.clear()
 
     @property
     def node_id(self) -> bytes:
@@ -151,12 +171,27 @@ class OwnerRequests:
         Otherwise the lookup's answer merged with the owner-capable nodes this node has
         known lately (``_known``), less those unreachable over HTTP in the last
         UNREACHABLE_SECONDS (the lookup may still name them).
+
+        A lookup costs several round trips, each one longer on a busy host: the answer
+        for a dispensary is remembered and used again for ANSWER_REUSE_SECONDS, looked up
+        anew in the background once it is ANSWER_REFRESH_SECONDS old. What changed
+        meanwhile still shows: nodes that joined closer to the key are in the routing
+        table (``_known``), and an owner that died is unreachable (one failed connection,
+        then left out for UNREACHABLE_SECONDS).
         """
         key = routing_key(dispensary_id)
-        found = await self._owners.find_owners(key, self._replication, fresh=fresh)
         if fresh:
-            return list(found)
+            return list(await self._owners.find_owners(key, self._replication, fresh=True))
         now = time.monotonic()
+        remembered = self._answers.get(dispensary_id)
+        if remembered is not None and now - remembered[1] <= ANSWER_REUSE_SECONDS:
+            found: Sequence[Contact] = remembered[0]
+            self.lookups["reused"] += 1
+            if now - remembered[1] >= ANSWER_REFRESH_SECONDS:
+                self._refresh(dispensary_id, key)
+        else:
+            found = await self._look_up(dispensary_id, key)
+            self.lookups["awaited"] += 1
         self._learn(found, now)
         for node_id, until in list(self._unreachable.items()):
             if until < now:
@@ -167,6 +202,31 @@ class OwnerRequests:
             if contact.node_id not in self._unreachable
         ]
         return merge_owners(found, known, key, self._replication)
+
+    async def _look_up(self, dispensary_id: str, key: bytes) -> Sequence[Contact]:
+        """A lookup's answer for the dispensary, remembered."""
+        found = tuple(await self._owners.find_owners(key, self._replication))
+        self._answers[dispensary_id] = (found, time.monotonic())
+        self._answers.move_to_end(dispensary_id)
+        while len(self._answers) > MAX_ANSWERS:
+            self._answers.popitem(last=False)
+        return found
+
+    def _refresh(self, dispensary_id: str, key: bytes) -> None:
+        """Look the dispensary's owners up again in the background (one at a time)."""
+        if dispensary_id in self._refreshing:
+            return
+
+        async def refresh() -> None:
+            try:
+                await self._look_up(dispensary_id, key)
+                self.lookups["refreshed"] += 1
+            except Exception:  # the remembered answer stays in use; the next call retries
+                self.lookups["refresh_failed"] += 1
+
+        task = asyncio.get_running_loop().create_task(refresh(), name=f"owners of {dispensary_id}")
+        self._refreshing[dispensary_id] = task
+        task.add_done_callback(lambda _: self._refreshing.pop(dispensary_id, None))
 
     def _learn(self, found: Iterable[Contact], now: float) -> None:
         """Remember the owner-capable nodes of a lookup's answer and, at most once per

@@ -71,3 +71,9 @@ class ServiceStatistics:
     """Hedged fills sent to a second owner, won (answered first) and declined."""
     fills_by_reason: dict[str, int] = field(default_factory=dict)
     """Upstream fetches by what started them (whnode.service.filllog.FillReason)."""
+    records_opened: dict[str, int] = field(default_factory=dict)
+    """Kept records whose payload was opened in the parse pool (pool) or, small or with the
+    pool unavailable, on the event loop's side (inline; whnode.service.opening)."""
+    owner_lists: dict[str, int] = field(default_factory=dict)
+    """Owner lists made from a lookup waited for (awaited) or a remembered one (reused), and
+    background lookups (refreshed, refresh_failed)."""
