@@ -258,6 +258,7 @@ async def test_large_records_are_verified_off_the_event_loop(
         )
     async with LocalCluster(1, tmp_path, sandbox_url=sandbox.base_url) as cluster:
         service = cluster.nodes[0].service
+        await cluster.pool.warm_up()  # else opened here while the workers start
         for record in records:
             assert await service.peer_put(record.dispensary_id, record.encoded) is True
         opened = service.statistics().records_opened

@@ -5,6 +5,8 @@ A real ParsePool (worker processes) runs the opens."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from whnode.record.acceptance import TrustPolicy
@@ -43,6 +45,9 @@ async def test_records_open_in_the_pool_with_the_rules_verdicts() -> None:
     policy = TrustPolicy.open()
     async with ParsePool(workers=1) as pool:
         opener = RecordOpener(pool)
+        assert not opener.wants(good)  # no worker started yet: opened here, workers started
+        while not pool.ready():
+            await asyncio.sleep(0.05)
         assert opener.wants(good)
         await opener.open(good, now_ms=NOW_MS, policy=policy, expected="dutchie:store-7")
         with pytest.raises(PayloadMismatch):

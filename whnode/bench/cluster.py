@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,13 +115,76 @@ class ClusterRun:
     """Owner lists by how they were made (awaited lookup, reused answer, background)."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Upstream:
+    base_url: str
+    dispensaries: list[str]
+    counts: Callable[[], Awaitable[tuple[int, int]]]
+    """HTTP requests (pages) and menu fetches the sandbox served."""
+
+
+@contextlib.asynccontextmanager
+async def _sandbox(args: argparse.Namespace) -> AsyncIterator[_Upstream]:
+    """The sandbox upstream: a process of its own (upstream APIs are remote: their work is
+    not the nodes'), or with ``--sandbox-in-process`` on the cluster's event loop."""
+    if args.sandbox_in_process:
+        from whnode.sandbox import SandboxConfig, run_sandbox
+
+        config = SandboxConfig(population=args.dispensaries, max_items=args.max_items)
+        async with run_sandbox(config) as sandbox:
+
+            async def local_counts() -> tuple[int, int]:
+                return sandbox.calls(), sandbox.menu_fetches()
+
+            yield _Upstream(sandbox.base_url, list(sandbox.dispensaries), local_counts)
+        return
+    import aiohttp
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "whnode",
+        "sandbox",
+        "--port",
+        "0",
+        "--population",
+        str(args.dispensaries),
+        "--max-items",
+        str(args.max_items),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        dispensaries: list[str] = []
+        while True:
+            line = (await process.stdout.readline()).decode().strip()
+            if not line:
+                raise RuntimeError("the sandbox process ended before serving")
+            if line.startswith("sandbox serving "):
+                base_url = line.rsplit(" at ", 1)[1]
+                break
+            dispensaries.append(line)
+
+        async def remote_counts() -> tuple[int, int]:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"{base_url}/_sandbox/stats") as response,
+            ):
+                stats = await response.json()
+            return int(stats["requests"]), int(stats["menu_fetches"])
+
+        yield _Upstream(base_url, dispensaries, remote_counts)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        await process.wait()
+
+
 async def _workload(args: argparse.Namespace) -> ClusterRun:
-    from whnode.sandbox import SandboxConfig, run_sandbox
     from whnode.testing.cluster import LocalCluster
 
     with tempfile.TemporaryDirectory(prefix="whnode-bench-") as directory:
-        config = SandboxConfig(population=args.dispensaries, max_items=args.max_items)
-        async with run_sandbox(config) as sandbox:
+        async with _sandbox(args) as sandbox:
             population = sorted(d for d in sandbox.dispensaries if ":store-" in d)[
                 : args.dispensaries
             ]
@@ -219,8 +282,7 @@ async def _workload(args: argparse.Namespace) -> ClusterRun:
                         owner_rank[f"owner #{true_owners.index(fetch.node_id) + 1}"] += 1
                     else:
                         owner_rank["not an owner"] += 1
-                pages = sandbox.calls()
-                menu_fetches = sandbox.menu_fetches()
+                pages, menu_fetches = await sandbox.counts()
         observed.sort(key=lambda request: request.time_ms)
         max_age_ms = int(args.max_age * 1000)
         fetches.sort(key=lambda fetch: fetch.fetched_at_ms)
@@ -276,6 +338,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-age", type=float, default=6.0, help="freshness window, seconds")
     parser.add_argument("--zipf", type=float, default=1.0, help="Zipf exponent")
     parser.add_argument("--max-items", type=int, default=40, help="largest sandbox menu")
+    parser.add_argument(
+        "--sandbox-in-process",
+        action="store_true",
+        help="run the sandbox upstream on the cluster's event loop (default: its own process)",
+    )
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--lookup-sizes", default="20,100,300")

@@ -251,6 +251,8 @@ class MenuService:
         await self._asks.aclose()
         await self._fills.aclose()
         await self._requests_to_owners.aclose()
+        if self._opener is not None:
+            await self._opener.aclose()
         tasks = list(self._background)
         for task in tasks:
             task.cancel()

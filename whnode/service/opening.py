@@ -15,6 +15,7 @@ reaches a worker).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final
 
 from whnode.errors import WhnodeError
@@ -43,10 +44,31 @@ class RecordOpener:
         """Records opened in the pool."""
         self.inline = 0
         """Records opened on the loop (small, or the pool was unavailable)."""
+        self._warming: asyncio.Task[None] | None = None
+
+    async def aclose(self) -> None:
+        """Cancel a warm-up still running."""
+        if self._warming is not None and not self._warming.done():
+            self._warming.cancel()
+            await asyncio.gather(self._warming, return_exceptions=True)
 
     def wants(self, data: bytes) -> bool:
-        """Whether ``data`` is worth a trip to the pool."""
-        return len(data) >= POOL_OPEN_BYTES and not self._pool.closed()
+        """Whether ``data`` is worth a trip to the pool, and the pool's workers are up.
+
+        While they are not (the node just started, or the pool replaced its workers), the
+        record is opened here rather than wait seconds for processes to start, and the
+        workers are started in the background.
+        """
+        if len(data) < POOL_OPEN_BYTES or self._pool.closed():
+            return False
+        if self._pool.ready():
+            return True
+        if self._warming is None or self._warming.done():
+            self._warming = asyncio.get_running_loop().create_task(
+                self._pool.warm_up(), name="parse pool warm-up"
+            )
+            self._warming.add_done_callback(_take_outcome)
+        return False
 
     async def open(
         self, data: bytes, *, now_ms: int, policy: TrustPolicy, expected: str | None
@@ -67,3 +89,9 @@ class RecordOpener:
             open_job(data, now_ms, policy, expected)
             return
         self.opened += 1
+
+
+def _take_outcome(task: asyncio.Task[None]) -> None:
+    """A warm-up that failed (the pool closed meanwhile) is retried by the next record."""
+    if not task.cancelled():
+        task.exception()

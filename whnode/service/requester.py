@@ -61,7 +61,7 @@ MAX_KNOWN: Final = 2048
 ANSWER_REUSE_SECONDS: Final = 600.0
 """How long a lookup's answer for a dispensary is used again (merged with the nodes known
 now, less those unreachable) instead of waiting for a new lookup."""
-ANSWER_REFRESH_SECONDS: Final = 15.0
+ANSWER_REFRESH_SECONDS: Final = 60.0
 """Age past which a reused lookup answer is looked up again, in the background."""
 MAX_ANSWERS: Final = 100_000
 HELD_PATHS: Final = frozenset({"hot", "store"})

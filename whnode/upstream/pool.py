@@ -428,6 +428,11 @@ class ParsePool(AsyncClosing):
             worker_killers=self._killers,
         )
 
+    def ready(self) -> bool:
+        """Whether the current workers are started: a job submitted now would not wait for
+        processes to start."""
+        return not self._closed and self._current.primed
+
     async def warm_up(self) -> None:
         """Start all workers of the current executor now rather than at the first job."""
         await self._primed(self._current)
