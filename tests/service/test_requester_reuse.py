@@ -115,3 +115,41 @@ async def test_a_node_in_the_routing_table_counts_while_an_answer_is_reused(
     assert await owners.owner_list(DISPENSARY) == nodes[:3]
     assert directory.lookups == 1
     await owners.aclose()
+
+
+class _SmallNetwork(_Directory):
+    """A directory whose routing table holds every node (a network smaller than a bucket)."""
+
+    @property
+    def self_contact(self) -> Contact:
+        return self.me
+
+    @property
+    def routing_only(self) -> bool:
+        return False
+
+    def knows_neighbourhood(self, key: bytes) -> bool:
+        return True
+
+
+async def test_a_table_that_holds_the_neighbourhood_names_the_owners_without_a_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(requester, "KNOWN_REFRESH_SECONDS", 0.0)
+    key = routing_key(DISPENSARY)
+    nodes = sorted((_contact(f"t{i}") for i in range(6)), key=lambda c: c.distance_to(key))
+    me = nodes[1]
+    directory = _SmallNetwork(me, nodes[:3])
+    directory.table = [c for c in nodes if c is not me]
+    directory.gate = asyncio.Event()  # the lookup waits until released
+    owners = _requests(directory)
+    # this node is among the owners (second closest), as a lookup would have said
+    assert await asyncio.wait_for(owners.owner_list(DISPENSARY), 30) == nodes[:3]
+    assert owners.lookups["from_table"] == 1
+    assert directory.lookups == 1  # started in the background
+    directory.gate.set()
+    while owners.lookups["refreshed"] == 0:
+        await asyncio.sleep(0.01)
+    assert await owners.owner_list(DISPENSARY) == nodes[:3]
+    assert owners.lookups["reused"] == 1
+    await owners.aclose()

@@ -246,7 +246,8 @@ FIGURES: Final[tuple[Figure, ...]] = (
         "service",
         "owner_lists",
         "Owner lists by how they were made: awaited (a lookup waited for), reused (a "
-        "remembered lookup answer), refreshed and refresh_failed (background lookups).",
+        "remembered lookup answer), from_table (the routing table holds the key's "
+        "neighbourhood), refreshed and refresh_failed (background lookups).",
         labels=("kind",),
     ),
     # hot cache (whnode.store.types.HotCacheStatistics)

@@ -184,6 +184,12 @@ class DhtNode:
     def routing_only(self) -> bool:
         return self.config.routing_only
 
+    def knows_neighbourhood(self, key: bytes) -> bool:
+        """Whether the routing table most likely holds the nodes closest to ``key``: the
+        bucket ``key`` falls in has room (Kademlia: a node knows its own neighbourhood, and
+        in a network smaller than a bucket, everyone). A lookup then names no one else."""
+        return self._protocol is not None and self._protocol.bucket_has_room(key)
+
     def contacts(self) -> list[Contact]:
         """Every contact in the routing table (routing-only ones carry the flag)."""
         return [] if self._protocol is None else self._protocol.contacts()

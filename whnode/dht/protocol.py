@@ -639,6 +639,12 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
         """kademlia's hook, without its store hand-off (KADEMLIA.md 9)."""
         self._welcome(node.contact)
 
+    def bucket_has_room(self, key: bytes) -> bool:
+        """Whether the k-bucket that ``key`` falls in is neither full nor holding
+        replacements: every node this node has heard of in that range is in the table."""
+        bucket = self.router.buckets[self.router.get_bucket_for(Node(key))]
+        return len(bucket.nodes) < bucket.ksize and not bucket.replacement_nodes
+
     def is_suspect(self, node_id: bytes) -> bool:
         """Whether ``node_id`` missed a request within config.suspect_seconds."""
         until = self._suspects.get(node_id)

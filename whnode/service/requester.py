@@ -148,6 +148,10 @@ class OwnerRequests:
         self._answers: OrderedDict[str, tuple[tuple[Contact, ...], float]] = OrderedDict()
         """The last lookup answer per dispensary and when it came, least recent first."""
         self._refreshing: dict[str, asyncio.Task[None]] = {}
+        self._knows_neighbourhood: Callable[[bytes], bool] | None = getattr(
+            owners, "knows_neighbourhood", None
+        )
+        """The DHT's ``knows_neighbourhood``, where it has one."""
         self.lookups: Counter[str] = Counter()
         """Owner lists by how they were made: ``awaited`` (a lookup waited for), ``reused``
         (a remembered answer), ``refreshed`` (background lookups)."""
@@ -177,7 +181,10 @@ class OwnerRequests:
         anew in the background once it is ANSWER_REFRESH_SECONDS old. What changed
         meanwhile still shows: nodes that joined closer to the key are in the routing
         table (``_known``), and an owner that died is unreachable (one failed connection,
-        then left out for UNREACHABLE_SECONDS).
+        then left out for UNREACHABLE_SECONDS). With no answer remembered, a DHT whose
+        routing table holds the key's neighbourhood (``knows_neighbourhood``: the bucket of
+        the key has room, as every bucket has in a network smaller than one) is not waited
+        for either: the nodes known now are the owners, and the lookup runs meanwhile.
         """
         key = routing_key(dispensary_id)
         if fresh:
@@ -189,6 +196,12 @@ class OwnerRequests:
             self.lookups["reused"] += 1
             if now - remembered[1] >= ANSWER_REFRESH_SECONDS:
                 self._refresh(dispensary_id, key)
+        elif self._knows_neighbourhood is not None and self._knows_neighbourhood(key):
+            # The routing table holds the key's neighbourhood: the nodes known now are
+            # the owners a lookup would name; the lookup runs in the background.
+            found = self._myself()
+            self.lookups["from_table"] += 1
+            self._refresh(dispensary_id, key)
         else:
             found = await self._look_up(dispensary_id, key)
             self.lookups["awaited"] += 1
@@ -202,6 +215,14 @@ class OwnerRequests:
             if contact.node_id not in self._unreachable
         ]
         return merge_owners(found, known, key, self._replication)
+
+    def _myself(self) -> tuple[Contact, ...]:
+        """This node as a candidate owner (as a lookup's answer names it), unless it is
+        routing-only."""
+        me = getattr(self._owners, "self_contact", None)
+        if not isinstance(me, Contact) or getattr(self._owners, "routing_only", False):
+            return ()
+        return (me,)
 
     async def _look_up(self, dispensary_id: str, key: bytes) -> Sequence[Contact]:
         """A lookup's answer for the dispensary, remembered."""

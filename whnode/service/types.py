@@ -75,5 +75,5 @@ class ServiceStatistics:
     """Kept records whose payload was opened in the parse pool (pool) or, small or with the
     pool unavailable, on the event loop's side (inline; whnode.service.opening)."""
     owner_lists: dict[str, int] = field(default_factory=dict)
-    """Owner lists made from a lookup waited for (awaited) or a remembered one (reused), and
-    background lookups (refreshed, refresh_failed)."""
+    """Owner lists made from a lookup waited for (awaited), a remembered one (reused) or the
+    routing table alone (from_table), and background lookups (refreshed, refresh_failed)."""
