@@ -74,7 +74,7 @@ async def test_headers_carry_validators_freshness_path_and_publisher(
     server: ApiServer, record: SignedRecord, service: ServiceDouble
 ) -> None:
     service.path = AnswerPath.OWNER
-    async with server.http.get(MENU) as response:
+    async with server.http.get(MENU, headers={"Accept-Encoding": "identity"}) as response:
         headers = response.headers
     assert headers["ETag"].startswith('"' + bytes(record.content_hash).hex()[:24])
     assert headers["ETag"].endswith(f'-{record.fetched_at_ms}-json"')
@@ -86,7 +86,7 @@ async def test_headers_carry_validators_freshness_path_and_publisher(
     assert headers["X-Whnode-Publisher"] == bytes(record.publisher).hex()
     assert headers["X-Whnode-Fetched-At"] == str(record.fetched_at_ms)
     assert headers["X-Whnode-Stale"] == "0"
-    assert headers["Vary"] == "Accept"
+    assert headers["Vary"] == "Accept, Accept-Encoding"
     assert headers["Access-Control-Allow-Origin"] == "*"
     assert "X-Whnode-Path" in headers["Access-Control-Expose-Headers"]
 
@@ -102,7 +102,8 @@ async def test_stale_answers_are_not_cacheable(server: ApiServer, service: Servi
 async def test_cbor_is_the_canonical_cbor_of_the_menu(
     server: ApiServer, record: SignedRecord
 ) -> None:
-    async with server.http.get(MENU, headers={"Accept": "application/cbor"}) as response:
+    plain = {"Accept": "application/cbor", "Accept-Encoding": "identity"}
+    async with server.http.get(MENU, headers=plain) as response:
         assert response.status == 200
         assert response.content_type == "application/cbor"
         data = await response.read()

@@ -5,7 +5,10 @@ representation and its validators. The service verified every record it returns.
 
 Representations of a menu: JSON (default; rendered from the record and cached), the canonical
 CBOR of the menu (``Accept: application/cbor``) and the signed record itself
-(``Accept: application/cose``: COSE_Sign1 bytes that clients verify on their own).
+(``Accept: application/cose``: COSE_Sign1 bytes that clients verify on their own). JSON and
+CBOR are sent compressed when the request's Accept-Encoding allows (``whnode.api.encoding``:
+br, zstd, gzip), compressed once per record and kept; the signed record is sent as it is (its
+payload is lz4-compressed already).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
 from whnode.api.context import ApiContext, MenuReader
+from whnode.api.encoding import IDENTITY, negotiate_coding
 from whnode.api.exceptions import InvalidParameter, NodeNotReady
 from whnode.api.params import (
     MediaType,
@@ -82,8 +86,9 @@ CORS_HEADERS: Final = {
 """What every public ``/v1/`` answer carries: any origin may read it, and these headers."""
 
 MAX_PARSED_QUERIES: Final = 1024
-"""Distinct menu query strings, and Accept headers, whose parse is kept (each table is
-cleared when full)."""
+"""Distinct menu query strings, Accept and Accept-Encoding headers, whose parse is kept (each
+table is cleared when full)."""
+MENU_VARY: Final = "Accept, Accept-Encoding"
 MAX_KEPT_RESPONSES: Final = 4096
 """Hot answers whose response (headers and body) is kept for the current second (the table
 is cleared when full)."""
@@ -91,9 +96,11 @@ is cleared when full)."""
 _VARIANT_OF: Final = {JSON.name: "json", CBOR.name: "cbor", COSE.name: "cose"}
 
 
-def entity_tag(record: SignedRecord, variant: str) -> str:
-    """Strong ETag of one representation of a record: content hash, fetch time and variant."""
-    return f'"{bytes(record.content_hash).hex()[:24]}-{record.fetched_at_ms}-{variant}"'
+def entity_tag(record: SignedRecord, variant: str, coding: str = IDENTITY) -> str:
+    """Strong ETag of one representation of a record: content hash, fetch time, variant and,
+    when compressed, content coding (each coding is a different sequence of bytes)."""
+    suffix = variant if coding == IDENTITY else f"{variant}+{coding}"
+    return f'"{bytes(record.content_hash).hex()[:24]}-{record.fetched_at_ms}-{suffix}"'
 
 
 def _tags(header: str) -> list[str]:
@@ -130,9 +137,12 @@ class MenuHandlers:
         self._context = context
         self._renders = renders
         self._queries: dict[str, tuple[float | None, int | None]] = {}
-        # (id of answer, media type, Unix second) -> (answer, headers, body)
-        self._responses: dict[tuple[int, str, int], tuple[MenuAnswer, CIMultiDict[str], bytes]] = {}
+        # (id of answer, media type, coding, Unix second) -> (answer, headers, body)
+        self._responses: dict[
+            tuple[int, str, str, int], tuple[MenuAnswer, CIMultiDict[str], bytes]
+        ] = {}
         self._representations: dict[str, MediaType] = {}
+        self._codings: dict[str, str] = {}
 
     def _service(self) -> MenuReader:
         try:
@@ -162,31 +172,39 @@ class MenuHandlers:
         request_headers = request.headers
         accept = request_headers.get(hdrs.ACCEPT)
         representation = JSON if accept is None else self._representation(accept)
+        coding = IDENTITY
+        if representation is not COSE:
+            accept_encoding = request_headers.get(hdrs.ACCEPT_ENCODING)
+            if accept_encoding is not None:
+                coding = self._coding(accept_encoding)
         service = self._service()
         # A held id was validated when its record was accepted: an invalid or unknown id
         # is not held and goes through parse_dispensary_id.
         answer = None if at_ms is not None else service.answer_hot(raw_id, max_age)
         if answer is None:
             dispensary_id = parse_dispensary_id(raw_id)
-            return self._menu_awaited(request, representation, dispensary_id, max_age, at_ms)
+            return self._menu_awaited(
+                request, representation, coding, dispensary_id, max_age, at_ms
+            )
         conditional = (
             hdrs.IF_NONE_MATCH in request_headers or hdrs.IF_MODIFIED_SINCE in request_headers
         )
         second = int(time.time())
         if not conditional:
             # only hot answers are kept: the service hands out one answer object per record
-            kept = self._responses.get((id(answer), representation.name, second))
+            kept = self._responses.get((id(answer), representation.name, coding, second))
             # the table holds the answer, so no other object can have its id meanwhile
             if kept is not None and kept[0] is answer:
                 if representation is not COSE:
                     self._renders.note_hit()  # the kept body is the rendered one
                 return web.Response(body=kept[2], headers=kept[1])  # aiohttp copies them
-        return self._respond(request, answer, representation, conditional, second)
+        return self._respond(request, answer, representation, coding, conditional, second)
 
     async def _menu_awaited(
         self,
         request: web.Request,
         representation: MediaType,
+        coding: str,
         dispensary_id: str,
         max_age: float | None,
         at_ms: int | None,
@@ -197,7 +215,9 @@ class MenuHandlers:
         conditional = (
             hdrs.IF_NONE_MATCH in request_headers or hdrs.IF_MODIFIED_SINCE in request_headers
         )
-        response = self._respond(request, answer, representation, conditional, int(time.time()))
+        response = self._respond(
+            request, answer, representation, coding, conditional, int(time.time())
+        )
         if not isinstance(response, web.StreamResponse):
             response = await response
         return response
@@ -207,34 +227,45 @@ class MenuHandlers:
         request: web.Request,
         answer: MenuAnswer,
         representation: MediaType,
+        coding: str,
         conditional: bool,
         second: int,
     ) -> web.StreamResponse | Awaitable[web.StreamResponse]:
         """The response to ``answer`` at Unix second ``second``; an awaitable only when the
-        representation must be rendered first."""
-        headers = self._response_headers(answer, representation, second)
+        representation must be rendered (or compressed) first."""
+        headers = self._response_headers(answer, representation, coding, second)
         if conditional and not_modified(request, headers["ETag"], answer.record.fetched_at_ms):
-            unchanged = {k: v for k, v in headers.items() if k != "Content-Type"}
+            unchanged = {
+                k: v for k, v in headers.items() if k not in ("Content-Type", "Content-Encoding")
+            }
             return web.Response(status=304, headers=unchanged)
         if representation is COSE:
-            return self._complete(answer, representation, second, headers, answer.record.encoded)
+            return self._complete(
+                answer, representation, coding, second, headers, answer.record.encoded
+            )
         render_format = RenderFormat.JSON if representation is JSON else RenderFormat.CBOR
-        body = self._renders.peek(answer.record, render_format)
+        body = self._renders.peek(answer.record, render_format, coding)
         if body is None:
-            return self._render_then_complete(answer, representation, second, headers)
-        return self._complete(answer, representation, second, headers, body)
+            return self._render_then_complete(answer, representation, coding, second, headers)
+        return self._complete(answer, representation, coding, second, headers, body)
 
     async def _render_then_complete(
-        self, answer: MenuAnswer, representation: MediaType, second: int, headers: dict[str, str]
+        self,
+        answer: MenuAnswer,
+        representation: MediaType,
+        coding: str,
+        second: int,
+        headers: dict[str, str],
     ) -> web.StreamResponse:
         render_format = RenderFormat.JSON if representation is JSON else RenderFormat.CBOR
-        body = await self._renders.get(answer.record, render_format)
-        return self._complete(answer, representation, second, headers, body)
+        body = await self._renders.get(answer.record, render_format, coding)
+        return self._complete(answer, representation, coding, second, headers, body)
 
     def _complete(
         self,
         answer: MenuAnswer,
         representation: MediaType,
+        coding: str,
         second: int,
         headers: dict[str, str],
         body: bytes,
@@ -244,7 +275,7 @@ class MenuHandlers:
                 self._responses.clear()
             # kept as a CIMultiDict: aiohttp copies one faster than a dict
             kept = (answer, CIMultiDict(headers), body)
-            self._responses[(id(answer), representation.name, second)] = kept
+            self._responses[(id(answer), representation.name, coding, second)] = kept
         return web.Response(body=body, headers=headers)
 
     def _representation(self, accept: str) -> MediaType:
@@ -256,6 +287,16 @@ class MenuHandlers:
             if len(self._representations) >= MAX_PARSED_QUERIES:
                 self._representations.clear()
             self._representations[accept] = found
+        return found
+
+    def _coding(self, accept_encoding: str) -> str:
+        """The content coding an Accept-Encoding header asks for; kept per distinct header."""
+        found = self._codings.get(accept_encoding)
+        if found is None:
+            found = negotiate_coding(accept_encoding)
+            if len(self._codings) >= MAX_PARSED_QUERIES:
+                self._codings.clear()
+            self._codings[accept_encoding] = found
         return found
 
     async def stats(self, request: web.Request) -> web.StreamResponse:
@@ -319,19 +360,29 @@ class MenuHandlers:
         return max_age, at_ms
 
     def _response_headers(
-        self, answer: MenuAnswer, representation: MediaType, second: int
+        self, answer: MenuAnswer, representation: MediaType, coding: str, second: int
     ) -> dict[str, str]:
         """Every header of a menu answer, CORS included (the guard then adds nothing).
         Cache-Control's max-age is counted from the end of ``second`` (Unix seconds), so that
         an answer kept for the rest of that second never overstates it."""
         end_of_second_ms = (second + 1) * 1000
-        headers = self._headers(answer, _VARIANT_OF[representation.name], end_of_second_ms)
+        headers = self._headers(
+            answer, _VARIANT_OF[representation.name], end_of_second_ms, coding=coding
+        )
         headers["Content-Type"] = representation.content_type
+        headers["Vary"] = MENU_VARY
+        if coding != IDENTITY:
+            headers["Content-Encoding"] = coding
         headers.update(CORS_HEADERS)
         return headers
 
     def _headers(
-        self, answer: MenuAnswer, variant: str, now_ms: int | None = None
+        self,
+        answer: MenuAnswer,
+        variant: str,
+        now_ms: int | None = None,
+        *,
+        coding: str = IDENTITY,
     ) -> dict[str, str]:
         """Response headers of an answer: the record's own and its freshness at ``now_ms``."""
         record = answer.record
@@ -339,7 +390,7 @@ class MenuHandlers:
             now_ms = int(time.time() * 1000)
         max_age = 0 if answer.stale else max(0, (answer.fresh_until_ms - now_ms) // 1000)
         return {
-            "ETag": entity_tag(record, variant),
+            "ETag": entity_tag(record, variant, coding),
             "Last-Modified": _http_date(record.fetched_at_ms),
             "Cache-Control": f"max-age={max_age}",
             "Vary": "Accept",

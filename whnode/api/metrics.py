@@ -558,6 +558,11 @@ FIGURES: Final[tuple[Figure, ...]] = (
     gauge("api_render_cache", "entries", "Renderings held in the render cache."),
     gauge("api_render_cache", "bytes", "Bytes of the renderings held in the render cache."),
     gauge("api_render_cache", "max_bytes", "Byte budget of the render cache."),
+    counter(
+        "api_render_cache",
+        "compressions",
+        "Menu bodies compressed (br, zstd or gzip), once per record, representation and coding.",
+    ),
     # API per-client rate limiter (whnode.api.ratelimit.RateLimiterStatistics)
     counter(
         "api_rate_limiter", "admitted", "Public API requests admitted by the per-client limiter."

@@ -324,6 +324,15 @@ _LIMIT: Final = {
     "description": "Most snapshots listed.",
     "schema": {"type": "integer", "minimum": 1, "maximum": limits.MAX_HISTORY_ITEMS, "default": 20},
 }
+_ACCEPT_ENCODING: Final = {
+    "name": "Accept-Encoding",
+    "in": "header",
+    "required": False,
+    "description": "Content codings the client decodes. JSON and CBOR menus are sent in the "
+    "best one offered (`br`, then `zstd`, then `gzip`; highest `q` first), compressed once per "
+    "record; the signed record (COSE) is never compressed again.",
+    "schema": {"type": "string"},
+}
 _IF_NONE_MATCH: Final = {
     "name": "If-None-Match",
     "in": "header",
@@ -338,7 +347,12 @@ def _menu_headers() -> dict[str, _Doc]:
         return {"description": description, "schema": {"type": "string"}}
 
     return {
-        "ETag": header("Content hash, fetch time and representation (strong)."),
+        "ETag": header(
+            "Content hash, fetch time, representation and content coding (strong): "
+            '`"<hash>-<ms>-json"`, `"<hash>-<ms>-json+br"`.'
+        ),
+        "Content-Encoding": header("`br`, `zstd` or `gzip` when compressed (Accept-Encoding)."),
+        "Vary": header("`Accept, Accept-Encoding`."),
         "Last-Modified": header("The upstream fetch time."),
         "Cache-Control": header("`max-age` = seconds until the record stops being fresh."),
         "X-Whnode-Path": header("Where the answer came from: hot, store, owner, fill, stale."),
@@ -413,7 +427,7 @@ def _paths() -> dict[str, _Doc]:
                 },
             },
             problems="menu",
-            parameters=[_PATH_PARAMETER, _MAX_AGE, _AT, _IF_NONE_MATCH],
+            parameters=[_PATH_PARAMETER, _MAX_AGE, _AT, _ACCEPT_ENCODING, _IF_NONE_MATCH],
             extra=not_modified,
         ),
         "/v1/menus/{dispensary}/history": _operation(

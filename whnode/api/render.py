@@ -1,10 +1,11 @@
 """Representations of a menu for the public API, and the cache of rendered bytes.
 
 A hot hit must not re-render: ``RenderCache`` keeps the bytes of each rendered
-representation, keyed by (dispensary, fetch time, content hash, format), least recently used
-first out under a byte budget. Concurrent misses for one key share one rendering, and large
-menus are rendered in a worker thread so that decoding and JSON encoding a several-MB menu
-does not stall the event loop.
+representation, keyed by (dispensary, fetch time, content hash, format, content coding),
+least recently used first out under a byte budget. A compressed body is made once from the
+plain one (``whnode.api.encoding``) and kept beside it. Concurrent misses for one key share
+one rendering, and large menus are rendered and compressed in a worker thread so that
+decoding, JSON encoding and compressing a several-MB menu does not stall the event loop.
 
 The JSON shapes are documented in the OpenAPI document (``whnode.api.openapi``).
 """
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from whnode.api.encoding import IDENTITY, compress
 from whnode.record.acceptance import open_record
 from whnode.record.codec import decompress_payload
 from whnode.record.model import (
@@ -51,6 +53,8 @@ RENDER_CACHE_ENTRIES: Final = 512
 """Most representations kept in the rendered-representation cache."""
 INLINE_RENDER_PAYLOAD_BYTES: Final = 32 * 1024
 """Records with a larger (compressed) payload are rendered in a worker thread."""
+INLINE_COMPRESS_BYTES: Final = 32 * 1024
+"""Rendered bodies larger than this are compressed in a worker thread."""
 
 
 class RenderFormat(enum.StrEnum):
@@ -219,13 +223,16 @@ class RenderCacheStatistics:
     entries: int
     bytes: int
     max_bytes: int
+    compressions: int = 0
+    """Bodies compressed (once per record, representation and content coding)."""
 
 
-_Key = tuple[str, int, bytes, RenderFormat]
+_Key = tuple[str, int, bytes, RenderFormat, str]
 
 
 class RenderCache:
-    """Rendered bytes per (dispensary, fetched_at, content hash, format), LRU by bytes."""
+    """Rendered bytes per (dispensary, fetched_at, content hash, format, coding), LRU by
+    bytes."""
 
     def __init__(
         self,
@@ -244,19 +251,23 @@ class RenderCache:
         self._misses = 0
         self._coalesced = 0
         self._evictions = 0
+        self._compressions = 0
 
     @staticmethod
-    def key(record: SignedRecord, render_format: RenderFormat) -> _Key:
+    def key(record: SignedRecord, render_format: RenderFormat, coding: str = IDENTITY) -> _Key:
         return (
             record.dispensary_id,
             record.fetched_at_ms,
             bytes(record.content_hash),
             render_format,
+            coding,
         )
 
-    def peek(self, record: SignedRecord, render_format: RenderFormat) -> bytes | None:
+    def peek(
+        self, record: SignedRecord, render_format: RenderFormat, coding: str = IDENTITY
+    ) -> bytes | None:
         """The cached bytes (counted as a hit), or None without counting anything."""
-        key = self.key(record, render_format)
+        key = self.key(record, render_format, coding)
         cached = self._entries.get(key)
         if cached is not None:
             self._entries.move_to_end(key)
@@ -267,28 +278,33 @@ class RenderCache:
         """Count a hit on bytes the caller kept from an earlier ``peek`` or ``get``."""
         self._hits += 1
 
-    async def get(self, record: SignedRecord, render_format: RenderFormat) -> bytes:
-        """The rendered bytes, from the cache or rendered once for all concurrent callers.
+    async def get(
+        self, record: SignedRecord, render_format: RenderFormat, coding: str = IDENTITY
+    ) -> bytes:
+        """The rendered bytes in ``coding``, from the cache or made once for all concurrent
+        callers.
 
-        Small records are rendered inline (microseconds); large ones in a worker thread, in
-        a task that every concurrent caller awaits and that a caller's cancellation (a client
-        gone away) does not cancel.
+        Small records are rendered inline (microseconds); large ones, and every compressed
+        body, in a task that every concurrent caller awaits and that a caller's cancellation
+        (a client gone away) does not cancel; the CPU work of large ones runs in a worker
+        thread.
         """
-        cached = self.peek(record, render_format)
+        cached = self.peek(record, render_format, coding)
         if cached is not None:
             return cached
-        key = self.key(record, render_format)
-        if len(record.payload) <= INLINE_RENDER_PAYLOAD_BYTES:
+        key = self.key(record, render_format, coding)
+        if coding == IDENTITY and len(record.payload) <= INLINE_RENDER_PAYLOAD_BYTES:
             self._misses += 1
             data = self._renderer(record, render_format)
             self._store(key, data)
             return data
         task = self._pending.get(key)
         if task is None:
-            self._misses += 1
+            if coding == IDENTITY:
+                self._misses += 1  # a compression is counted as one (of a rendering held)
             task = asyncio.get_running_loop().create_task(
-                self._render_in_thread(key, record, render_format),
-                name=f"render {record.dispensary_id} {render_format.value}",
+                self._produce(key, record, render_format, coding),
+                name=f"render {record.dispensary_id} {render_format.value} {coding}",
             )
             self._pending[key] = task
             task.add_done_callback(lambda done: self._finished(key, done))
@@ -296,10 +312,18 @@ class RenderCache:
             self._coalesced += 1
         return await asyncio.shield(task)
 
-    async def _render_in_thread(
-        self, key: _Key, record: SignedRecord, render_format: RenderFormat
+    async def _produce(
+        self, key: _Key, record: SignedRecord, render_format: RenderFormat, coding: str
     ) -> bytes:
-        data = await asyncio.to_thread(self._renderer, record, render_format)
+        if coding == IDENTITY:
+            data = await asyncio.to_thread(self._renderer, record, render_format)
+        else:
+            plain = await self.get(record, render_format)
+            if len(plain) <= INLINE_COMPRESS_BYTES:
+                data = compress(plain, coding)
+            else:
+                data = await asyncio.to_thread(compress, plain, coding)
+            self._compressions += 1
         self._store(key, data)
         return data
 
@@ -334,4 +358,5 @@ class RenderCache:
             entries=len(self._entries),
             bytes=self._bytes,
             max_bytes=self._max_bytes,
+            compressions=self._compressions,
         )

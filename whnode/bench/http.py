@@ -1,9 +1,12 @@
 """``whnode bench http``: hot-hit throughput of the public API, and a node's memory.
 
-1. Starts one node (with the sandbox upstream) in a server process, fills one realistic menu,
-   and beside it, in the same process, a bare aiohttp handler on the same route that
-   returns the same bytes (body and headers; aiohttp adds Date, Server and Content-Length to
-   both), asked with the same path and query. A real load generator (``wrk`` when
+1. Starts one node (with the sandbox upstream) in a server process, fills a realistic
+   (250-product) and a large (2,500-product) menu and prints the bytes on the wire of each
+   representation in each content coding (identity, br, zstd, gzip). Beside the node, in the
+   same process, a bare aiohttp handler per measured coding (``--encodings``, default
+   identity and br) on the same route returns the same bytes (body and headers; aiohttp adds
+   Date, Server and Content-Length to both), asked with the same path, query and
+   Accept-Encoding. A real load generator (``wrk`` when
    installed, else a Python client in another process) then hits ``GET /v1/menus/{id}``
    and the bare handler, one after the other, with the same connections and duration, in
    many short rounds that alternate which goes first (1 s each by default: the machine's
@@ -44,38 +47,60 @@ from whnode.node import Node
 from whnode.sandbox import SandboxConfig, SizeClass, run_sandbox
 from whnode.record.model import Vendor
 from whnode.testing.cluster import cluster_config
+from whnode.api.encoding import OFFERED
+
+ENCODINGS = sys.argv[1].split(",")
 
 async def main():
     with tempfile.TemporaryDirectory() as directory:
         async with run_sandbox(SandboxConfig()) as sandbox:
             dispensary = sandbox.named(SizeClass.REALISTIC, Vendor.WEEDMAPS)
+            large = sandbox.named(SizeClass.LARGE, Vendor.WEEDMAPS)
             config = cluster_config(Path(directory) / "node", sandbox_url=sandbox.base_url)
             import dataclasses
             config = dataclasses.replace(config, api=dataclasses.replace(
                 config.api, requests_per_second=1e9, burst=10**9))
             async with Node(config) as node:
-                await node.service.get_menu(dispensary, max_age=86400)
                 import aiohttp
-                async with aiohttp.ClientSession() as session:
+                sizes = {}
+                async with aiohttp.ClientSession(auto_decompress=False) as session:
+                    for name, target in (("realistic", dispensary), ("large", large)):
+                        await node.service.get_menu(target, max_age=86400)
+                        url = f"{node.http_url}/v1/menus/{target}?max_age=86400"
+                        for accept in ("application/json", "application/cbor"):
+                            for coding in ("identity", *OFFERED):
+                                headers = {"Accept": accept, "Accept-Encoding": coding}
+                                async with session.get(url, headers=headers) as response:
+                                    assert response.headers.get(
+                                        "Content-Encoding", "identity") == coding
+                                    body = await response.read()
+                                sizes[f"{name} {accept.split('/')[1]} {coding}"] = len(body)
                     url = f"{node.http_url}/v1/menus/{dispensary}?max_age=86400"
-                    async with session.get(url) as response:
-                        body = await response.read()
-                        headers = {k: v for k, v in response.headers.items()
-                                   if k not in ("Date", "Server", "Content-Length")}
-                async def bare(request):
-                    return web.Response(body=body, headers=headers)
-                app = web.Application()
-                app.router.add_get("/v1/menus/{dispensary}", bare)
-                runner = web.AppRunner(app, access_log=None)
-                await runner.setup()
-                site = web.TCPSite(runner, "127.0.0.1", 0)
-                await site.start()
-                bare_port = runner.addresses[0][1]
-                bare_url = f"http://127.0.0.1:{bare_port}/v1/menus/{dispensary}?max_age=86400"
-                print(json.dumps({"api": url, "bare": bare_url,
-                                  "bytes": len(body)}), flush=True)
+                    sides = {}
+                    runners = []
+                    for coding in ENCODINGS:
+                        asked = {"Accept-Encoding": coding}
+                        async with session.get(url, headers=asked) as response:
+                            body = await response.read()
+                            headers = {k: v for k, v in response.headers.items()
+                                       if k not in ("Date", "Server", "Content-Length")}
+                        async def bare(request, body=body, headers=headers):
+                            return web.Response(body=body, headers=headers)
+                        app = web.Application()
+                        app.router.add_get("/v1/menus/{dispensary}", bare)
+                        runner = web.AppRunner(app, access_log=None)
+                        await runner.setup()
+                        site = web.TCPSite(runner, "127.0.0.1", 0)
+                        await site.start()
+                        runners.append(runner)
+                        bare_port = runner.addresses[0][1]
+                        bare_url = (f"http://127.0.0.1:{bare_port}"
+                                    f"/v1/menus/{dispensary}?max_age=86400")
+                        sides[coding] = {"api": url, "bare": bare_url, "bytes": len(body)}
+                print(json.dumps({"sides": sides, "sizes": sizes}), flush=True)
                 await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-                await runner.cleanup()
+                for runner in runners:
+                    await runner.cleanup()
 
 from whnode.daemon import loop_factory  # uvloop when installed, as the daemon runs
 with asyncio.Runner(loop_factory=loop_factory()) as runner:
@@ -85,15 +110,16 @@ with asyncio.Runner(loop_factory=loop_factory()) as runner:
 PY_LOAD = r"""
 import asyncio, sys, time, aiohttp
 url, connections, duration = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+headers = {"Accept-Encoding": sys.argv[4]}
 async def worker(session, stop, counts):
     while time.monotonic() < stop:
-        async with session.get(url) as response:
+        async with session.get(url, headers=headers) as response:
             await response.read()
             counts[0] += 1
 async def main():
     counts = [0]
     connector = aiohttp.TCPConnector(limit=connections)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
         stop = time.monotonic() + duration
         await asyncio.gather(*(worker(session, stop, counts) for _ in range(connections)))
     print(counts[0] / duration)
@@ -160,8 +186,16 @@ class Run:
     tool: str
 
 
-def _load(url: str, connections: int, duration: float, placement: Placement, pid: int) -> Run:
-    """One load run against ``url``, with the server process's CPU time over it."""
+def _load(
+    url: str,
+    connections: int,
+    duration: float,
+    placement: Placement,
+    pid: int,
+    coding: str = "identity",
+) -> Run:
+    """One load run against ``url`` asking for content coding ``coding``, with the server
+    process's CPU time over it."""
     cpu_before, started = _cpu_seconds(pid), time.monotonic()
     wrk = shutil.which("wrk")
     if wrk:
@@ -172,6 +206,8 @@ def _load(url: str, connections: int, duration: float, placement: Placement, pid
                 f"-c{connections}",
                 f"-d{duration:g}s",
                 "--latency",
+                "-H",
+                f"Accept-Encoding: {coding}",
                 url,
             ],
             capture_output=True,
@@ -188,7 +224,7 @@ def _load(url: str, connections: int, duration: float, placement: Placement, pid
         tool = f"wrk, p99 {latency.group(1) if latency else '?'}"
     else:
         output = subprocess.run(
-            [sys.executable, "-c", PY_LOAD, url, str(connections), str(duration)],
+            [sys.executable, "-c", PY_LOAD, url, str(connections), str(duration), coding],
             capture_output=True,
             text=True,
             check=True,
@@ -252,17 +288,86 @@ async def _memory(records: int) -> tuple[int, int]:
             return idle, loaded
 
 
+def _throughput(
+    args: argparse.Namespace, side: dict[str, str], coding: str, placement: Placement, pid: int
+) -> None:
+    """Alternating load runs against whnode and the bare handler, for one content coding."""
+    print(
+        f"hot-hit GET of a 250-product menu, Accept-Encoding: {coding} ({int(side['bytes']):,} "
+        f"bytes on the wire), {args.connections} connections, {args.duration:g} s per run"
+    )
+    warm_up = min(2.0, max(1.0, args.duration))
+    for name in ("api", "bare"):
+        _load(side[name], args.connections, warm_up, placement, pid, coding)
+    ratios: list[float] = []
+    cpu_ratios: list[float] = []
+    busy: list[float] = []
+    for round_number in range(1, args.rounds + 1):
+        # alternate which side goes first: a drift in machine speed hits both equally
+        order = ("api", "bare") if round_number % 2 else ("bare", "api")
+        runs = {
+            name: _load(side[name], args.connections, args.duration, placement, pid, coding)
+            for name in order
+        }
+        api, bare = runs["api"], runs["bare"]
+        ratios.append(api.rate / bare.rate)
+        cpu_ratios.append(bare.cpu_per_request / max(api.cpu_per_request, 1e-9))
+        busy.extend((api.busy, bare.busy))
+        print(
+            f"  round {round_number}: whnode GET /v1/menus/{{id}} {api.rate:>8,.0f} req/s "
+            f"({api.cpu_per_request * 1e6:.0f} us CPU each); bare aiohttp handler "
+            f"{bare.rate:>8,.0f} req/s ({bare.cpu_per_request * 1e6:.0f} us); "
+            f"ratio {api.rate / bare.rate:.2f} ({api.tool})"
+        )
+    print(
+        f"  {coding}: median ratio over {args.rounds} rounds: {statistics.median(ratios):.2f} "
+        f"(quartiles {_quartiles(ratios)}); of server CPU per request (bare / whnode): "
+        f"{statistics.median(cpu_ratios):.2f}; server busy {statistics.median(busy):.0%} "
+        "of a CPU (median over runs)"
+    )
+
+
+def _print_sizes(sizes: dict[str, int]) -> None:
+    """Bytes on the wire per menu, representation and content coding, side by side."""
+    rows: dict[str, dict[str, int]] = {}
+    codings: list[str] = []
+    for label, size in sizes.items():
+        menu, representation, coding = label.split(" ")
+        rows.setdefault(f"{menu} {representation}", {})[coding] = size
+        if coding not in codings:
+            codings.append(coding)
+    names = {"realistic": "250 products", "large": "2,500 products"}
+    print("bytes on the wire per content coding (GET /v1/menus/{id}, compressed once, kept):")
+    print(f"  {'menu':<26}" + "".join(f"{coding:>18}" for coding in codings))
+    for row, by_coding in rows.items():
+        menu, representation = row.split(" ")
+        plain = by_coding["identity"]
+        cells = "".join(
+            f"{by_coding[coding]:>10,} ({plain / by_coding[coding]:4.1f}x)"
+            if coding != "identity"
+            else f"{plain:>18,}"
+            for coding in codings
+        )
+        print(f"  {names[menu] + ', ' + representation:<26}{cells}")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="whnode bench http", description=__doc__)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--duration", type=float, default=1.0, help="seconds per load run")
     parser.add_argument("--rounds", type=int, default=21, help="alternating runs of each side")
     parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument(
+        "--encodings",
+        default="identity,br",
+        help="content codings whose hot-hit throughput is measured (comma-separated)",
+    )
     args = parser.parse_args(argv)
+    encodings = [coding.strip() for coding in args.encodings.split(",") if coding.strip()]
 
     placement = Placement.choose()
     server = subprocess.Popen(
-        [sys.executable, "-c", SERVER],
+        [sys.executable, "-c", SERVER, ",".join(encodings)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -270,41 +375,11 @@ def main(argv: list[str]) -> int:
     )
     try:
         assert server.stdout is not None
-        urls = json.loads(server.stdout.readline())
-        print(
-            f"hot-hit GET of a 250-product menu ({urls['bytes']:,} bytes of JSON), "
-            f"{args.connections} connections, {args.duration:g} s per run; "
-            f"{placement.describe()}"
-        )
-        warm_up = min(2.0, max(1.0, args.duration))
-        for side in ("api", "bare"):
-            _load(urls[side], args.connections, warm_up, placement, server.pid)
-        ratios: list[float] = []
-        cpu_ratios: list[float] = []
-        busy: list[float] = []
-        for round_number in range(1, args.rounds + 1):
-            # alternate which side goes first: a drift in machine speed hits both equally
-            order = ("api", "bare") if round_number % 2 else ("bare", "api")
-            runs = {
-                side: _load(urls[side], args.connections, args.duration, placement, server.pid)
-                for side in order
-            }
-            api, bare = runs["api"], runs["bare"]
-            ratios.append(api.rate / bare.rate)
-            cpu_ratios.append(bare.cpu_per_request / max(api.cpu_per_request, 1e-9))
-            busy.extend((api.busy, bare.busy))
-            print(
-                f"  round {round_number}: whnode GET /v1/menus/{{id}} {api.rate:>8,.0f} req/s "
-                f"({api.cpu_per_request * 1e6:.0f} us CPU each); bare aiohttp handler "
-                f"{bare.rate:>8,.0f} req/s ({bare.cpu_per_request * 1e6:.0f} us); "
-                f"ratio {api.rate / bare.rate:.2f} ({api.tool})"
-            )
-        print(
-            f"  median ratio over {args.rounds} rounds: {statistics.median(ratios):.2f} "
-            f"(quartiles {_quartiles(ratios)}); of server CPU per request (bare / whnode): "
-            f"{statistics.median(cpu_ratios):.2f}; server busy {statistics.median(busy):.0%} "
-            "of a CPU (median over runs)"
-        )
+        started = json.loads(server.stdout.readline())
+        _print_sizes(started["sizes"])
+        print(placement.describe())
+        for coding in encodings:
+            _throughput(args, started["sides"][coding], coding, placement, server.pid)
     finally:
         if server.stdin is not None:
             server.stdin.close()
