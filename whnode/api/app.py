@@ -47,6 +47,7 @@ from whnode.api.metrics import ApiMetrics
 from whnode.api.openapi import openapi_document
 from whnode.api.params import single_values
 from whnode.api.problems import INTERNAL_ERROR, problem_for, problem_response
+from whnode.api.products import ProductHandlers
 from whnode.api.ratelimit import ClientRateLimiter, client_key
 from whnode.api.render import RenderCache
 from whnode.api.server import ingress_of
@@ -112,6 +113,7 @@ class PublicApi:
             identity=self._identity,
         )
         self.menus = MenuHandlers(context, self.renders)
+        self.products = ProductHandlers(context)
         self._openapi = json.dumps(openapi_document(), indent=1).encode()
 
     def _identity(self) -> tuple[str, str]:
@@ -347,6 +349,7 @@ def add_public_routes(app: web.Application, context: ApiContext) -> PublicApi:
         ("/v1/menus/{dispensary}", api.menus.menu),
         ("/v1/menus/{dispensary}/history", api.menus.history),
         ("/v1/menus/{dispensary}/stats", api.menus.stats),
+        ("/v1/menus/{dispensary}/products", api.products.products),
         ("/v1/dispensaries", api.dispensaries),
         ("/v1/node", api.node),
         ("/v1/node/history", api.node_history),

@@ -46,6 +46,7 @@ __all__ = [
     "COSE",
     "JSON",
     "MenuHandlers",
+    "answer_headers",
     "entity_tag",
 ]
 
@@ -305,7 +306,7 @@ class MenuHandlers:
         max_age, at_ms = self._menu_query(request)
         negotiate(request.headers.get("Accept"), STATS_TYPES)
         answer = await self._service().get_menu(dispensary_id, max_age=max_age, at_ms=at_ms)
-        headers = self._headers(answer, "stats")
+        headers = answer_headers(answer, "stats")
         if not_modified(request, headers["ETag"], answer.record.fetched_at_ms):
             return web.Response(status=304, headers=headers)
         body = await self._renders.get(answer.record, RenderFormat.STATS)
@@ -366,7 +367,7 @@ class MenuHandlers:
         Cache-Control's max-age is counted from the end of ``second`` (Unix seconds), so that
         an answer kept for the rest of that second never overstates it."""
         end_of_second_ms = (second + 1) * 1000
-        headers = self._headers(
+        headers = answer_headers(
             answer, _VARIANT_OF[representation.name], end_of_second_ms, coding=coding
         )
         headers["Content-Type"] = representation.content_type
@@ -376,28 +377,28 @@ class MenuHandlers:
         headers.update(CORS_HEADERS)
         return headers
 
-    def _headers(
-        self,
-        answer: MenuAnswer,
-        variant: str,
-        now_ms: int | None = None,
-        *,
-        coding: str = IDENTITY,
-    ) -> dict[str, str]:
-        """Response headers of an answer: the record's own and its freshness at ``now_ms``."""
-        record = answer.record
-        if now_ms is None:
-            now_ms = int(time.time() * 1000)
-        max_age = 0 if answer.stale else max(0, (answer.fresh_until_ms - now_ms) // 1000)
-        return {
-            "ETag": entity_tag(record, variant, coding),
-            "Last-Modified": _http_date(record.fetched_at_ms),
-            "Cache-Control": f"max-age={max_age}",
-            "Vary": "Accept",
-            HEADER_PATH: answer.path.value,
-            HEADER_PUBLISHER: bytes(record.publisher).hex(),
-            HEADER_CONTENT_HASH: bytes(record.content_hash).hex(),
-            HEADER_FETCHED_AT: str(record.fetched_at_ms),
-            HEADER_FRESH_UNTIL: str(answer.fresh_until_ms),
-            HEADER_STALE: "1" if answer.stale else "0",
-        }
+
+def answer_headers(
+    answer: MenuAnswer,
+    variant: str,
+    now_ms: int | None = None,
+    *,
+    coding: str = IDENTITY,
+) -> dict[str, str]:
+    """Response headers of an answer: the record's own and its freshness at ``now_ms``."""
+    record = answer.record
+    if now_ms is None:
+        now_ms = int(time.time() * 1000)
+    max_age = 0 if answer.stale else max(0, (answer.fresh_until_ms - now_ms) // 1000)
+    return {
+        "ETag": entity_tag(record, variant, coding),
+        "Last-Modified": _http_date(record.fetched_at_ms),
+        "Cache-Control": f"max-age={max_age}",
+        "Vary": "Accept",
+        HEADER_PATH: answer.path.value,
+        HEADER_PUBLISHER: bytes(record.publisher).hex(),
+        HEADER_CONTENT_HASH: bytes(record.content_hash).hex(),
+        HEADER_FETCHED_AT: str(record.fetched_at_ms),
+        HEADER_FRESH_UNTIL: str(answer.fresh_until_ms),
+        HEADER_STALE: "1" if answer.stale else "0",
+    }

@@ -215,6 +215,24 @@ def _schemas() -> dict[str, _Doc]:
             },
             description="The statistics of one menu snapshot.",
         ),
+        "ProductPage": _obj(
+            {
+                "dispensary_id": _str("The dispensary id."),
+                "fetched_at_ms": _int("Upstream fetch time of the snapshot queried, epoch ms."),
+                "fetched_at": _str("Upstream fetch time, RFC 3339 UTC.", format="date-time"),
+                "record": _ref("RecordInfo"),
+                "total": _int("Products that match, over all pages.", minimum=0),
+                "count": _int("Products on this page.", minimum=0),
+                "products": {
+                    "type": "array",
+                    "items": _ref("Product"),
+                    "description": "Matching products; `price_options` lists only the "
+                    "options that passed the option filters.",
+                },
+                "next_cursor": _nullable(_str("Pass as `cursor` for the next page.")),
+            },
+            description="One page of the products of a snapshot that match a query.",
+        ),
         "Snapshot": _obj(
             {
                 "dispensary_id": _str("The dispensary id."),
@@ -333,6 +351,60 @@ _ACCEPT_ENCODING: Final = {
     "record; the signed record (COSE) is never compressed again.",
     "schema": {"type": "string"},
 }
+
+
+def _query(name: str, description: str, schema: _Doc) -> _Doc:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+_TEXT: Final = {"type": "string"}
+_PRODUCT_PARAMETERS: Final = [
+    _query("category", "Categories, comma-separated (any of them).", _TEXT),
+    _query("lineage", "Lineages, comma-separated (any of them).", _TEXT),
+    _query("brand", "Brands, comma-separated; case- and accent-insensitive.", _TEXT),
+    _query(
+        "q",
+        "Words that must all occur in the name or brand; case- and accent-insensitive.",
+        {"type": "string", "maxLength": 200},
+    ),
+    _query(
+        "min_thc",
+        "Least THC in percent (middle of its range); products whose THC is not "
+        "in percent do not match.",
+        {"type": "number", "minimum": 0, "maximum": 100},
+    ),
+    _query("max_thc", "Most THC in percent.", {"type": "number", "minimum": 0, "maximum": 100}),
+    _query(
+        "max_price",
+        "Most paid for an option, in dollars (a special price when there is one).",
+        {"type": "number", "minimum": 0},
+    ),
+    _query(
+        "max_price_per_gram",
+        "Most paid per gram, in dollars; only options sized in grams have a price per gram.",
+        {"type": "number", "minimum": 0},
+    ),
+    _query("on_special", "Only options on special (true) or not (false).", {"type": "boolean"}),
+    _query("size", "Options of this size (`3.5g`, `1/8oz`, `100mg`, `2pk`; within 3%).", _TEXT),
+    _query(
+        "sort",
+        "`price`, `price_per_gram`, `thc` or `name` (default); `-` before it for "
+        "descending. Products without the key come last.",
+        _TEXT,
+    ),
+    _query(
+        "limit",
+        "Products per page.",
+        {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+    ),
+    _query("cursor", "`next_cursor` of the previous page (same filters and order).", _TEXT),
+]
 _IF_NONE_MATCH: Final = {
     "name": "If-None-Match",
     "in": "header",
@@ -458,6 +530,21 @@ def _paths() -> dict[str, _Doc]:
             },
             problems="menu",
             parameters=[_PATH_PARAMETER, _MAX_AGE, _AT, _IF_NONE_MATCH],
+            extra=not_modified,
+        ),
+        "/v1/menus/{dispensary}/products": _operation(
+            "queryMenuProducts",
+            "Products of a menu that match a query",
+            "Filters, order and pages over the snapshot `GET /v1/menus/{dispensary}` would "
+            "answer with (same freshness rules, `max_age` and `at`). Later pages are read from "
+            "the snapshot the cursor names. Every filter at most once; anything else is a 400.",
+            {
+                "description": "One page of matching products.",
+                "headers": _menu_headers(),
+                "content": {JSON_TYPE: {"schema": _ref("ProductPage")}},
+            },
+            problems="menu",
+            parameters=[_PATH_PARAMETER, *_PRODUCT_PARAMETERS, _MAX_AGE, _AT, _IF_NONE_MATCH],
             extra=not_modified,
         ),
         "/v1/dispensaries": _operation(

@@ -43,6 +43,8 @@ __all__ = [
     "RenderFormat",
     "iso_time",
     "menu_document",
+    "product_document",
+    "record_document",
     "render",
     "statistics_document",
 ]
@@ -89,7 +91,7 @@ def _price_option(option: PriceOption) -> dict[str, Any]:
     }
 
 
-def _product(product: Product) -> dict[str, Any]:
+def product_document(product: Product) -> dict[str, Any]:
     return {
         "source_id": product.source_id,
         "name": product.name,
@@ -145,7 +147,7 @@ def _parse_report(report: ParseReport | None) -> dict[str, Any] | None:
     }
 
 
-def _record_document(record: SignedRecord) -> dict[str, Any]:
+def record_document(record: SignedRecord) -> dict[str, Any]:
     return {
         "publisher": bytes(record.publisher).hex(),
         "content_hash": bytes(record.content_hash).hex(),
@@ -163,9 +165,9 @@ def menu_document(menu: Menu, record: SignedRecord) -> dict[str, Any]:
         "fetched_at_ms": menu.fetched_at_ms,
         "fetched_at": iso_time(menu.fetched_at_ms),
         "product_count": len(menu.products),
-        "products": [_product(product) for product in menu.products],
+        "products": [product_document(product) for product in menu.products],
         "statistics": _statistics(menu.statistics),
-        "record": _record_document(record),
+        "record": record_document(record),
     }
 
 
@@ -177,7 +179,7 @@ def statistics_document(menu: Menu, record: SignedRecord) -> dict[str, Any]:
         "fetched_at": iso_time(menu.fetched_at_ms),
         "product_count": len(menu.products),
         "statistics": _statistics(menu.statistics),
-        "record": _record_document(record),
+        "record": record_document(record),
     }
 
 
@@ -186,7 +188,7 @@ def history_entry(record: SignedRecord) -> dict[str, Any]:
     return {
         "dispensary_id": record.dispensary_id,
         "fetched_at": iso_time(record.fetched_at_ms),
-        **_record_document(record),
+        **record_document(record),
     }
 
 

@@ -22,8 +22,8 @@ from whnode.record.model import (
     Menu,
     MenuStatistics,
     PotencyUnit,
-    QuantityUnit,
 )
+from whnode.record.query import price_per_gram
 
 __all__ = ["HISTOGRAM_BUCKETS", "compute_statistics"]
 
@@ -40,8 +40,9 @@ def compute_statistics(menu: Menu) -> MenuStatistics:
     for product in menu.products:
         counts[product.category] += 1
         for option in product.price_options:
-            if option.quantity.unit is QuantityUnit.GRAMS:
-                per_gram[product.category].append(option.price_cents / option.quantity.amount)
+            value = price_per_gram(option.price_cents, option.quantity)
+            if value is not None:
+                per_gram[product.category].append(value)
         thc = product.thc
         if thc is not None and thc.unit is PotencyUnit.PERCENT:
             value = (thc.low + thc.high) / 2.0
