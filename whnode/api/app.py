@@ -39,12 +39,14 @@ from multidict import istr
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from whnode import limits
+from whnode.api.changes import ChangeHandlers
 from whnode.api.context import ApiContext
 from whnode.api.exceptions import BodyNotAllowed, ClientRateLimited, NodeNotReady, QueryTooLong
 from whnode.api.ingress import HttpIngress
 from whnode.api.menus import CORS_HEADERS, HEADER_PATH, MenuHandlers
 from whnode.api.metrics import ApiMetrics
 from whnode.api.openapi import openapi_document
+from whnode.api.opened import OpenedMenus
 from whnode.api.params import single_values
 from whnode.api.problems import INTERNAL_ERROR, problem_for, problem_response
 from whnode.api.products import ProductHandlers
@@ -113,7 +115,9 @@ class PublicApi:
             identity=self._identity,
         )
         self.menus = MenuHandlers(context, self.renders)
-        self.products = ProductHandlers(context)
+        self.opened = OpenedMenus()
+        self.products = ProductHandlers(context, self.opened)
+        self.changes = ChangeHandlers(context, self.opened)
         self._openapi = json.dumps(openapi_document(), indent=1).encode()
 
     def _identity(self) -> tuple[str, str]:
@@ -350,6 +354,7 @@ def add_public_routes(app: web.Application, context: ApiContext) -> PublicApi:
         ("/v1/menus/{dispensary}/history", api.menus.history),
         ("/v1/menus/{dispensary}/stats", api.menus.stats),
         ("/v1/menus/{dispensary}/products", api.products.products),
+        ("/v1/menus/{dispensary}/changes", api.changes.changes),
         ("/v1/dispensaries", api.dispensaries),
         ("/v1/node", api.node),
         ("/v1/node/history", api.node_history),

@@ -233,6 +233,73 @@ def _schemas() -> dict[str, _Doc]:
             },
             description="One page of the products of a snapshot that match a query.",
         ),
+        "SizePrice": _obj(
+            {
+                "quantity": _ref("Quantity"),
+                "old_price_cents": _nullable(_int("List price before; null: size not offered.")),
+                "new_price_cents": _nullable(_int("List price now; null: size withdrawn.")),
+            }
+        ),
+        "SizeSpecial": _obj(
+            {
+                "quantity": _ref("Quantity"),
+                "old_special_price_cents": _nullable(_int("Special before; null: none.")),
+                "new_special_price_cents": _nullable(_int("Special now; null: none (ended).")),
+            }
+        ),
+        "ProductChange": _obj(
+            {
+                "source_id": _str("The product's upstream id."),
+                "name": _str("Its name now."),
+                "prices": {"type": "array", "items": _ref("SizePrice")},
+                "specials": {"type": "array", "items": _ref("SizeSpecial")},
+                "thc": _nullable(
+                    _obj({"old": _nullable(_ref("Potency")), "new": _nullable(_ref("Potency"))})
+                ),
+                "fields": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Other fields that changed (name, brand, stock, ...).",
+                },
+                "product": _ref("Product"),
+            },
+            required=["source_id", "name", "prices", "specials", "thc", "fields"],
+        ),
+        "MenuChanges": _obj(
+            {
+                "dispensary_id": _str("The dispensary id."),
+                "from": _ref("Snapshot"),
+                "to": _ref("Snapshot"),
+                "summary": _obj(
+                    {
+                        name: _int(f"Products: {name.replace('_', ' ')}.", minimum=0)
+                        for name in (
+                            "added",
+                            "removed",
+                            "changed",
+                            "price_changed",
+                            "specials_started",
+                            "specials_ended",
+                            "thc_changed",
+                        )
+                    }
+                ),
+                "added": {
+                    "type": "array",
+                    "items": {"allOf": [_ref("Product"), _obj({"index": _int("Position now.")})]},
+                },
+                "removed": {
+                    "type": "array",
+                    "items": _obj({"source_id": _str("Upstream id."), "name": _str("Name.")}),
+                },
+                "changed": {"type": "array", "items": _ref("ProductChange")},
+                "reordered": {
+                    "type": "boolean",
+                    "description": "Products both snapshots hold changed their order.",
+                },
+            },
+            description="What changed between two snapshots of one menu.",
+        ),
         "Snapshot": _obj(
             {
                 "dispensary_id": _str("The dispensary id."),
@@ -545,6 +612,33 @@ def _paths() -> dict[str, _Doc]:
             },
             problems="menu",
             parameters=[_PATH_PARAMETER, *_PRODUCT_PARAMETERS, _MAX_AGE, _AT, _IF_NONE_MATCH],
+            extra=not_modified,
+        ),
+        "/v1/menus/{dispensary}/changes": _operation(
+            "getMenuChanges",
+            "What changed since a time or an ETag",
+            "Products added, removed and changed (prices per size, specials started and "
+            "ended, THC, other fields) between the snapshot current at `since` and the one "
+            "`GET /v1/menus/{dispensary}` would answer with. Both are named by record.",
+            {
+                "description": "The changes.",
+                "headers": _menu_headers(),
+                "content": {JSON_TYPE: {"schema": _ref("MenuChanges")}},
+            },
+            problems="menu",
+            parameters=[
+                _PATH_PARAMETER,
+                {
+                    "name": "since",
+                    "in": "query",
+                    "required": True,
+                    "description": "Epoch ms, an ISO-8601 time, or an ETag of a menu answer.",
+                    "schema": {"type": "string"},
+                },
+                _MAX_AGE,
+                _query("full", "Add every changed product in full.", {"type": "boolean"}),
+                _IF_NONE_MATCH,
+            ],
             extra=not_modified,
         ),
         "/v1/dispensaries": _operation(

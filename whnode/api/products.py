@@ -28,7 +28,6 @@ import binascii
 import hashlib
 import json
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -37,19 +36,17 @@ from aiohttp import web
 from whnode.api.context import ApiContext, MenuReader
 from whnode.api.exceptions import InvalidParameter, NodeNotReady
 from whnode.api.menus import JSON, answer_headers, not_modified
+from whnode.api.opened import OpenedMenus
 from whnode.api.params import negotiate, parse_at, parse_max_age, single_values
 from whnode.api.render import dumps, iso_time, product_document, record_document
-from whnode.record.acceptance import open_record
-from whnode.record.model import Category, Lineage, Menu, parse_dispensary_id
+from whnode.record.model import Category, Lineage, parse_dispensary_id
 from whnode.record.query import (
     ProductMatch,
     ProductQuery,
     SortKey,
     fold,
-    searchable_text,
     select,
 )
-from whnode.record.signed import SignedRecord
 from whnode.service.exceptions import MenuNotFound
 from whnode.upstream.sizes import parse_quantity
 
@@ -232,25 +229,12 @@ def parse_product_query(request_query: Any) -> ParsedRequest:
     return ParsedRequest(ProductQuery(**options), limit, offset, max_age, at_ms, pinned, digest)
 
 
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    menu: Menu
-    texts: tuple[str, ...]
-
-
-def _prepare(record: SignedRecord) -> _Prepared:
-    menu = open_record(record)
-    return _Prepared(menu, tuple(searchable_text(product) for product in menu.products))
-
-
 class ProductHandlers:
     """The product-query endpoint over one ApiContext."""
 
-    def __init__(self, context: ApiContext) -> None:
+    def __init__(self, context: ApiContext, opened: OpenedMenus) -> None:
         self._context = context
-        self._prepared: OrderedDict[tuple[str, int, bytes], asyncio.Future[_Prepared]] = (
-            OrderedDict()
-        )
+        self._opened = opened
         self.queries = 0
 
     def _service(self) -> MenuReader:
@@ -258,28 +242,6 @@ class ProductHandlers:
             return self._context.service
         except AttributeError:
             raise NodeNotReady("the node has not started") from None
-
-    async def _menu_of(self, record: SignedRecord) -> _Prepared:
-        """The opened menu of ``record`` with its folded texts, opened once while kept."""
-        key = (record.dispensary_id, record.fetched_at_ms, bytes(record.content_hash))
-        found = self._prepared.get(key)
-        if found is None:
-            loop = asyncio.get_running_loop()
-            if len(record.payload) <= 32 * 1024:
-                found = loop.create_future()
-                found.set_result(_prepare(record))
-            else:
-                found = asyncio.ensure_future(asyncio.to_thread(_prepare, record))
-            self._prepared[key] = found
-            while len(self._prepared) > PREPARED_MENUS:
-                self._prepared.popitem(last=False)
-        else:
-            self._prepared.move_to_end(key)
-        try:
-            return await asyncio.shield(found)
-        except Exception:
-            self._prepared.pop(key, None)  # a failed opening is not kept
-            raise
 
     async def products(self, request: web.Request) -> web.StreamResponse:
         """GET /v1/menus/{dispensary}/products"""
@@ -305,7 +267,7 @@ class ProductHandlers:
         headers = answer_headers(answer, f"products-{parsed.digest}-{parsed.offset}-{parsed.limit}")
         if not_modified(request, headers["ETag"], record.fetched_at_ms):
             return web.Response(status=304, headers=headers)
-        prepared = await self._menu_of(record)
+        prepared = await self._opened.get(record)
         if len(prepared.menu.products) > INLINE_PRODUCTS:
             matches = await asyncio.to_thread(select, prepared.menu, parsed.query, prepared.texts)
         else:
