@@ -210,6 +210,13 @@ class ApiConfig:
     """HTTP connections open at most (fitted to the descriptor limit); oldest idle shed."""
     max_connections_per_ip: int = 64
     """HTTP connections open at most per IP (IPv6 /64, loopback exempt); oldest idle shed."""
+    # change streams (GET /v1/menus/{id}/events; whnode/api/events.py)
+    max_streams: int = 256
+    """Server-Sent Events streams open at most; more are refused with 503."""
+    max_streams_per_ip: int = 8
+    """Event streams open at most per client address (IPv6 /64); more get 429."""
+    stream_heartbeat: float = 15.0
+    """Seconds between heartbeat comments on an idle event stream."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +358,9 @@ _RANGES: Final[dict[str, tuple[float, float | None, bool]]] = {
     "api.idle_timeout": (0, None, False),
     "api.max_connections": (16, None, True),
     "api.max_connections_per_ip": (1, None, True),
+    "api.max_streams": (1, None, True),
+    "api.max_streams_per_ip": (1, None, True),
+    "api.stream_heartbeat": (0, None, False),
     "trust.owner_slack": (0, None, True),
     "trust.entitlement_window": (0, None, False),
     "trust.node_id_difficulty": (0, 32, True),

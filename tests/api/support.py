@@ -41,6 +41,7 @@ from whnode.record.model import (
     Vendor,
 )
 from whnode.record.signed import SignedRecord, sign_record
+from whnode.service.events import SnapshotEvents
 from whnode.service.exceptions import MenuNotFound
 from whnode.service.types import AnswerPath, MenuAnswer, RecentFill, ServiceStatistics
 from whnode.store.hot import HotCache
@@ -130,6 +131,7 @@ class ServiceDouble:
     error: BaseException | None = None
     delay: float = 0.0
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    events: SnapshotEvents = field(default_factory=SnapshotEvents)
 
     def add(self, record: SignedRecord) -> None:
         self.records.setdefault(record.dispensary_id, []).append(record)

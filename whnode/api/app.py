@@ -41,6 +41,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from whnode import limits
 from whnode.api.changes import ChangeHandlers
 from whnode.api.context import ApiContext
+from whnode.api.events import EventStreams
 from whnode.api.exceptions import BodyNotAllowed, ClientRateLimited, NodeNotReady, QueryTooLong
 from whnode.api.ingress import HttpIngress
 from whnode.api.menus import CORS_HEADERS, HEADER_PATH, MenuHandlers
@@ -118,6 +119,7 @@ class PublicApi:
         self.opened = OpenedMenus()
         self.products = ProductHandlers(context, self.opened)
         self.changes = ChangeHandlers(context, self.opened)
+        self.streams = EventStreams(context, self.opened)
         self._openapi = json.dumps(openapi_document(), indent=1).encode()
 
     def _identity(self) -> tuple[str, str]:
@@ -298,6 +300,11 @@ class PublicApi:
             headers={"Content-Type": "application/json", "Cache-Control": "max-age=300"},
         )
 
+    async def shutdown(self, app: web.Application) -> None:
+        """End the event streams first: a draining node waits for open requests."""
+        del app
+        await self.streams.aclose()
+
     async def close(self, app: web.Application) -> None:
         del app
         await self.renders.aclose()
@@ -306,7 +313,7 @@ class PublicApi:
 CORS_PREFLIGHT_MAX_AGE: Final = 86400
 """Seconds a browser may reuse a preflight answer."""
 CORS_ALLOWED_HEADERS: Final = (
-    "Accept, Accept-Encoding, Cache-Control, If-Modified-Since, If-None-Match"
+    "Accept, Accept-Encoding, Cache-Control, If-Modified-Since, If-None-Match, Last-Event-ID"
 )
 """Request headers a cross-origin script may send (the conditional and content-negotiation
 headers the menu routes read)."""
@@ -348,6 +355,7 @@ def add_public_routes(app: web.Application, context: ApiContext) -> PublicApi:
     """
     api = PublicApi(context, ingress_of(app))
     app[PUBLIC_API_KEY] = api
+    app.on_shutdown.append(api.shutdown)
     app.on_cleanup.append(api.close)
     routes: list[tuple[str, GuardedHandler]] = [
         ("/v1/menus/{dispensary}", api.menus.menu),
@@ -355,6 +363,7 @@ def add_public_routes(app: web.Application, context: ApiContext) -> PublicApi:
         ("/v1/menus/{dispensary}/stats", api.menus.stats),
         ("/v1/menus/{dispensary}/products", api.products.products),
         ("/v1/menus/{dispensary}/changes", api.changes.changes),
+        ("/v1/menus/{dispensary}/events", api.streams.events),
         ("/v1/dispensaries", api.dispensaries),
         ("/v1/node", api.node),
         ("/v1/node/history", api.node_history),

@@ -54,6 +54,20 @@ def _potency(potency: Potency | None) -> dict[str, Any] | None:
     return {"low": potency.low, "high": potency.high, "unit": potency.unit.value}
 
 
+def summary_of(diff: MenuDiff) -> dict[str, int]:
+    """Counts of a diff (schema ``MenuChanges.summary``)."""
+    specials = [special for change in diff.changed for special in change.specials]
+    return {
+        "added": len(diff.added),
+        "removed": len(diff.removed),
+        "changed": len(diff.changed),
+        "price_changed": sum(1 for change in diff.changed if change.prices),
+        "specials_started": sum(1 for special in specials if special.started),
+        "specials_ended": sum(1 for special in specials if special.ended),
+        "thc_changed": sum(1 for change in diff.changed if change.thc is not None),
+    }
+
+
 def diff_document(
     diff: MenuDiff, old: SignedRecord, new: SignedRecord, *, full: bool
 ) -> dict[str, Any]:
@@ -87,20 +101,11 @@ def diff_document(
         if full:
             item["product"] = product_document(change.product)
         changed.append(item)
-    specials = [special for change in diff.changed for special in change.specials]
     return {
         "dispensary_id": diff.dispensary_id,
         "from": history_entry(old),
         "to": history_entry(new),
-        "summary": {
-            "added": len(diff.added),
-            "removed": len(diff.removed),
-            "changed": len(diff.changed),
-            "price_changed": sum(1 for change in diff.changed if change.prices),
-            "specials_started": sum(1 for special in specials if special.started),
-            "specials_ended": sum(1 for special in specials if special.ended),
-            "thc_changed": sum(1 for change in diff.changed if change.thc is not None),
-        },
+        "summary": summary_of(diff),
         "added": [{"index": index, **product_document(product)} for index, product in diff.added],
         "removed": [{"source_id": key[0], "name": product.name} for key, product in diff.removed],
         "changed": changed,

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from whnode.config import Config
 from whnode.record.signed import SignedRecord
+from whnode.service.events import SnapshotEvents
 from whnode.service.types import MenuAnswer, ServiceStatistics
 
 __all__ = ["ApiContext", "MenuReader"]
@@ -19,6 +20,11 @@ __all__ = ["ApiContext", "MenuReader"]
 
 class MenuReader(Protocol):
     """The part of ``whnode.service.core.MenuService`` that the API calls."""
+
+    @property
+    def events(self) -> SnapshotEvents:
+        """New snapshots as they are stored (change streams)."""
+        ...
 
     async def get_menu(
         self,

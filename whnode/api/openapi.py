@@ -641,6 +641,32 @@ def _paths() -> dict[str, _Doc]:
             ],
             extra=not_modified,
         ),
+        "/v1/menus/{dispensary}/events": _operation(
+            "streamMenuEvents",
+            "New snapshots as they come (Server-Sent Events)",
+            "A `snapshot` event (id `<fetched_at_ms>-<hash>`, data: the snapshot's and the "
+            "previous one's identity and the diff summary) for every snapshot this node "
+            "learns; it starts with the current one, or with those after `Last-Event-ID`. A "
+            "heartbeat comment every `api.stream_heartbeat` seconds; a reader that falls "
+            "behind gets `event: dropped` and the stream ends (reconnect with "
+            "`Last-Event-ID`). Limits: `api.max_streams` (503), `api.max_streams_per_ip` "
+            "(429). While someone listens the node refreshes the menu ahead of expiry.",
+            {
+                "description": "The event stream.",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            problems="menu",
+            parameters=[
+                _PATH_PARAMETER,
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "required": False,
+                    "description": "Id of the last event received: resume after it.",
+                    "schema": {"type": "string"},
+                },
+            ],
+        ),
         "/v1/dispensaries": _operation(
             "listDispensaries",
             "Known dispensaries",

@@ -40,6 +40,7 @@ from whnode.record.keys import SigningKey, routing_key
 from whnode.record.model import parse_dispensary_id
 from whnode.record.signed import SignedRecord, sign_record
 from whnode.service.entitlement import Entitlement
+from whnode.service.events import SnapshotEvents
 from whnode.service.exceptions import MenuNotFound, NoOwnerReachable
 from whnode.service.filllog import FillObserver, FillReason, UpstreamFetch
 from whnode.service.freshness import (
@@ -163,6 +164,7 @@ class MenuService:
         self._fresh = config.freshness
         self._key = signing_key
         self._hot = hot
+        self.events = SnapshotEvents()
         self._store = store
         self._owners = owners
         self._peers = peers
@@ -385,6 +387,8 @@ class MenuService:
     async def _store_put(self, record: SignedRecord) -> bool:
         created = await self._store.put(self._to_stored(record))
         self._change_times.pop(record.dispensary_id, None)
+        if created:
+            self.events.publish(record)  # change streams (whnode/service/events.py)
         return created
 
     def _answer(self, record: SignedRecord, path: AnswerPath, fresh_until: int) -> MenuAnswer:
