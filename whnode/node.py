@@ -42,8 +42,10 @@ from whnode.record.puzzle import solves
 from whnode.service.core import MenuService
 from whnode.service.joined import JoinedOnly
 from whnode.service.opening import RecordOpener
+from whnode.service.searchfeed import SearchFeed
 from whnode.store.durable import DurableStore
 from whnode.store.hot import HotCache
+from whnode.store.search import SearchIndex
 from whnode.upstream.fetcher import Fetcher
 from whnode.upstream.http import UpstreamHttp
 from whnode.upstream.pool import ParsePool
@@ -117,6 +119,7 @@ class Node(AsyncService):
         self._lock = DataDirLock(Path(config.node.data_dir))
         self._api_url: str | None = None
         self._draining = False
+        self.search: SearchFeed | None = None
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -220,6 +223,11 @@ class Node(AsyncService):
                 opener=RecordOpener(self._pool) if self._pool is not None else None,
             )
             self.dht.on_new_contact = self.service.on_new_contact
+            if not config.node.routing_only:  # products of the held menus, for /v1/search
+                search = SearchFeed(SearchIndex(data_dir / "search.sqlite3"), self.service.events)
+                await search.index.open()
+                search.start(self._store.iter_newest())
+                self.search = search
             seeds, pins = self._seed_plan()
             LOG.debug(
                 "joining through %d seed(s) %s; store %s holds %d snapshot(s)",
@@ -341,6 +349,9 @@ class Node(AsyncService):
         if self._pool is not None and self._pool is not self._given_pool:
             await self._pool.aclose()
         self._pool = None
+        if self.search is not None:
+            await self.search.aclose()
+            self.search = None
         if self._store is not None:
             await self._store.aclose()
             self._store = None

@@ -7,6 +7,7 @@ implementation: one product at a time, one option at a time, sorted with explici
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from dataclasses import replace
 
@@ -45,8 +46,8 @@ def reference(menu: Menu, query: ProductQuery) -> list[tuple[str, tuple[PriceOpt
             continue
         if query.brands and _plain(product.brand or "\x01") not in query.brands:
             continue
-        haystack = _plain(product.name) + " / " + _plain(product.brand or "")
-        if not all(word in haystack for word in query.words):
+        tokens = re.split(r"[\W_]+", _plain(product.name) + " " + _plain(product.brand or ""))
+        if not all(any(token.startswith(word) for token in tokens) for word in query.words):
             continue
         thc = None
         if product.thc is not None and product.thc.unit is PotencyUnit.PERCENT:
@@ -127,7 +128,7 @@ queries = st.builds(
         st.sampled_from([fold(p.brand) for p in MENUS[0].products if p.brand]), max_size=2
     ),
     words=st.lists(
-        st.sampled_from(["og", "kush", "blue", "BLUE".casefold(), "gummies", "x", "haze"]),
+        st.sampled_from(["og", "kush", "blue", "bl", "gummies", "x", "haze", "1", "ush"]),
         max_size=2,
     ).map(tuple),
     min_thc=st.none() | st.floats(0, 40),
@@ -175,9 +176,11 @@ def test_text_is_compared_without_case_or_accents() -> None:
     base = MENUS[0].products[0]
     product = replace(base, name="Crème BRÛLÉE Gummies", brand="Kïva")
     menu = replace(MENUS[0], products=(product, *MENUS[0].products[1:]))
-    for words in (("creme", "brulee"), ("CRÈME".casefold(),), ("kiva",)):
+    for words in (("creme", "brulee"), ("CRÈME".casefold(),), ("kiva",), ("bru", "gum")):
         query = ProductQuery(words=tuple(fold(word) for word in words))
         assert product in [match.product for match in select(menu, query)], words
+    # a word matches the start of a word, not its middle
+    assert product not in [m.product for m in select(menu, ProductQuery(words=("rulee",)))]
     assert select(menu, ProductQuery(brands=frozenset({fold("KIVA")})))[0].product is product
 
 

@@ -53,6 +53,7 @@ from whnode.api.problems import INTERNAL_ERROR, problem_for, problem_response
 from whnode.api.products import ProductHandlers
 from whnode.api.ratelimit import ClientRateLimiter, client_key
 from whnode.api.render import RenderCache
+from whnode.api.search import SearchHandlers
 from whnode.api.server import ingress_of
 from whnode.api.status_page import status_page_routes
 
@@ -120,6 +121,7 @@ class PublicApi:
         self.products = ProductHandlers(context, self.opened)
         self.changes = ChangeHandlers(context, self.opened)
         self.streams = EventStreams(context, self.opened)
+        self.searches = SearchHandlers(context)
         self._openapi = json.dumps(openapi_document(), indent=1).encode()
 
     def _identity(self) -> tuple[str, str]:
@@ -364,6 +366,7 @@ def add_public_routes(app: web.Application, context: ApiContext) -> PublicApi:
         ("/v1/menus/{dispensary}/products", api.products.products),
         ("/v1/menus/{dispensary}/changes", api.changes.changes),
         ("/v1/menus/{dispensary}/events", api.streams.events),
+        ("/v1/search", api.searches.search),
         ("/v1/dispensaries", api.dispensaries),
         ("/v1/node", api.node),
         ("/v1/node/history", api.node_history),

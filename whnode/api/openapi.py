@@ -300,6 +300,41 @@ def _schemas() -> dict[str, _Doc]:
             },
             description="What changed between two snapshots of one menu.",
         ),
+        "SearchResults": _obj(
+            {
+                "total": _int("Products that match, over all pages.", minimum=0),
+                "count": _int("Products on this page.", minimum=0),
+                "results": {
+                    "type": "array",
+                    "items": _obj(
+                        {"dispensary_id": _str("The dispensary."), "product": _ref("Product")}
+                    ),
+                },
+                "records": {
+                    "type": "object",
+                    "additionalProperties": _ref("RecordInfo"),
+                    "description": "Per dispensary on this page: the record its hits come from.",
+                },
+                "next_cursor": _nullable(_str("Pass as `cursor` for the next page.")),
+                "partial": {
+                    "type": "boolean",
+                    "description": "Some listed dispensaries could not be searched.",
+                },
+                "dispensaries": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "dispensary_id": _str("A listed dispensary."),
+                            "status": _str("`ok`, `timeout` or the problem type it met."),
+                            "detail": _str("What went wrong."),
+                        },
+                        required=["dispensary_id", "status"],
+                    ),
+                },
+            },
+            required=["total", "count", "results", "records", "next_cursor", "partial"],
+            description="Products across dispensaries that match a query.",
+        ),
         "Snapshot": _obj(
             {
                 "dispensary_id": _str("The dispensary id."),
@@ -665,6 +700,30 @@ def _paths() -> dict[str, _Doc]:
                     "description": "Id of the last event received: resume after it.",
                     "schema": {"type": "string"},
                 },
+            ],
+        ),
+        "/v1/search": _operation(
+            "searchProducts",
+            "Products across dispensaries",
+            "The filters and order of `/v1/menus/{dispensary}/products` over the newest "
+            "snapshot of every dispensary this node holds (fetched within `max_age`, default "
+            "one day), from its search index, or over the listed `dispensaries` (each asked "
+            "of the network first, 8 at a time, within 10 s; `partial` when any failed).",
+            _json(_ref("SearchResults"), "One page of matching products."),
+            problems="menu",
+            parameters=[
+                _query(
+                    "dispensaries",
+                    "At most 50 dispensary ids, comma-separated.",
+                    {"type": "string"},
+                ),
+                *_PRODUCT_PARAMETERS,
+                _query(
+                    "max_age",
+                    "Without `dispensaries`: only menus fetched within this many seconds "
+                    "(default 86400); with them: as for a menu.",
+                    {"type": "number", "minimum": 0},
+                ),
             ],
         ),
         "/v1/dispensaries": _operation(

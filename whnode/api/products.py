@@ -46,13 +46,22 @@ from whnode.record.query import (
     SortKey,
     fold,
     select,
+    words_of,
 )
 from whnode.service.exceptions import MenuNotFound
 from whnode.upstream.sizes import parse_quantity
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "ProductHandlers", "parse_product_query"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "PRODUCT_FILTERS",
+    "ProductHandlers",
+    "parse_limit_of",
+    "parse_product_query",
+    "product_query_of",
+]
 
-PARAMETERS: Final = (
+PRODUCT_FILTERS: Final = (
     "category",
     "lineage",
     "brand",
@@ -64,11 +73,8 @@ PARAMETERS: Final = (
     "on_special",
     "size",
     "sort",
-    "limit",
-    "cursor",
-    "max_age",
-    "at",
 )
+PARAMETERS: Final = (*PRODUCT_FILTERS, "limit", "cursor", "max_age", "at")
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 500
 MAX_LIST_ITEMS: Final = 32
@@ -175,10 +181,8 @@ def _decode_cursor(text: str, digest: str) -> tuple[int, str, int]:
     return plain[0], plain[1], plain[2]
 
 
-def parse_product_query(request_query: Any) -> ParsedRequest:
-    """The checked parameters of a product query. Raises InvalidParameter."""
-    values = single_values(request_query, PARAMETERS)
-    digest = _query_digest(values)
+def product_query_of(values: dict[str, str]) -> ProductQuery:
+    """The filters and order among checked single ``values`` (``single_values``)."""
     options: dict[str, Any] = {}
     if "category" in values:
         options["categories"] = _choices("category", values["category"], Category)
@@ -188,7 +192,7 @@ def parse_product_query(request_query: Any) -> ParsedRequest:
         options["brands"] = frozenset(fold(item) for item in _items("brand", values["brand"]))
     if "q" in values:
         text = values["q"]
-        words = tuple(fold(word) for word in text.split())
+        words = tuple(words_of(text))
         if len(text) > MAX_TEXT_CHARS or len(words) > MAX_WORDS:
             raise InvalidParameter("q", f"at most {MAX_WORDS} words, {MAX_TEXT_CHARS} characters")
         options["words"] = words
@@ -212,12 +216,25 @@ def parse_product_query(request_query: Any) -> ParsedRequest:
         options["size"] = size
     if "sort" in values:
         options["sort"], options["descending"] = _sort(values["sort"])
-    limit = DEFAULT_LIMIT
-    if "limit" in values:
-        text = values["limit"]
-        if _INTEGER.fullmatch(text) is None or not 1 <= int(text) <= MAX_LIMIT:
-            raise InvalidParameter("limit", f"expected an integer between 1 and {MAX_LIMIT}")
-        limit = int(text)
+    return ProductQuery(**options)
+
+
+def parse_limit_of(values: dict[str, str]) -> int:
+    """``limit`` of a product query or search: 1 to ``MAX_LIMIT``, default ``DEFAULT_LIMIT``."""
+    text = values.get("limit")
+    if text is None:
+        return DEFAULT_LIMIT
+    if _INTEGER.fullmatch(text) is None or not 1 <= int(text) <= MAX_LIMIT:
+        raise InvalidParameter("limit", f"expected an integer between 1 and {MAX_LIMIT}")
+    return int(text)
+
+
+def parse_product_query(request_query: Any) -> ParsedRequest:
+    """The checked parameters of a product query. Raises InvalidParameter."""
+    values = single_values(request_query, PARAMETERS)
+    digest = _query_digest(values)
+    query = product_query_of(values)
+    limit = parse_limit_of(values)
     max_age = parse_max_age(values["max_age"]) if "max_age" in values else None
     at_ms = parse_at(values["at"]) if "at" in values else None
     if max_age is not None and at_ms is not None:
@@ -226,7 +243,7 @@ def parse_product_query(request_query: Any) -> ParsedRequest:
     if "cursor" in values:
         fetched_at_ms, hash_prefix, offset = _decode_cursor(values["cursor"], digest)
         pinned, at_ms, max_age = (fetched_at_ms, hash_prefix), fetched_at_ms, None
-    return ParsedRequest(ProductQuery(**options), limit, offset, max_age, at_ms, pinned, digest)
+    return ParsedRequest(query, limit, offset, max_age, at_ms, pinned, digest)
 
 
 class ProductHandlers:

@@ -7,8 +7,11 @@ The rules, which the API (``GET /v1/menus/{id}/products``) and the library share
   filter (``max_price_cents``, ``max_price_per_gram_cents``, ``on_special``, ``size``). A
   match lists only the options that passed (all of them when no option filter is given).
 - Text compares folded: Unicode compatibility decomposition, accents dropped, case folded
-  (``"Crème BRÛLÉE"`` and ``"creme brulee"`` are equal). A query word matches when it occurs in
-  the product's folded name or brand; every word must.
+  (``"Crème BRÛLÉE"`` and ``"creme brulee"`` are equal), then split into words (runs of
+  letters and digits). A query word matches when a word of the product's name or brand
+  starts with it (``"blue"`` finds "Blueberry Kush", ``"og kush"`` finds "OG Kush #18"); every
+  word must. The search index (``whnode.store.search``) applies the same rule with FTS5
+  prefix queries.
 - A price is what a buyer pays: the special price when there is one, else the list price.
 - Price per gram follows the normalizer's rule (``whnode.upstream.statistics``): only options
   whose size is a weight in grams have one (price / grams); never for milligrams (a dose) or
@@ -26,6 +29,7 @@ The rules, which the API (``GET /v1/menus/{id}/products``) and the library share
 from __future__ import annotations
 
 import enum
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,8 +57,10 @@ __all__ = [
     "searchable_text",
     "select",
     "thc_percent",
+    "words_of",
 ]
 
+_WORD: Final = re.compile(r"[^\W_]+")
 SIZE_TOLERANCE: Final = 0.03
 """Relative difference within which two sizes of one unit are the same size."""
 
@@ -75,7 +81,8 @@ class ProductQuery:
     brands: frozenset[str] = frozenset()
     """Folded brand names (``fold``); a product matches one of them exactly."""
     words: tuple[str, ...] = ()
-    """Folded words that must all occur in the product's folded name or brand."""
+    """Folded words (``words_of``) each of which must begin a word of the product's name or
+    brand."""
     min_thc: float | None = None
     max_thc: float | None = None
     max_price_cents: int | None = None
@@ -107,6 +114,11 @@ def fold(text: str) -> str:
     """``text`` for comparison: compatibility-decomposed, accents dropped, case folded."""
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(char for char in decomposed if not unicodedata.combining(char)).casefold()
+
+
+def words_of(text: str) -> list[str]:
+    """The folded words of ``text``: runs of letters and digits."""
+    return _WORD.findall(fold(text))
 
 
 def price_cents(option: PriceOption) -> int:
@@ -159,7 +171,7 @@ def _product_passes(product: Product, folded_text: str, query: ProductQuery) -> 
         return False
     if query.brands and (product.brand is None or fold(product.brand) not in query.brands):
         return False
-    if any(word not in folded_text for word in query.words):
+    if any(f" {word}" not in folded_text for word in query.words):
         return False
     if query.min_thc is not None or query.max_thc is not None:
         thc = thc_percent(product)
@@ -173,8 +185,9 @@ def _product_passes(product: Product, folded_text: str, query: ProductQuery) -> 
 
 
 def searchable_text(product: Product) -> str:
-    """The folded text query words are looked for in: name and brand."""
-    return fold(f"{product.name}\x00{product.brand or ''}")
+    """The words of the name and brand, each after a space: a query word begins one of them
+    when it follows a space in this text."""
+    return " " + " ".join(words_of(f"{product.name} {product.brand or ''}"))
 
 
 def _sort_value(match: ProductMatch, key: SortKey) -> float | None:

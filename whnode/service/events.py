@@ -42,7 +42,12 @@ class SnapshotEvents:
 
     def __init__(self) -> None:
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
+        self._everything: list[Listener] = []
         self.published = 0
+
+    def listen_all(self, listener: Listener) -> None:
+        """Call ``listener`` for each new snapshot of any dispensary (the search index)."""
+        self._everything.append(listener)
 
     def listen(self, dispensary_id: str, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` for each new snapshot of ``dispensary_id``; returns the
@@ -60,7 +65,7 @@ class SnapshotEvents:
 
     def publish(self, record: SignedRecord) -> None:
         self.published += 1
-        for listener in list(self._listeners.get(record.dispensary_id, ())):
+        for listener in [*self._everything, *self._listeners.get(record.dispensary_id, ())]:
             try:
                 listener(record)
             except Exception:  # a listener's fault never reaches the service

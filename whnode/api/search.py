@@ -1,0 +1,183 @@
+"""``GET /v1/search``: products across the menus a node holds, or across listed dispensaries.
+
+The filters and order are those of ``GET /v1/menus/{id}/products`` (``whnode.record.query``),
+answered from the node's search index (``whnode.store.search``: SQLite, FTS5 for words),
+which holds the products of the newest snapshot of every dispensary the node stores.
+
+- ``dispensaries=a,b,...`` (at most ``MAX_DISPENSARIES``): only those. Each is first asked
+  of the network as ``GET /v1/menus/{id}`` would (hot cache, store, owners, one upstream fill
+  for the network), ``SEARCH_CONCURRENCY`` at a time, within ``SEARCH_DEADLINE_SECONDS``;
+  the answer lists each dispensary's status (``ok``, or the problem it met, or ``timeout``)
+  and is ``partial`` when any failed: the hits come from those that answered.
+- Without it: every dispensary whose indexed snapshot was fetched within ``max_age`` seconds
+  (default ``DEFAULT_MAX_AGE_SECONDS``: menus older than that are not offered to a search).
+
+Each hit names its dispensary, and the answer names, per dispensary, the record its hits come
+from (publisher, content hash, fetch time), so a light client can fetch and check it. Pages:
+``limit`` and an opaque ``cursor`` (position and a digest of the query); pages are read from
+the index as it is at each request, so a snapshot that arrives between two pages may shift
+them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import time
+from typing import Any, Final
+
+from aiohttp import web
+
+from whnode.api.context import ApiContext, MenuReader
+from whnode.api.exceptions import InvalidParameter, NodeNotReady
+from whnode.api.menus import JSON
+from whnode.api.params import negotiate, parse_max_age, single_values
+from whnode.api.problems import problem_for
+from whnode.api.products import PRODUCT_FILTERS, parse_limit_of, product_query_of
+from whnode.api.render import dumps
+from whnode.record.model import parse_dispensary_id
+
+__all__ = ["MAX_DISPENSARIES", "SearchHandlers"]
+
+MAX_DISPENSARIES: Final = 50
+SEARCH_CONCURRENCY: Final = 8
+SEARCH_DEADLINE_SECONDS: Final = 10.0
+DEFAULT_MAX_AGE_SECONDS: Final = 86_400.0
+PARAMETERS: Final = (*PRODUCT_FILTERS, "dispensaries", "max_age", "limit", "cursor")
+
+
+def _digest(values: dict[str, str]) -> str:
+    shown = {name: values[name] for name in sorted(values) if name not in ("cursor", "limit")}
+    return hashlib.sha256(json.dumps(shown).encode()).hexdigest()[:16]
+
+
+def _cursor(offset: int, digest: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([offset, digest]).encode()).decode().rstrip("=")
+
+
+def _offset(text: str, digest: str) -> int:
+    invalid = InvalidParameter("cursor", "not a cursor of this search (start again without it)")
+    if len(text) > 100:
+        raise invalid
+    try:
+        plain = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (ValueError, binascii.Error):
+        raise invalid from None
+    if (
+        not isinstance(plain, list)
+        or len(plain) != 2
+        or not isinstance(plain[0], int)
+        or isinstance(plain[0], bool)
+        or not 0 <= plain[0] <= 10**7
+        or plain[1] != digest
+    ):
+        raise invalid
+    return plain[0]
+
+
+class SearchHandlers:
+    def __init__(self, context: ApiContext) -> None:
+        self._context = context
+        self.searches = 0
+        self.seconds: list[float] = []
+        """Durations of the latest searches (for the latency figures), at most 1,024."""
+
+    def _service(self) -> MenuReader:
+        try:
+            return self._context.service
+        except AttributeError:
+            raise NodeNotReady("the node has not started") from None
+
+    def _feed(self) -> Any:
+        feed = getattr(self._context, "search", None)
+        if feed is None:
+            raise NodeNotReady("this node keeps no search index (a routing-only node)")
+        return feed
+
+    async def search(self, request: web.Request) -> web.StreamResponse:
+        """GET /v1/search"""
+        started = time.perf_counter()
+        values = single_values(request.query, PARAMETERS)
+        query = product_query_of(values)
+        limit = parse_limit_of(values)
+        digest = _digest(values)
+        offset = _offset(values["cursor"], digest) if "cursor" in values else 0
+        max_age = parse_max_age(values["max_age"]) if "max_age" in values else None
+        listed: list[str] | None = None
+        among: list[str] | None
+        if "dispensaries" in values:
+            items = [item.strip() for item in values["dispensaries"].split(",") if item.strip()]
+            if not items or len(items) > MAX_DISPENSARIES:
+                raise InvalidParameter(
+                    "dispensaries", f"expected 1 to {MAX_DISPENSARIES} dispensary ids"
+                )
+            try:
+                listed = list(dict.fromkeys(parse_dispensary_id(item) for item in items))
+            except Exception as exc:
+                raise InvalidParameter("dispensaries", str(exc)) from None
+        negotiate(request.headers.get("Accept"), (JSON,))
+        feed = self._feed()
+        statuses: list[dict[str, Any]] | None = None
+        if listed is not None:
+            statuses = await self._gather(feed, listed, max_age)
+            among = [entry["dispensary_id"] for entry in statuses if entry["status"] == "ok"]
+        else:
+            now_ms = int(time.time() * 1000)
+            age_ms = (DEFAULT_MAX_AGE_SECONDS if max_age is None else max_age) * 1000
+            among = feed.index.fresh_since(now_ms - age_ms)
+            if len(among) == len(feed.index):
+                among = None  # every indexed dispensary: no list to pass
+        page = await feed.index.search(query, dispensaries=among, limit=limit, offset=offset)
+        end = offset + len(page.hits)
+        document: dict[str, Any] = {
+            "total": page.total,
+            "count": len(page.hits),
+            "results": [
+                {"dispensary_id": hit.dispensary_id, "product": hit.product} for hit in page.hits
+            ],
+            "records": page.snapshots,
+            "next_cursor": _cursor(end, digest) if end < page.total else None,
+            "partial": statuses is not None and any(s["status"] != "ok" for s in statuses),
+        }
+        if statuses is not None:
+            document["dispensaries"] = statuses
+        self.searches += 1
+        self.seconds.append(time.perf_counter() - started)
+        del self.seconds[:-1024]
+        return web.Response(
+            body=dumps(document),
+            headers={"Content-Type": JSON.content_type, "Cache-Control": "no-cache"},
+        )
+
+    async def _gather(
+        self, feed: Any, listed: list[str], max_age: float | None
+    ) -> list[dict[str, Any]]:
+        """Each listed dispensary through the network, bounded; its status."""
+        service = self._service()
+        gate = asyncio.Semaphore(SEARCH_CONCURRENCY)
+
+        async def one(dispensary_id: str) -> dict[str, Any]:
+            async with gate:
+                answer = await service.get_menu(dispensary_id, max_age=max_age)
+            await feed.ensure(answer.record)
+            return {"dispensary_id": dispensary_id, "status": "ok"}
+
+        tasks = [asyncio.ensure_future(one(dispensary_id)) for dispensary_id in listed]
+        await asyncio.wait(tasks, timeout=SEARCH_DEADLINE_SECONDS)
+        statuses = []
+        for dispensary_id, task in zip(listed, tasks, strict=True):
+            if not task.done():
+                task.cancel()
+                statuses.append({"dispensary_id": dispensary_id, "status": "timeout"})
+            elif (error := task.exception()) is not None:
+                problem = problem_for(error)
+                slug = problem.type.slug if problem.type is not None else "failed"
+                statuses.append(
+                    {"dispensary_id": dispensary_id, "status": slug, "detail": problem.detail}
+                )
+            else:
+                statuses.append(task.result())
+        return statuses
