@@ -11,6 +11,7 @@ from whnode.cli.passthrough import call_main
 BENCHES = {
     "codec": "whnode.bench.codec",
     "diff": "whnode.bench.diff",
+    "search": "whnode.bench.search",
     "store": "whnode.bench.store",
     "parse": "whnode.bench.parse",
     "fetch": "whnode.bench.fetch",

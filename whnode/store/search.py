@@ -47,7 +47,7 @@ __all__ = ["SCHEMA_VERSION", "SearchHit", "SearchIndex", "SearchPage"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS snapshot (
@@ -68,9 +68,9 @@ CREATE TABLE IF NOT EXISTS product (
     lineage TEXT NOT NULL,
     thc REAL,
     min_paid INTEGER NOT NULL,
-    min_ppg REAL,
-    doc TEXT NOT NULL
+    min_ppg REAL
 );
+CREATE TABLE IF NOT EXISTS product_doc (id INTEGER PRIMARY KEY, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS product_dispensary ON product(dispensary_id);
 CREATE INDEX IF NOT EXISTS product_category ON product(category, min_paid);
 CREATE INDEX IF NOT EXISTS product_ppg ON product(min_ppg);
@@ -84,6 +84,8 @@ CREATE TABLE IF NOT EXISTS option (
     special INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS option_product ON option(product_id);
+CREATE INDEX IF NOT EXISTS option_ppg ON option(ppg);
+CREATE INDEX IF NOT EXISTS option_size ON option(unit, amount);
 CREATE VIRTUAL TABLE IF NOT EXISTS product_text
     USING fts5(text, tokenize = 'unicode61 remove_diacritics 0');
 """
@@ -104,9 +106,11 @@ class SearchPage:
     """Dispensary -> the record its hits come from (publisher, content hash, fetch time)."""
 
 
-def _rows(
-    menu: Menu, documents: Sequence[dict[str, Any]]
-) -> list[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]:
+_Row = tuple[tuple[Any, ...], list[tuple[Any, ...]], str]
+"""(product row, option rows, JSON document) of one product."""
+
+
+def _rows(menu: Menu, documents: Sequence[dict[str, Any]]) -> list[_Row]:
     rows = []
     for position, (product, document) in enumerate(zip(menu.products, documents, strict=True)):
         options = []
@@ -136,9 +140,9 @@ def _rows(
                     thc_percent(product),
                     min(row[3] for row in options),
                     min(per_gram) if per_gram else None,
-                    json.dumps(document, ensure_ascii=False, separators=(",", ":")),
                 ),
                 options,
+                json.dumps(document, ensure_ascii=False, separators=(",", ":")),
             )
         )
     return rows
@@ -237,6 +241,8 @@ class SearchIndex:
         self._connection = connection
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = NORMAL")
+        connection.execute("PRAGMA cache_size = -65536")  # 64 MiB: the narrow tables stay in it
+        connection.execute("PRAGMA temp_store = MEMORY")
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         if not fresh and version != SCHEMA_VERSION:
             connection.close()
@@ -255,7 +261,7 @@ class SearchIndex:
     def _update_blocking(
         self,
         snapshot: tuple[Any, ...],
-        rows: list[tuple[tuple[Any, ...], list[tuple[Any, ...]]]],
+        rows: list[_Row],
         texts: list[str],
     ) -> bool:
         connection = self._connection
@@ -274,15 +280,19 @@ class SearchIndex:
             )]  # fmt: skip
             connection.executemany("DELETE FROM option WHERE product_id = ?", [(i,) for i in old])
             connection.executemany("DELETE FROM product_text WHERE rowid = ?", [(i,) for i in old])
+            connection.executemany("DELETE FROM product_doc WHERE id = ?", [(i,) for i in old])
             connection.execute("DELETE FROM product WHERE dispensary_id = ?", (dispensary_id,))
-            for (product, options), text in zip(rows, texts, strict=True):
+            for (product, options, document), text in zip(rows, texts, strict=True):
                 cursor = connection.execute(
                     "INSERT INTO product (dispensary_id, position, source_id, name_key, "
-                    "brand_key, category, lineage, thc, min_paid, min_ppg, doc) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "brand_key, category, lineage, thc, min_paid, min_ppg) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     product,
                 )
                 product_id = cursor.lastrowid
+                connection.execute(
+                    "INSERT INTO product_doc (id, doc) VALUES (?, ?)", (product_id, document)
+                )
                 connection.executemany(
                     "INSERT INTO option (product_id, idx, unit, amount, paid, ppg, special) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -350,49 +360,57 @@ class SearchIndex:
             option_parameters.extend(
                 (query.size.unit.value, query.size.amount, SIZE_TOLERANCE * query.size.amount)
             )
-        options_where = " AND ".join(["o.product_id = p.id", *option_conditions])
-        if option_conditions:
-            where.append(f"EXISTS (SELECT 1 FROM option o WHERE {options_where})")
-            parameters.extend(option_parameters)
         condition = " AND ".join(where) or "1"
-        total = connection.execute(
-            f"SELECT COUNT(*) FROM product p WHERE {condition}", parameters
-        ).fetchone()[0]
-        sort_parameters: list[Any] = []
-        if query.sort is SortKey.NAME:
-            direction = "DESC" if query.descending else "ASC"
-            order = f"p.name_key {direction}, p.dispensary_id {direction}, p.source_id {direction}"
-            value = "NULL"
+        direction = "DESC" if query.descending else "ASC"
+        if option_conditions:
+            # the matching options drive the query: one pass over the option rows that pass
+            # (their indexes), grouped by product, joined to the product conditions
+            source = (
+                "(SELECT o.product_id AS id, MIN(o.paid) AS paid, MIN(o.ppg) AS ppg, "
+                "group_concat(o.idx) AS kept FROM option o WHERE "
+                + " AND ".join(option_conditions)
+                + " GROUP BY o.product_id) m JOIN product p ON p.id = m.id"
+            )
+            source_parameters: list[Any] = option_parameters
+            kept, paid, ppg = "m.kept", "m.paid", "m.ppg"
         else:
-            direction = "DESC" if query.descending else "ASC"
-            if query.sort is SortKey.THC:
-                value = "p.thc"
-            elif not option_conditions:
-                value = "p.min_paid" if query.sort is SortKey.PRICE else "p.min_ppg"
-            else:
-                column = "o.paid" if query.sort is SortKey.PRICE else "o.ppg"
-                value = f"(SELECT MIN({column}) FROM option o WHERE {options_where})"
-                sort_parameters.extend(option_parameters)
+            source, source_parameters = "product p", []
+            kept, paid, ppg = "NULL", "p.min_paid", "p.min_ppg"
+        if query.sort is SortKey.NAME:
+            value = "NULL"
+            order = f"p.name_key {direction}, p.dispensary_id {direction}, p.source_id {direction}"
+        else:
+            value = {SortKey.PRICE: paid, SortKey.PRICE_PER_GRAM: ppg, SortKey.THC: "p.thc"}[
+                query.sort
+            ]
             order = (
                 f"(sort_value IS NULL), sort_value {direction}, "
                 "p.name_key, p.dispensary_id, p.source_id"
             )
-        kept = (
-            f"(SELECT group_concat(o.idx) FROM option o WHERE {options_where})"
-            if option_conditions
-            else "NULL"
-        )
         rows = connection.execute(
-            f"SELECT p.dispensary_id, p.doc, {kept} AS kept, {value} AS sort_value "
-            f"FROM product p WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?",
-            [
-                *(option_parameters if option_conditions else ()),
-                *sort_parameters,
-                *parameters,
-                limit,
-                offset,
-            ],
+            f"SELECT p.id, p.dispensary_id, {kept} AS kept, {value} AS sort_value, "
+            f"COUNT(*) OVER () AS total FROM {source} WHERE {condition} "
+            f"ORDER BY {order} LIMIT ? OFFSET ?",
+            [*source_parameters, *parameters, limit, offset],
         ).fetchall()
+        if rows:
+            total = rows[0][4]
+        else:
+            total = connection.execute(
+                f"SELECT COUNT(*) FROM {source} WHERE {condition}",
+                [*source_parameters, *parameters],
+            ).fetchone()[0]
+        documents = (
+            dict(
+                connection.execute(
+                    f"SELECT id, doc FROM product_doc WHERE id IN ({', '.join('?' * len(rows))})",
+                    [row[0] for row in rows],
+                )
+            )
+            if rows
+            else {}
+        )
+        rows = [(row[1], documents[row[0]], row[2], row[3]) for row in rows]
         hits = []
         for dispensary_id, document_text, kept_text, _ in rows:
             document = json.loads(document_text)
