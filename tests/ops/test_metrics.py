@@ -27,6 +27,7 @@ from whnode.api.metrics import (
     StatisticsCollector,
     counter,
 )
+from whnode.api.querystats import QueryStatistics
 from whnode.api.ratelimit import RateLimiterStatistics
 from whnode.api.render import RenderCacheStatistics
 from whnode.config import build_config
@@ -50,6 +51,7 @@ COMPONENTS: dict[str, type[Any]] = {
     "pool": ParsePoolStatistics,
     "fetcher": FetcherStatistics,
     "api_render_cache": RenderCacheStatistics,
+    "api_queries": QueryStatistics,
     "api_rate_limiter": RateLimiterStatistics,
     "http_ingress": IngressStatistics,
 }

@@ -51,6 +51,7 @@ from whnode.api.opened import OpenedMenus
 from whnode.api.params import single_values
 from whnode.api.problems import INTERNAL_ERROR, problem_for, problem_response
 from whnode.api.products import ProductHandlers
+from whnode.api.querystats import query_statistics
 from whnode.api.ratelimit import ClientRateLimiter, client_key
 from whnode.api.render import RenderCache
 from whnode.api.search import SearchHandlers
@@ -132,6 +133,7 @@ class PublicApi:
     def _snapshots(self) -> dict[str, object]:
         snapshots = dict(self.context.statistics())
         snapshots["api_render_cache"] = self.renders.statistics()
+        snapshots["api_queries"] = query_statistics(self)
         snapshots["api_rate_limiter"] = self.limiter.statistics()
         snapshots["http_ingress"] = self.ingress.statistics()
         return snapshots
@@ -268,9 +270,11 @@ class PublicApi:
 
     def node_info_document(self) -> dict[str, Any]:
         try:
-            return dict(self.context.node_info())
+            document = dict(self.context.node_info())
         except AttributeError:
             raise NodeNotReady("the node has not started") from None
+        document["queries"] = dataclasses.asdict(query_statistics(self))
+        return document
 
     async def node_history(self, request: web.Request) -> web.StreamResponse:
         single_values(request.query, ())

@@ -563,6 +563,23 @@ FIGURES: Final[tuple[Figure, ...]] = (
         "compressions",
         "Menu bodies compressed (br, zstd or gzip), once per record, representation and coding.",
     ),
+    # query endpoints (whnode.api.querystats.QueryStatistics)
+    counter(
+        "api_queries", "product_queries", "Product queries answered (/v1/menus/{id}/products)."
+    ),
+    counter("api_queries", "diffs_computed", "Snapshot diffs computed (each pair once)."),
+    counter("api_queries", "diff_cpu_seconds", "CPU seconds spent computing snapshot diffs."),
+    counter("api_queries", "streams_opened", "Change streams (Server-Sent Events) opened."),
+    gauge("api_queries", "streams_open", "Change streams open now."),
+    counter("api_queries", "streams_refused", "Change streams refused by the stream limits."),
+    counter(
+        "api_queries", "streams_dropped_slow", "Change streams ended because the reader lagged."
+    ),
+    counter("api_queries", "stream_events_sent", "Snapshot events sent on change streams."),
+    gauge("api_queries", "watched", "Dispensaries kept fresh ahead of expiry for listeners."),
+    counter("api_queries", "searches", "Searches answered (/v1/search)."),
+    gauge("api_queries", "search_index_dispensaries", "Dispensaries in the search index."),
+    counter("api_queries", "search_index_updates", "Snapshots indexed for search."),
     # API per-client rate limiter (whnode.api.ratelimit.RateLimiterStatistics)
     counter(
         "api_rate_limiter", "admitted", "Public API requests admitted by the per-client limiter."

@@ -72,6 +72,10 @@
     setValue("store-size", fmtBytes(store.bytes), num(store.bytes));
     setValue("store-sub", fmtInt(store.records) + " snapshots of " + fmtInt(store.dispensaries) + " dispensaries");
     setValue("hot-size", fmtBytes(hot.bytes), num(hot.bytes));
+    var queries = obj(node.queries);
+    setValue("watched", fmtInt(queries.watched), num(queries.watched));
+    setValue("watched-sub", fmtInt(queries.streams_open) + " change streams open; " +
+      fmtInt(queries.search_index_dispensaries) + " menus searchable");
     setValue("hot-sub", "records: " + fmtInt(hot.entries) + ", budget " + fmtBytes(hot.max_bytes));
     renderPaths(answers, errors);
     var fills = Array.isArray(service.recent_fills) ? service.recent_fills.slice(0, 12) : [];
