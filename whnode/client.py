@@ -36,7 +36,7 @@ import asyncio
 import datetime as dt
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -44,7 +44,7 @@ import aiohttp
 import cbor2
 import yarl
 
-from whnode import __version__, limits
+from whnode import __version__, client_queries, limits
 from whnode.errors import UsageError
 from whnode.exceptions import (
     NodeBadAnswer,
@@ -344,6 +344,49 @@ class Client(AsyncClosing):
             return items
 
         return await self._failover(attempt)
+
+    # ------------------------------------------------------- queries (client_queries.py)
+    async def products(
+        self,
+        dispensary_id: str,
+        *,
+        max_age: float | None = None,
+        verify: bool = True,
+        **filters: Any,
+    ) -> client_queries.ProductAnswer:
+        """Every product of a menu that matches ``filters`` (``category=``, ``q=``,
+        ``max_price_per_gram=``, ``sort=``, ...: the parameters of
+        ``GET /v1/menus/{id}/products``), checked against the verified snapshot."""
+        return await client_queries.products(
+            self, dispensary_id, max_age=max_age, verify=verify, **filters
+        )
+
+    async def changes(
+        self, dispensary_id: str, since: int | str, *, max_age: float | None = None
+    ) -> client_queries.ChangeAnswer:
+        """What changed since ``since`` (epoch ms, ISO-8601 or an ETag), from the two
+        verified snapshots the node names."""
+        return await client_queries.changes(self, dispensary_id, since, max_age=max_age)
+
+    def events(self, dispensary_id: str) -> AsyncGenerator[VerifiedMenu, None]:
+        """Each new snapshot of a menu, verified, as the node learns it (resumed with
+        ``Last-Event-ID`` when the stream ends)."""
+        return client_queries.events(self, dispensary_id)
+
+    async def search(
+        self,
+        *,
+        dispensaries: list[str] | None = None,
+        max_age: float | None = None,
+        verify: bool = True,
+        limit: int = 100,
+        **filters: Any,
+    ) -> client_queries.SearchAnswer:
+        """Products across dispensaries that match ``filters``; with ``verify``, each checked
+        against the verified snapshot of its dispensary."""
+        return await client_queries.search(
+            self, dispensaries=dispensaries, max_age=max_age, verify=verify, limit=limit, **filters
+        )
 
     # ------------------------------------------------------------------ machinery
     async def _failover(self, attempt: Callable[[str], Awaitable[T]]) -> T:
