@@ -8,13 +8,13 @@ import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 
-from whnode.cli import bench, config, demo, get, passthrough, run, seed, status
+from whnode.cli import bench, config, demo, get, passthrough, queries, run, seed, status
 from whnode.cli.base import ExitCode, exit_code_for
 from whnode.cli.parsing import Commands, examples_text
 from whnode.errors import WhnodeError
 from whnode.version import VERSION
 
-COMMAND_MODULES = (run, get, status, config, demo, seed, passthrough, bench)
+COMMAND_MODULES = (run, get, queries, status, config, demo, seed, passthrough, bench)
 """The modules that add commands, each with ``register(commands)``."""
 
 
