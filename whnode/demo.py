@@ -638,9 +638,12 @@ async def _demo(options: DemoOptions) -> int:
             out.write("\n" + render_report(result) + "\n")
             first = network.nodes[0]
             sample = network.dispensaries[0]
+            await _show_queries(first.url, sample, out)
             out.write(
                 f"status page  {first.url}/\n"
                 f"API          {first.url}/v1/menus/{sample}\n"
+                f"             {first.url}/v1/menus/{sample}/products?category=flower&sort=price\n"
+                f"             {first.url}/v1/search?q=kush&sort=price_per_gram\n"
                 f"             {first.url}/v1/node\n"
                 f"CLI          whnode status --node {first.url}\n"
                 f"             whnode get {sample} --node {first.url} --format summary\n"
@@ -724,6 +727,34 @@ async def _serve_until(stop: asyncio.Event, network: LocalNetwork) -> None:
                 raise DemoError(f"{child.name} exited unexpectedly:\n{child.log_tail()}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
+
+
+async def _show_queries(url: str, sample: str, out: TextIO) -> None:
+    """One search and one change, through ``whnode.Client`` (checked against the records)."""
+    from whnode.client import Client
+
+    try:
+        async with Client(url) as client:
+            found = await client.search(limit=3, sort="price_per_gram", category="flower")
+            out.write(f"search       cheapest flower per gram on {url} ({found.total} matches):\n")
+            for dispensary_id, product in found.results:
+                per_gram = [
+                    ((o["special_price_cents"] or o["price_cents"]) / o["quantity"]["amount"], o)
+                    for o in product["price_options"]
+                    if o["quantity"]["unit"] == "g"
+                ]
+                cents, option = min(per_gram, key=lambda item: item[0])
+                out.write(
+                    f"             {dispensary_id}  {product['name'][:40]}  "
+                    f"{option['quantity']['amount']:g} g at ${cents / 100:.2f}/g\n"
+                )
+            history = await client.history(sample, limit=20)
+            oldest = min(record.fetched_at_ms for record in history)
+            changed = await client.changes(sample, oldest)
+            summary = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in changed.summary.items())
+            out.write(f"changes      {sample} over {len(history)} snapshot(s): {summary}\n")
+    except (RemoteError, aiohttp.ClientError, ValueError) as exc:
+        out.write(f"queries      not shown: {exc}\n")
 
 
 def _say(text: str) -> None:
