@@ -343,11 +343,15 @@ def test_public_names_are_pinned() -> None:
     public = sorted(name for name in vars(Client) if not name.startswith("_"))
     assert public == [
         "aclose",
+        "changes",
         "dispensaries",
+        "events",
         "get_menu",
         "history",
         "node_info",
         "nodes",
+        "products",
+        "search",
         "statistics",
     ]
     assert whnode.Client is Client
