@@ -167,7 +167,7 @@ class SearchIndex:
     async def aclose(self) -> None:
         if self._connection is not None:
             await self._threads.call(self._close_blocking)
-        self._threads.stop()
+        self._threads.close()
 
     def __len__(self) -> int:
         return len(self._indexed)
