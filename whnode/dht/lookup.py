@@ -11,7 +11,8 @@ heard from. This lookup:
   (the ``first`` contacts aside), so that an overloaded network is not flooded further;
 - waits only a little for a stalled node: its node becomes a suspect (until it answers
   anything) at once, but the lookup converges past it only after ``PATIENCE_STALLS`` stall
-  times (at most one RPC timeout), so a live node slowed by a busy host still answers and is
+  times and at least ``MIN_PATIENCE_SECONDS`` (at most ``PATIENCE_CAP`` of an RPC timeout),
+  so a live node slowed by a busy host still answers and is
   still among the owners; an answer that arrives while the lookup runs always counts. A
   crashed node therefore costs the first lookup that meets it a few stall times (a round trip
   and its variation each), not an RPC timeout, and later lookups nothing (it is a suspect);
@@ -47,13 +48,26 @@ from whnode.dht.contact import Contact
 from whnode.dht.exceptions import DhtUsageError
 from whnode.dht.protocol import WhnodeProtocol
 
-__all__ = ["PATIENCE_STALLS", "LookupResult", "LookupState", "iterative_lookup"]
+__all__ = [
+    "MIN_PATIENCE_SECONDS",
+    "PATIENCE_CAP",
+    "PATIENCE_STALLS",
+    "LookupResult",
+    "LookupState",
+    "iterative_lookup",
+]
 
 PATIENCE_STALLS = 4
 """Stall times a lookup waits for a stalled node (not a suspect before the lookup) before it
 converges without it. One stall time frees the node's place under ``alpha``; waiting a few
 more keeps a live node on a loaded host (its answer late by an event-loop lag) among the
 answers, so that two askers agree on the owners."""
+PATIENCE_CAP = 0.75
+"""Most patience, as a share of the RPC timeout: a crashed node always costs less than one."""
+MIN_PATIENCE_SECONDS = 1.0
+"""Least patience (below the cap): on loopback and LANs the stall time is
+its 0.1 s floor, and an event-loop lag of a few hundred milliseconds on a busy host would
+otherwise drop a live owner from the answers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,7 +355,10 @@ async def iterative_lookup(
         width=width,
         alpha=alpha,
         stall_timeout=stall_timeout,
-        patience=min(config.rpc_timeout, PATIENCE_STALLS * stall_timeout),
+        patience=min(
+            PATIENCE_CAP * config.rpc_timeout,
+            max(MIN_PATIENCE_SECONDS, PATIENCE_STALLS * stall_timeout),
+        ),
         deadline=deadline,
         first=[contact for contact in first or () if protocol.reachable(contact)],
         wanted=wanted,
