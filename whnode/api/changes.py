@@ -22,8 +22,8 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from whnode.api.context import ApiContext, MenuReader
-from whnode.api.exceptions import InvalidParameter, NodeNotReady
+from whnode.api.context import ApiContext, service_of
+from whnode.api.exceptions import InvalidParameter
 from whnode.api.menus import JSON, answer_headers, not_modified
 from whnode.api.opened import OpenedMenus
 from whnode.api.params import negotiate, parse_at, parse_max_age, single_values
@@ -123,12 +123,6 @@ class ChangeHandlers:
         self.computed = 0
         self.cpu_seconds = 0.0
 
-    def _service(self) -> MenuReader:
-        try:
-            return self._context.service
-        except AttributeError:
-            raise NodeNotReady("the node has not started") from None
-
     async def changes(self, request: web.Request) -> web.StreamResponse:
         """GET /v1/menus/{dispensary}/changes"""
         dispensary_id = parse_dispensary_id(request.match_info["dispensary"])
@@ -143,7 +137,7 @@ class ChangeHandlers:
         if full is None:
             raise InvalidParameter("full", "expected true or false")
         negotiate(request.headers.get("Accept"), (JSON,))
-        service = self._service()
+        service = service_of(self._context)
         current = await service.get_menu(dispensary_id, max_age=max_age)
         try:
             then = await service.get_menu(dispensary_id, at_ms=since_ms)

@@ -15,7 +15,7 @@ from whnode.record.signed import SignedRecord
 from whnode.service.events import SnapshotEvents
 from whnode.service.types import MenuAnswer, ServiceStatistics
 
-__all__ = ["ApiContext", "MenuReader"]
+__all__ = ["ApiContext", "MenuReader", "service_of"]
 
 
 class MenuReader(Protocol):
@@ -85,3 +85,13 @@ class ApiContext(Protocol):
     def history_samples(self) -> Sequence[Mapping[str, Any]]:
         """Status-page samples (one every few seconds over the last hour), oldest first."""
         ...
+
+
+def service_of(context: ApiContext) -> MenuReader:
+    """The context's service; NodeNotReady (503) before the node has started."""
+    from whnode.api.exceptions import NodeNotReady
+
+    try:
+        return context.service
+    except AttributeError:
+        raise NodeNotReady("the node has not started") from None

@@ -29,7 +29,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from whnode.api.changes import summary_of
-from whnode.api.context import ApiContext, MenuReader
+from whnode.api.context import ApiContext, MenuReader, service_of
 from whnode.api.exceptions import ClientRateLimited, NodeNotReady
 from whnode.api.menus import CORS_HEADERS
 from whnode.api.opened import OpenedMenus
@@ -78,12 +78,6 @@ class EventStreams:
         self.refused = 0
         self.events_sent = 0
 
-    def _service(self) -> MenuReader:
-        try:
-            return self._context.service
-        except AttributeError:
-            raise NodeNotReady("the node has not started") from None
-
     def open_streams(self) -> int:
         return len(self._streams)
 
@@ -106,7 +100,7 @@ class EventStreams:
             raise ClientRateLimited(
                 f"at most {config.max_streams_per_ip} event streams per client", retry_after=30
             )
-        service = self._service()
+        service = service_of(self._context)
         current = (await service.get_menu(dispensary_id)).record  # the menu must exist
         stream = _Stream(dispensary_id, client, asyncio.Queue(STREAM_QUEUE))
 
@@ -207,7 +201,7 @@ class EventStreams:
         if match is None:
             return None, [current]
         seen_ms = int(match["ms"])
-        history = await self._service().history(current.dispensary_id, RESUME_HISTORY)
+        history = await service_of(self._context).history(current.dispensary_id, RESUME_HISTORY)
         missed = sorted(
             (record for record in history if record.fetched_at_ms > seen_ms),
             key=lambda record: record.fetched_at_ms,

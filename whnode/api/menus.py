@@ -23,9 +23,9 @@ import cbor2
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
-from whnode.api.context import ApiContext, MenuReader
+from whnode.api.context import ApiContext, service_of
 from whnode.api.encoding import IDENTITY, negotiate_coding
-from whnode.api.exceptions import InvalidParameter, NodeNotReady
+from whnode.api.exceptions import InvalidParameter
 from whnode.api.params import (
     MediaType,
     negotiate,
@@ -145,12 +145,6 @@ class MenuHandlers:
         self._representations: dict[str, MediaType] = {}
         self._codings: dict[str, str] = {}
 
-    def _service(self) -> MenuReader:
-        try:
-            return self._context.service
-        except AttributeError:
-            raise NodeNotReady("the node has not started") from None
-
     def menu(self, request: web.Request) -> web.StreamResponse | Awaitable[web.StreamResponse]:
         """GET /v1/menus/{dispensary}: a response at once, or an awaitable of one.
 
@@ -178,7 +172,7 @@ class MenuHandlers:
             accept_encoding = request_headers.get(hdrs.ACCEPT_ENCODING)
             if accept_encoding is not None:
                 coding = self._coding(accept_encoding)
-        service = self._service()
+        service = service_of(self._context)
         # A held id was validated when its record was accepted: an invalid or unknown id
         # is not held and goes through parse_dispensary_id.
         answer = None if at_ms is not None else service.answer_hot(raw_id, max_age)
@@ -211,7 +205,9 @@ class MenuHandlers:
         at_ms: int | None,
     ) -> web.StreamResponse:
         """A menu answer the service must look for (store, network, upstream)."""
-        answer = await self._service().get_menu(dispensary_id, max_age=max_age, at_ms=at_ms)
+        answer = await service_of(self._context).get_menu(
+            dispensary_id, max_age=max_age, at_ms=at_ms
+        )
         request_headers = request.headers
         conditional = (
             hdrs.IF_NONE_MATCH in request_headers or hdrs.IF_MODIFIED_SINCE in request_headers
@@ -305,7 +301,9 @@ class MenuHandlers:
         dispensary_id = parse_dispensary_id(request.match_info["dispensary"])
         max_age, at_ms = self._menu_query(request)
         negotiate(request.headers.get("Accept"), STATS_TYPES)
-        answer = await self._service().get_menu(dispensary_id, max_age=max_age, at_ms=at_ms)
+        answer = await service_of(self._context).get_menu(
+            dispensary_id, max_age=max_age, at_ms=at_ms
+        )
         headers = answer_headers(answer, "stats")
         if not_modified(request, headers["ETag"], answer.record.fetched_at_ms):
             return web.Response(status=304, headers=headers)
@@ -319,7 +317,7 @@ class MenuHandlers:
         query = single_values(request.query, ("limit",))
         limit = parse_limit(query.get("limit"), default=DEFAULT_HISTORY_LIMIT)
         representation = negotiate(request.headers.get("Accept"), HISTORY_TYPES)
-        records = await self._service().history(dispensary_id, limit)
+        records = await service_of(self._context).history(dispensary_id, limit)
         if not records:
             raise MenuNotFound(
                 f"no snapshot of {dispensary_id} is held", dispensary_id=dispensary_id

@@ -23,8 +23,6 @@ compressed: each is made per request, and compression is kept for bodies made on
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import json
 import re
@@ -33,8 +31,9 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from whnode.api.context import ApiContext, MenuReader
-from whnode.api.exceptions import InvalidParameter, NodeNotReady
+from whnode.api.context import ApiContext, service_of
+from whnode.api.cursors import MAX_OFFSET, pack_cursor, unpack_cursor
+from whnode.api.exceptions import InvalidParameter
 from whnode.api.menus import JSON, answer_headers, not_modified
 from whnode.api.opened import OpenedMenus
 from whnode.api.params import negotiate, parse_at, parse_max_age, single_values
@@ -157,28 +156,16 @@ def _query_digest(values: dict[str, str]) -> str:
 
 
 def encode_cursor(fetched_at_ms: int, content_hash: bytes, offset: int, digest: str) -> str:
-    plain = json.dumps([fetched_at_ms, content_hash.hex()[:24], offset, digest])
-    return base64.urlsafe_b64encode(plain.encode()).decode().rstrip("=")
+    return pack_cursor(fetched_at_ms, content_hash.hex()[:24], offset, digest)
 
 
 def _decode_cursor(text: str, digest: str) -> tuple[int, str, int]:
-    invalid = InvalidParameter("cursor", "not a cursor of this query (start again without it)")
-    if len(text) > 200:
-        raise invalid
-    try:
-        plain = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-    except (ValueError, binascii.Error):
-        raise invalid from None
-    if (
-        not isinstance(plain, list)
-        or len(plain) != 4
-        or not all(isinstance(item, int) and not isinstance(item, bool) for item in plain[::2])
-        or not all(isinstance(item, str) for item in plain[1::2])
-        or plain[3] != digest
-        or not 0 <= plain[2] <= 10**7
-    ):
-        raise invalid
-    return plain[0], plain[1], plain[2]
+    fetched_at_ms, hash_prefix, offset, _ = unpack_cursor(
+        text, (int, str, int, str), digest, "query"
+    )
+    if offset > MAX_OFFSET:
+        raise InvalidParameter("cursor", "not a cursor of this query (start again without it)")
+    return fetched_at_ms, hash_prefix, offset
 
 
 def product_query_of(values: dict[str, str]) -> ProductQuery:
@@ -254,19 +241,13 @@ class ProductHandlers:
         self._opened = opened
         self.queries = 0
 
-    def _service(self) -> MenuReader:
-        try:
-            return self._context.service
-        except AttributeError:
-            raise NodeNotReady("the node has not started") from None
-
     async def products(self, request: web.Request) -> web.StreamResponse:
         """GET /v1/menus/{dispensary}/products"""
         dispensary_id = parse_dispensary_id(request.match_info["dispensary"])
         parsed = parse_product_query(request.query)
         negotiate(request.headers.get("Accept"), (JSON,))
         try:
-            answer = await self._service().get_menu(
+            answer = await service_of(self._context).get_menu(
                 dispensary_id, max_age=parsed.max_age, at_ms=parsed.at_ms
             )
         except MenuNotFound:

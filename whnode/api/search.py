@@ -22,8 +22,6 @@ them.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import json
 import time
@@ -31,7 +29,8 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from whnode.api.context import ApiContext, MenuReader
+from whnode.api.context import ApiContext, service_of
+from whnode.api.cursors import MAX_OFFSET, pack_cursor, unpack_cursor
 from whnode.api.exceptions import InvalidParameter, NodeNotReady
 from whnode.api.menus import JSON
 from whnode.api.params import negotiate, parse_max_age, single_values
@@ -55,27 +54,14 @@ def _digest(values: dict[str, str]) -> str:
 
 
 def _cursor(offset: int, digest: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([offset, digest]).encode()).decode().rstrip("=")
+    return pack_cursor(offset, digest)
 
 
 def _offset(text: str, digest: str) -> int:
-    invalid = InvalidParameter("cursor", "not a cursor of this search (start again without it)")
-    if len(text) > 100:
-        raise invalid
-    try:
-        plain = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-    except (ValueError, binascii.Error):
-        raise invalid from None
-    if (
-        not isinstance(plain, list)
-        or len(plain) != 2
-        or not isinstance(plain[0], int)
-        or isinstance(plain[0], bool)
-        or not 0 <= plain[0] <= 10**7
-        or plain[1] != digest
-    ):
-        raise invalid
-    return plain[0]
+    offset, _ = unpack_cursor(text, (int, str), digest, "search")
+    if offset > MAX_OFFSET:
+        raise InvalidParameter("cursor", "not a cursor of this search (start again without it)")
+    return int(offset)
 
 
 class SearchHandlers:
@@ -84,12 +70,6 @@ class SearchHandlers:
         self.searches = 0
         self.seconds: list[float] = []
         """Durations of the latest searches (for the latency figures), at most 1,024."""
-
-    def _service(self) -> MenuReader:
-        try:
-            return self._context.service
-        except AttributeError:
-            raise NodeNotReady("the node has not started") from None
 
     def _feed(self) -> Any:
         feed = getattr(self._context, "search", None)
@@ -156,7 +136,7 @@ class SearchHandlers:
         self, feed: Any, listed: list[str], max_age: float | None
     ) -> list[dict[str, Any]]:
         """Each listed dispensary through the network, bounded; its status."""
-        service = self._service()
+        service = service_of(self._context)
         gate = asyncio.Semaphore(SEARCH_CONCURRENCY)
 
         async def one(dispensary_id: str) -> dict[str, Any]:
