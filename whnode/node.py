@@ -283,6 +283,7 @@ class Node(AsyncService):
             self._peer_handler(),
             instrument=api.instrument,
             on_refused=api.ingress.note_refusal,
+            evidence=self._peer_handler("crosscheck"),
         )
         connection_limits = ConnectionLimits.from_api_config(self.config.api)
         self._runner = http_runner(
@@ -304,14 +305,16 @@ class Node(AsyncService):
         )
         return dht
 
-    def _peer_handler(self) -> Any:
+    def _peer_handler(self, part: str | None = None) -> Any:
         node = self
 
         class Handler:
-            """Forwards to the service once it exists (routes are added before it is built)."""
+            """Forwards to the service (or its ``part``) once it exists (routes are added
+            before it is built)."""
 
             def __getattr__(self, name: str) -> Any:
-                return getattr(node.service, name)
+                target = node.service if part is None else getattr(node.service, part)
+                return getattr(target, name)
 
         return Handler()
 
@@ -430,6 +433,8 @@ class Node(AsyncService):
             "store": self.store.statistics(),
             "dht": self.dht.statistics(),
             "entitlement": self.service.entitlement.statistics(),
+            "crosscheck": self.service.crosscheck.statistics(),
+            "evidence": self.service.crosscheck.book.statistics(),
         }
         if self._http is not None:
             result["upstream"] = self._http.statistics()

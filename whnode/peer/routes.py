@@ -28,6 +28,7 @@ from whnode import limits
 from whnode.api.ratelimit import client_key
 from whnode.errors import WhnodeError
 from whnode.peer import wire
+from whnode.peer.evidence import EvidenceHandler, evidence_routes
 from whnode.peer.exceptions import PeerProblem
 from whnode.peer.ratelimit import PeerRateLimiter
 from whnode.peer.types import FillResult, Sender
@@ -174,6 +175,7 @@ def add_peer_routes(
     limiter: PeerRateLimiter | None = None,
     body_idle_timeout: float = limits.BODY_IDLE_SECONDS,
     on_refused: Callable[[str], None] | None = None,
+    evidence: EvidenceHandler | None = None,
 ) -> PeerRateLimiter:
     """Register /peer/v1 routes on ``app``; ``instrument(path, handler)``, when given, wraps
     each handler (the node counts their requests in its metrics). Returns the rate limiter
@@ -315,6 +317,15 @@ def add_peer_routes(
     app.router.add_put(*route(wire.PREFIX + "/records/{dispensary}", put_record))
     app.router.add_post(*route(wire.PREFIX + "/fill/{dispensary}", fill))
     app.router.add_get(*route(wire.PREFIX + "/history/{dispensary}", history))
+    if evidence is not None:  # whnode.peer.evidence
+        for method, path, work in evidence_routes(
+            evidence,
+            read_body=lambda r, cap: read_body(r, cap, idle_timeout=body_idle_timeout),
+            discard_body=lambda r, cap: discard_body(r, cap, idle_timeout=body_idle_timeout),
+            dispensary=dispensary,
+            parse_dispensary=parse_dispensary_id,
+        ):
+            app.router.add_route(method, *route(path, work))
     return peers
 
 

@@ -34,13 +34,15 @@ from whnode.peer.client import PeerAddress
 from whnode.peer.exceptions import PeerError, PeerProblem
 from whnode.peer.types import FillResult, Sender
 from whnode.peer.wire import ErrorKind
-from whnode.record.acceptance import TrustPolicy, accept_record, admit_record
+from whnode.record.acceptance import TrustMode, TrustPolicy, accept_record, admit_record
 from whnode.record.exceptions import RecordError
 from whnode.record.keys import SigningKey, routing_key
 from whnode.record.model import parse_dispensary_id
 from whnode.record.signed import SignedRecord, sign_record
+from whnode.service.crosscheck import CrossCheck
 from whnode.service.entitlement import Entitlement
 from whnode.service.events import SnapshotEvents
+from whnode.service.evidence import EvidenceBook
 from whnode.service.exceptions import MenuNotFound, NoOwnerReachable
 from whnode.service.filllog import FillObserver, FillReason, UpstreamFetch
 from whnode.service.freshness import (
@@ -214,6 +216,22 @@ class MenuService:
             replication=config.node.replication,
             hedge_delay=config.node.hedge_delay,
         )
+        # owner cross-check and evidence (docs/dht.md, "Cross-checking owners and evidence")
+        self.crosscheck = CrossCheck(
+            node_id=owners.node_id,
+            peers=peers,
+            book=EvidenceBook(
+                node_id=owners.node_id,
+                is_owner=lambda node_id, d: self.entitlement.is_entitled(node_id, routing_key(d)),
+            ),
+            verify=lambda data, d: self._accept(data, d, self.now_ms()),
+            store=store,
+            hot=hot,
+            refetch=self._refetch,
+            enabled=policy.mode is TrustMode.OPEN,
+        )
+        self.entitlement.blocked = self.crosscheck.book.blocked
+        self._requests_to_owners.crosscheck = self.crosscheck.check_answer
 
     def observe_fills(self, observer: FillObserver) -> None:
         """Call ``observer`` with every upstream fetch this node makes (whnode.service.filllog)."""
@@ -250,6 +268,7 @@ class MenuService:
 
     async def aclose(self) -> None:
         """Cancel background work (refreshes, replication, hand-offs) and running fills."""
+        await self.crosscheck.aclose()
         await self._asks.aclose()
         await self._fills.aclose()
         await self._requests_to_owners.aclose()
@@ -309,6 +328,8 @@ class MenuService:
                 await opener.open(data, now_ms=now_ms, policy=self._policy, expected=dispensary_id)
             if keep:
                 self.entitlement.check(record, sender=sender)
+                if sender is not None:
+                    await self.crosscheck.on_put(record)
             return record
         except RecordError as exc:
             self._rejections[exc.reason] += 1
@@ -733,6 +754,18 @@ class MenuService:
                 fresh_until_ms=answer.record.fetched_at_ms + int(max_age * 1000),
             )
         return answer
+
+    async def _refetch(self, dispensary_id: str) -> SignedRecord:
+        """A fresh upstream record of this node's own (whnode.service.crosscheck resolves
+        conflicts with it): stored and replicated like any fill."""
+        for _ in range(2):  # a running fill joined may have taken a replica's record
+            answer = await self._fills.run(
+                dispensary_id,
+                lambda: self._fill(dispensary_id, FillReason.REFRESH, refresh=True),
+            )
+            if bytes(answer.record.publisher) == bytes(self._key.public_key):
+                break
+        return answer.record
 
     def _start_refresh(self, dispensary_id: str) -> None:
         """Refresh in the background unless a fill of this dispensary already runs."""

@@ -75,6 +75,8 @@ class EntitlementStatistics:
     """Records refused because their sender is neither an owner nor the publisher."""
     weak_ids: int
     """Records refused because their publisher's node id does not solve the id puzzle."""
+    refused_blocked: int
+    """Records refused because evidence blocks their publisher (whnode.service.evidence)."""
     remembered: int
     """Node ids currently remembered."""
 
@@ -106,6 +108,10 @@ class Entitlement:
         self._refused_publishers = 0
         self._refused_senders = 0
         self._weak_ids = 0
+        self._refused_blocked = 0
+        self.blocked: Callable[[bytes, str], bool] | None = None
+        """Whether evidence blocks a publisher (node id) for a dispensary
+        (whnode.service.evidence); its records are refused."""
 
     @property
     def enforced(self) -> bool:
@@ -208,6 +214,12 @@ class Entitlement:
             raise NotEntitled(
                 f"publisher {publisher.hex()[:12]} has a node id under the puzzle difficulty"
             )
+        if self.blocked is not None and self.blocked(publisher, record.dispensary_id):
+            self._refused_blocked += 1
+            raise NotEntitled(
+                f"publisher {publisher.hex()[:12]} is blocked for {record.dispensary_id} by "
+                "evidence of misbehaviour"
+            )
         if not self.is_entitled(publisher, key, hint):
             self._refused_publishers += 1
             raise NotEntitled(
@@ -235,5 +247,6 @@ class Entitlement:
             refused_publishers=self._refused_publishers,
             refused_senders=self._refused_senders,
             weak_ids=self._weak_ids,
+            refused_blocked=self._refused_blocked,
             remembered=len(self._seen),
         )

@@ -117,6 +117,7 @@ def remote_error(exc: PeerRefused, dispensary_id: str) -> Exception | None:
     return None
 
 
+CrossCheckAnswer = Callable[[SignedRecord, Contact, Sequence[Contact]], Awaitable[None]]
 Accept = Callable[[bytes], Awaitable[SignedRecord]]
 """Verifies a record received for the dispensary asked about (the service's acceptance)."""
 
@@ -155,6 +156,9 @@ class OwnerRequests:
         self.lookups: Counter[str] = Counter()
         """Owner lists by how they were made: ``awaited`` (a lookup waited for), ``reused``
         (a remembered answer), ``refreshed`` (background lookups)."""
+        self.crosscheck: CrossCheckAnswer | None = None
+        """Checks an owner's answer with another owner (whnode.service.crosscheck); raises
+        a RecordError to move on to the next owner."""
 
     async def aclose(self) -> None:
         """Cancel the background lookups."""
@@ -315,7 +319,10 @@ class OwnerRequests:
                 following = None  # this node holds nothing fresh: no hedge to itself
             request = _Request(dispensary_id, max_age, requested_at_ms, accept)
             try:
-                return await self._ask_one(request, contact, attempt, budget, following)
+                reply = await self._ask_one(request, contact, attempt, budget, following)
+                if self.crosscheck is not None:
+                    await self.crosscheck(reply.record, reply.contact, owners)
+                return reply
             except PeerRefused as exc:
                 error = remote_error(exc, dispensary_id)
                 if error is not None:
