@@ -22,24 +22,12 @@ from whnode.peer.evidence import fetch_evidence
 from whnode.peer.exceptions import PeerRefused
 from whnode.record.acceptance import open_record
 from whnode.record.keys import node_id_for, routing_key
-from whnode.record.signed import SignedRecord
 from whnode.service.evidence import EvidenceKind, decode_document, verify_evidence
-from whnode.store.types import StoredRecord
 from whnode.testing import forgery
 from whnode.testing.cluster import LocalCluster
 from whnode.testing.sandbox_fixture import SandboxHandle
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def _stored(record: SignedRecord) -> StoredRecord:
-    return StoredRecord(
-        dispensary_id=record.dispensary_id,
-        fetched_at_ms=record.fetched_at_ms,
-        content_hash=bytes(record.content_hash),
-        data=record.encoded,
-        decoded=record,
-    )
 
 
 async def test_a_ground_attacker_owner_is_refuted_by_the_cross_check_and_blocked(
@@ -63,14 +51,10 @@ async def test_a_ground_attacker_owner_is_refuted_by_the_cross_check_and_blocked
         await attacker.start()
         try:
             await asyncio.gather(*(node.dht.bootstrap([]) for node in cluster.nodes))
-            fake = forgery.forge(
-                forgery.fake_menu(open_record(honest.record)),
-                ground.key,
-                fetched_at_ms=attacker.service.now_ms() + 20_000,
-            )
-            # What a modified node serves: its fake, as its newest record.
-            await attacker.store.put(_stored(fake))
-            attacker.hot.put(_stored(fake))
+            fake_menu = forgery.fake_menu(open_record(honest.record))
+            fake = forgery.forge(fake_menu, ground.key, fetched_at_ms=attacker.service.now_ms())
+            # A modified node: it answers its fake (signed anew, always fresh) to every fill.
+            poisoner = forgery.Poisoner(attacker, ground.key, {dispensary: fake_menu})
             # It pushes the fake to the honest owners, which refuse it (another menu is
             # held for that time) and resolve the conflict with an upstream fetch.
             async with aiohttp.ClientSession() as session:
@@ -99,9 +83,15 @@ async def test_a_ground_attacker_owner_is_refuted_by_the_cross_check_and_blocked
             candidates = [node for node in cluster.nodes if node not in owners]
             firsts = [(await n.service._owner_list(dispensary))[0].node_id for n in candidates]
             requester = candidates[firsts.index(attacker_id)]
+            # no hedge: the attacker, slow on a busy machine, must not be overtaken by a
+            # hedge to the next owner (the cross-check is what is tested here)
+            requester.service._requests_to_owners.hedge_delay.floor = 0
+            requester.hot.discard(dispensary)  # node 0 read it before the attack
+            served = poisoner.served
             answer = await requester.service.get_menu(dispensary, max_age=60)
             assert answer.record.content_hash == honest.record.content_hash
             assert node_id_for(answer.record.publisher) != attacker_id
+            assert poisoner.served > served  # the attacker answered its fake
             outcomes = requester.service.crosscheck.statistics().outcomes
             assert outcomes.get("refuted") == 1, outcomes
             assert requester.service.crosscheck.book.blocked(attacker_id, dispensary)
@@ -115,6 +105,7 @@ async def test_a_ground_attacker_owner_is_refuted_by_the_cross_check_and_blocked
             assert evidence.kind is EvidenceKind.CONTRADICTION
             assert evidence.accused_id == attacker_id
             assert evidence.accused.encoded == fake.encoded
+            assert poisoner.served >= 1
             # A node that learns it (the reporter is an owner as it sees them) blocks the
             # attacker: the attacker's records are refused there, and counted.
             learner = next(n for n in cluster.nodes if n not in owners and n is not requester)
@@ -134,8 +125,9 @@ async def test_a_ground_attacker_owner_is_refuted_by_the_cross_check_and_blocked
 async def test_the_cross_check_agrees_with_an_honest_owner_at_one_rpc(
     tmp_path: Path, sandbox: SandboxHandle
 ) -> None:
-    """No attacker: the first answer of a record costs one history RPC, later answers of
-    the same record none, and nothing is blocked or fetched again."""
+    """No attacker: the first answer of a record costs one history RPC (two when the first
+    owner asked holds nothing yet), later answers of the same record none once an owner
+    agreed, and nothing is reported, blocked or fetched again."""
     dispensary = sandbox.tiny_dispensary
     async with LocalCluster(6, tmp_path, sandbox_url=sandbox.base_url) as cluster:
         await cluster.nodes[0].service.get_menu(dispensary, max_age=600)
@@ -143,11 +135,15 @@ async def test_the_cross_check_agrees_with_an_honest_owner_at_one_rpc(
         owners = cluster.owners(dispensary, 3)
         requester = next(node for node in cluster.nodes if node not in owners)
         first = await requester.service.get_menu(dispensary, max_age=600)
+        stats = requester.service.crosscheck.statistics()
+        assert stats.checks == 1
+        assert 1 <= stats.rpcs <= 2
+        assert set(stats.outcomes) <= {"agreed", "unconfirmed"}
         requester.hot.discard(dispensary)
         again = await requester.service.get_menu(dispensary, max_age=600)
         assert again.record.encoded == first.record.encoded
-        stats = requester.service.crosscheck.statistics()
-        assert (stats.checks, stats.rpcs, stats.outcomes) == (1, 1, {"agreed": 1})
+        if stats.outcomes == {"agreed": 1}:
+            assert requester.service.crosscheck.statistics() == stats
         for node in cluster.nodes:
             assert node.service.crosscheck.book.statistics().held == 0
             assert not node.service.crosscheck.statistics().resolutions

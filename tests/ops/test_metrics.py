@@ -34,7 +34,9 @@ from whnode.config import build_config
 from whnode.dht.statistics import DhtStatistics
 from whnode.node import Node
 from whnode.seed import SeedServer
+from whnode.service.crosscheck import CrossCheckStatistics
 from whnode.service.entitlement import EntitlementStatistics
+from whnode.service.evidence import EvidenceStatistics
 from whnode.service.types import ServiceStatistics
 from whnode.store.types import HotCacheStatistics, StoreStatistics
 from whnode.upstream.fetcher import FetcherStatistics
@@ -47,6 +49,8 @@ COMPONENTS: dict[str, type[Any]] = {
     "store": StoreStatistics,
     "dht": DhtStatistics,
     "entitlement": EntitlementStatistics,
+    "crosscheck": CrossCheckStatistics,
+    "evidence": EvidenceStatistics,
     "upstream": UpstreamHttpStatistics,
     "pool": ParsePoolStatistics,
     "fetcher": FetcherStatistics,

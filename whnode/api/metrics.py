@@ -546,6 +546,35 @@ FIGURES: Final[tuple[Figure, ...]] = (
         "Records refused: their publisher's node id is under the id-puzzle difficulty.",
     ),
     gauge("entitlement", "remembered", "Node ids remembered for deciding who may publish."),
+    counter(
+        "entitlement",
+        "refused_blocked",
+        "Records refused: evidence of misbehaviour blocks their publisher.",
+    ),
+    # Owner cross-check and evidence (whnode.service.crosscheck, whnode.service.evidence)
+    counter("crosscheck", "checks", "Owner answers cross-checked with a second owner."),
+    counter("crosscheck", "rpcs", "RPCs sent by the cross-check (history reads and reports)."),
+    counter(
+        "crosscheck",
+        "outcomes",
+        "Cross-check outcomes (agreed, unconfirmed, conflicts, refuted, upheld...).",
+        labels=("outcome",),
+    ),
+    counter(
+        "crosscheck",
+        "resolutions",
+        "Conflicts met as an owner and how they were resolved (fetches, contradicted...).",
+        labels=("step",),
+    ),
+    gauge("evidence", "held", "Pieces of evidence of misbehaviour held."),
+    gauge("evidence", "blocked_publishers", "Publishers blocked for every dispensary."),
+    gauge("evidence", "blocked_pairs", "Publishers blocked for one dispensary."),
+    counter(
+        "evidence",
+        "learned",
+        "Evidence learned, by kind (equivocation, contradiction, untrusted, invalid).",
+        labels=("kind",),
+    ),
     # API render cache (whnode.api.render.RenderCacheStatistics)
     counter("api_render_cache", "hits", "Menu renderings answered from the render cache."),
     counter("api_render_cache", "misses", "Menu renderings not found in the render cache."),

@@ -21,6 +21,7 @@ BENCHES = {
     "fidelity": "whnode.bench.fidelity",
     "flood": "whnode.bench.flood",
     "fuzz": "whnode.bench.fuzz",
+    "poison": "whnode.bench.poison",
 }
 """``whnode bench NAME`` runs ``main(argv) -> int`` of the module named here."""
 

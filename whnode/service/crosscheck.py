@@ -5,8 +5,9 @@
 of an owner). The first time this node receives a given record from an owner, it asks one
 other owner of the dispensary for its recent records (``GET /peer/v1/history``, one RPC):
 
-- the other owner holds the same menu (same content hash), or holds nothing: the answer
-  stands;
+- the other owner holds the same menu (same content hash): the answer stands, and the
+  record is not checked again; when it holds nothing, the next owner is asked (at most
+  ``MAX_CHECKERS`` owners), and when none holds anything the answer stands unconfirmed;
 - it holds another menu: a **conflict**. The requester sends the record it received to that
   owner (``POST /peer/v1/evidence/{dispensary}``, a second RPC). The owner resolves the
   conflict (below) and answers with the evidence it holds for the dispensary; the requester
@@ -55,12 +56,14 @@ from whnode.store.types import StoredRecord
 
 __all__ = ["ConflictingRecord", "CrossCheck", "CrossCheckStatistics", "Refuted"]
 
-HISTORY_LIMIT: Final = 4
-"""Records asked of the checking owner."""
+HISTORY_LIMIT: Final = 2
+"""Records asked of the checking owner (its newest two: a record and the one before it)."""
 RESOLVE_SECONDS: Final = 60.0
 """At most one resolving upstream fetch per dispensary per this many seconds."""
 CLOSE_MS: Final = 5_000
 """A claim dated this close before a fresh fetch that shows another menu is contradicted."""
+MAX_CHECKERS: Final = 2
+"""Owners asked in turn until one holds a record of the dispensary."""
 MAX_CONFIRMED: Final = 8192
 """Records remembered as already cross-checked."""
 
@@ -157,18 +160,24 @@ class CrossCheck:
         if key in self._confirmed:
             return
         skip = {answered_by.node_id, publisher, self._node_id}
-        checker = next((c for c in owners if c.node_id not in skip and not c.routing_only), None)
-        if checker is None:
+        candidates = [c for c in owners if c.node_id not in skip and not c.routing_only]
+        if not candidates:
             self._outcomes["no_checker"] += 1
             return
         self._checks += 1
-        self._rpcs += 1
-        try:
-            items = await self._peers.history(checker, dispensary_id, HISTORY_LIMIT)
-        except PeerError:
-            self._outcomes["checker_failed"] += 1
-            return
-        held = await self._verified(items, dispensary_id)
+        checker = candidates[0]
+        held: list[SignedRecord] = []
+        for checker in candidates[:MAX_CHECKERS]:
+            # the next owner is asked when one holds nothing (it may have just joined)
+            self._rpcs += 1
+            try:
+                items = await self._peers.history(checker, dispensary_id, HISTORY_LIMIT)
+            except PeerError:
+                self._outcomes["checker_failed"] += 1
+                continue
+            held = await self._verified(items, dispensary_id)
+            if held:
+                break
         for other in held:
             proof = equivocation(record, other)
             if proof is not None:
@@ -176,8 +185,7 @@ class CrossCheck:
                 self._outcomes["refuted"] += 1
                 raise Refuted(f"publisher {publisher.hex()[:12]} signed two menus for one snapshot")
         if not held:
-            self._outcomes["unconfirmed"] += 1
-            self._confirm(key)
+            self._outcomes["unconfirmed"] += 1  # not remembered: checked again next time
             return
         if any(bytes(other.content_hash) == bytes(record.content_hash) for other in held):
             self._outcomes["agreed"] += 1
@@ -279,7 +287,14 @@ class CrossCheck:
         and answer the evidence held for the dispensary."""
         self._resolutions["reports"] += 1
         record = await self._verify(data, dispensary_id)
-        if not self.book.blocked(bytes(node_id_for(record.publisher)), dispensary_id):
+        if self.book.blocked(bytes(node_id_for(record.publisher)), dispensary_id):
+            return self.book.document(dispensary_id)
+        held = await self._held(dispensary_id)
+        if not held:
+            self._resolutions["nothing_held"] += 1
+        elif any(bytes(other.content_hash) == bytes(record.content_hash) for other in held):
+            self._resolutions["agreed"] += 1  # e.g. the replica arrived meanwhile
+        else:
             await self._judge(record)
         return self.book.document(dispensary_id)
 

@@ -10,6 +10,8 @@ its time (dated ahead). whnode must refuse all of them where it matters (docs/dh
 from __future__ import annotations
 
 import dataclasses
+import time
+from typing import Any
 
 import lz4.frame
 
@@ -21,6 +23,7 @@ from whnode.record.signed import SignedRecord, sign_record
 
 __all__ = [
     "GrindResult",
+    "Poisoner",
     "fake_menu",
     "forge",
     "grind_key_near",
@@ -170,3 +173,50 @@ def xxh32_short(data: bytes, seed: int = 0) -> int:
     accumulator = accumulator * prime3 & mask
     accumulator ^= accumulator >> 16
     return accumulator
+
+
+class Poisoner:
+    """Makes a running node (``whnode.Node``) answer like a modified one: for every
+    dispensary in ``fakes`` its peer endpoints (fill, get, history) answer a fake menu
+    signed by ``signing_key`` with the fetch time of the moment (always fresh), whatever it
+    holds; everything else it does as an honest node. ``served`` counts the fakes answered.
+    """
+
+    def __init__(self, node: Any, signing_key: SigningKey, fakes: dict[str, Menu]) -> None:
+        from whnode.peer.routes import FillResult  # testing helper: keep record/ imports light
+
+        self.fakes = fakes
+        self.served = 0
+        service = node.service
+        honest_fill, honest_get, honest_history = (
+            service.peer_fill,
+            service.peer_get,
+            service.peer_history,
+        )
+
+        def fake(dispensary_id: str) -> SignedRecord | None:
+            menu = self.fakes.get(dispensary_id)
+            if menu is None:
+                return None
+            self.served += 1
+            return forge(menu, signing_key, fetched_at_ms=int(time.time() * 1000))
+
+        async def peer_fill(dispensary_id: str, *args: Any, **kwargs: Any) -> Any:
+            record = fake(dispensary_id)
+            if record is None:
+                return await honest_fill(dispensary_id, *args, **kwargs)
+            return FillResult(record.encoded, record.fetched_at_ms + 600_000, False, "store")
+
+        async def peer_get(dispensary_id: str, at_ms: int | None) -> bytes | None:
+            record = fake(dispensary_id)
+            return await honest_get(dispensary_id, at_ms) if record is None else record.encoded
+
+        async def peer_history(dispensary_id: str, limit: int) -> list[bytes]:
+            record = fake(dispensary_id)
+            if record is None:
+                return list(await honest_history(dispensary_id, limit))
+            return [record.encoded]
+
+        service.peer_fill = peer_fill
+        service.peer_get = peer_get
+        service.peer_history = peer_history
