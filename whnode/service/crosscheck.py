@@ -43,7 +43,7 @@ from whnode.abc import PeerTransport
 from whnode.dht import Contact
 from whnode.peer.evidence import fetch_evidence, report_conflict
 from whnode.peer.exceptions import PeerError
-from whnode.record.exceptions import DecodeError, NotEntitled, RecordError
+from whnode.record.exceptions import DecodeError, RecordError
 from whnode.record.keys import node_id_for
 from whnode.record.signed import SignedRecord, decode_record
 from whnode.service.evidence import (
@@ -52,6 +52,7 @@ from whnode.service.evidence import (
     contradiction,
     equivocation,
 )
+from whnode.service.exceptions import ConflictingRecord, Refuted
 from whnode.store.types import StoredRecord
 
 __all__ = ["ConflictingRecord", "CrossCheck", "CrossCheckStatistics", "Refuted"]
@@ -66,18 +67,6 @@ MAX_CHECKERS: Final = 2
 """Owners asked in turn until one holds a record of the dispensary."""
 MAX_CONFIRMED: Final = 8192
 """Records remembered as already cross-checked."""
-
-
-class Refuted(NotEntitled):
-    """An owner's answer whose publisher the cross-check found blocked for the dispensary."""
-
-    reason = "refuted_by_evidence"
-
-
-class ConflictingRecord(NotEntitled):
-    """A record PUT by a peer that conflicts with the record held (resolution pending)."""
-
-    reason = "conflicting_record"
 
 
 class Held(Protocol):
