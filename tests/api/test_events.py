@@ -178,7 +178,6 @@ async def test_heartbeats_and_a_clean_end_when_the_node_drains(snapshots: Snapsh
 
 async def test_refresh_ahead_asks_again_when_the_snapshot_expires() -> None:
     asked: list[float] = []
-    record_time = now_ms()
 
     async def get_menu(dispensary_id: str) -> MenuAnswer:
         asked.append(asyncio.get_running_loop().time())
@@ -208,5 +207,4 @@ async def test_refresh_ahead_asks_again_when_the_snapshot_expires() -> None:
     # never more often than once per freshness window (100 ms + 0.5 s margin)
     gaps = [b - a for a, b in itertools.pairwise(asked)]
     assert all(gap >= 0.19 for gap in gaps), gaps
-    del record_time
     await refresh.aclose()

@@ -107,10 +107,8 @@ class EventStreams:
         def on_snapshot(record: SignedRecord) -> None:
             try:
                 stream.queue.put_nowait(record)
-            except asyncio.QueueFull:
-                stream.dropped = True  # the handler ends the stream at its next turn
-                stream.queue = asyncio.Queue(1)
-                stream.queue.put_nowait(record)  # wakes the handler up
+            except asyncio.QueueFull:  # the handler is behind: it ends the stream next turn
+                stream.dropped = True
 
         previous, backlog = await self._backlog(request.headers.get("Last-Event-ID"), current)
         stop_listening = service.events.listen(dispensary_id, on_snapshot)
