@@ -29,8 +29,8 @@ import aiohttp
 
 from whnode.api.changes import summary_of
 from whnode.api.products import product_query_of
-from whnode.api.render import product_document
 from whnode.record.diff import MenuDiff, diff_menus
+from whnode.record.documents import product_document
 from whnode.record.model import parse_dispensary_id
 from whnode.record.query import select
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from whnode.api.render import product_document
+from whnode.record.documents import product_document
 from whnode.record.keys import SigningKey
 from whnode.record.model import Category, Lineage, Menu, Quantity, QuantityUnit
 from whnode.record.query import (
@@ -192,3 +192,18 @@ async def test_rebuild_indexes_each_newest_snapshot(tmp_path: Path) -> None:
     assert await index.rebuild(_records(MENUS)) == 0
     assert len(index) == len(MENUS)
     await index.aclose()
+
+
+def test_the_store_does_not_import_the_api() -> None:
+    """Layering: the index builds product documents from whnode.record, not whnode.api."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, whnode.store.search; "
+        "print(sorted(m for m in sys.modules if m.startswith('whnode.api') or m == 'aiohttp'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"

@@ -24,15 +24,13 @@ from typing import Any, Final
 from whnode.api.encoding import IDENTITY, compress
 from whnode.record.acceptance import open_record
 from whnode.record.codec import decompress_payload
+from whnode.record.documents import product_document
 from whnode.record.model import (
     CategoryStatistics,
     DropCount,
     Menu,
     MenuStatistics,
     ParseReport,
-    Potency,
-    PriceOption,
-    Product,
 )
 from whnode.record.signed import SignedRecord
 
@@ -74,36 +72,6 @@ def iso_time(millis: int) -> str:
     """Epoch milliseconds as an RFC 3339 UTC time with millisecond precision."""
     moment = dt.datetime.fromtimestamp(millis / 1000, tz=dt.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _potency(potency: Potency | None) -> dict[str, Any] | None:
-    if potency is None:
-        return None
-    return {"low": potency.low, "high": potency.high, "unit": potency.unit.value}
-
-
-def _price_option(option: PriceOption) -> dict[str, Any]:
-    return {
-        "quantity": {"amount": option.quantity.amount, "unit": option.quantity.unit.value},
-        "price_cents": option.price_cents,
-        "special_price_cents": option.special_price_cents,
-        "stock": option.stock,
-    }
-
-
-def product_document(product: Product) -> dict[str, Any]:
-    return {
-        "source_id": product.source_id,
-        "name": product.name,
-        "brand": product.brand,
-        "category": product.category.value,
-        "lineage": product.lineage.value,
-        "thc": _potency(product.thc),
-        "cbd": _potency(product.cbd),
-        "price_options": [_price_option(option) for option in product.price_options],
-        "image_url": product.image_url,
-        "description": product.description,
-    }
 
 
 def _category_statistics(item: CategoryStatistics) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from whnode.record.documents import product_document
 from whnode.record.model import Menu
 from whnode.record.query import (
     SIZE_TOLERANCE,
@@ -194,8 +195,6 @@ class SearchIndex:
         held = self._indexed.get(record.dispensary_id)
         if held is not None and held >= record.fetched_at_ms:
             return False
-        from whnode.api.render import product_document  # the documented JSON of a product
-
         documents = [product_document(product) for product in menu.products]
         rows = _rows(menu, documents)
         snapshot = (
