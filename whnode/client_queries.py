@@ -79,6 +79,8 @@ class SearchAnswer:
     partial: bool
     statuses: list[dict[str, Any]]
     verified: bool
+    total_exact: bool = True
+    """False: more than ``total`` products match (the node counts up to a cap)."""
 
 
 def _filters(filters: dict[str, Any]) -> dict[str, str]:
@@ -269,6 +271,7 @@ async def search(
             partial=bool(answer["partial"]),
             statuses=list(answer.get("dispensaries", [])),
             verified=verify,
+            total_exact=bool(answer.get("total_exact", True)),
         )
 
     return await client._failover(attempt)

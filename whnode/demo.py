@@ -736,7 +736,8 @@ async def _show_queries(url: str, sample: str, out: TextIO) -> None:
     try:
         async with Client(url) as client:
             found = await client.search(limit=3, sort="price_per_gram", category="flower")
-            out.write(f"search       cheapest flower per gram on {url} ({found.total} matches):\n")
+            total = f"{found.total}{'' if found.total_exact else '+'}"
+            out.write(f"search       cheapest flower per gram on {url} ({total} matches):\n")
             for dispensary_id, product in found.results:
                 per_gram = [
                     ((o["special_price_cents"] or o["price_cents"]) / o["quantity"]["amount"], o)

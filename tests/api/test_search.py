@@ -64,6 +64,7 @@ async def test_a_search_across_held_menus_pages_through_every_match(searching: A
         status, body = await _search(server, **params, **({"cursor": cursor} if cursor else {}))
         assert status == 200, body
         assert body["total"] == len(expected)
+        assert body["total_exact"] is True
         assert body["partial"] is False
         for result in body["results"]:
             seen.append((result["dispensary_id"], result["product"]["source_id"]))

@@ -302,7 +302,14 @@ def _schemas() -> dict[str, _Doc]:
         ),
         "SearchResults": _obj(
             {
-                "total": _int("Products that match, over all pages.", minimum=0),
+                "total": _int(
+                    "Products that match, over all pages, counted up to 1,000.", minimum=0
+                ),
+                "total_exact": {
+                    "type": "boolean",
+                    "description": "False: more than `total` products match (an app shows "
+                    "1,000+); `next_cursor` still tells whether a next page exists.",
+                },
                 "count": _int("Products on this page.", minimum=0),
                 "results": {
                     "type": "array",
@@ -332,7 +339,15 @@ def _schemas() -> dict[str, _Doc]:
                     ),
                 },
             },
-            required=["total", "count", "results", "records", "next_cursor", "partial"],
+            required=[
+                "total",
+                "total_exact",
+                "count",
+                "results",
+                "records",
+                "next_cursor",
+                "partial",
+            ],
             description="Products across dispensaries that match a query.",
         ),
         "Snapshot": _obj(

@@ -12,6 +12,10 @@ which holds the products of the newest snapshot of every dispensary the node sto
 - Without it: every dispensary whose indexed snapshot was fetched within ``max_age`` seconds
   (default ``DEFAULT_MAX_AGE_SECONDS``: menus older than that are not offered to a search).
 
+``total`` counts the matches up to ``whnode.store.search_query.TOTAL_CAP`` (1,000):
+beyond, ``total_exact`` is false and ``total`` is that cap (an app shows "1,000+"); whether a
+next page exists is always known (``next_cursor``).
+
 Each hit names its dispensary, and the answer names, per dispensary, the record its hits come
 from (publisher, content hash, fetch time), so a light client can fetch and check it. Pages:
 ``limit`` and an opaque ``cursor`` (position and a digest of the query); pages are read from
@@ -38,6 +42,7 @@ from whnode.api.problems import problem_for
 from whnode.api.products import PRODUCT_FILTERS, parse_limit_of, product_query_of
 from whnode.api.render import dumps
 from whnode.record.model import parse_dispensary_id
+from whnode.store.search import SearchHit
 
 __all__ = ["MAX_DISPENSARIES", "SearchHandlers"]
 
@@ -62,6 +67,23 @@ def _offset(text: str, digest: str) -> int:
     if offset > MAX_OFFSET:
         raise InvalidParameter("cursor", "not a cursor of this search (start again without it)")
     return int(offset)
+
+
+_RESULTS: Final = "\x00results\x00"
+"""Stands for the results in the answer's JSON until the hits' own JSON text replaces it."""
+_RESULTS_JSON: Final = b'"results":"\\u0000results\\u0000"'
+
+
+def _with_results(body: bytes, hits: list[SearchHit]) -> bytes:
+    """``body`` with the placeholder replaced by the hits: each hit's product JSON is the
+    index's text as stored, never decoded and encoded again. Only numbers precede
+    ``results`` in the answer, so its first occurrence is the placeholder."""
+    results = b",".join(
+        b'{"dispensary_id":%s,"product":%s}'
+        % (json.dumps(hit.dispensary_id).encode(), hit.document.encode())
+        for hit in hits
+    )
+    return body.replace(_RESULTS_JSON, b'"results":[' + results + b"]", 1)
 
 
 class SearchHandlers:
@@ -114,12 +136,11 @@ class SearchHandlers:
         end = offset + len(page.hits)
         document: dict[str, Any] = {
             "total": page.total,
+            "total_exact": page.total_exact,
             "count": len(page.hits),
-            "results": [
-                {"dispensary_id": hit.dispensary_id, "product": hit.product} for hit in page.hits
-            ],
+            "results": _RESULTS,
             "records": page.snapshots,
-            "next_cursor": _cursor(end, digest) if end < page.total else None,
+            "next_cursor": _cursor(end, digest) if page.more else None,
             "partial": statuses is not None and any(s["status"] != "ok" for s in statuses),
         }
         if statuses is not None:
@@ -128,7 +149,7 @@ class SearchHandlers:
         self.seconds.append(time.perf_counter() - started)
         del self.seconds[:-1024]
         return web.Response(
-            body=dumps(document),
+            body=_with_results(dumps(document), page.hits),
             headers={"Content-Type": JSON.content_type, "Cache-Control": "no-cache"},
         )
 

@@ -7,8 +7,8 @@ index and a service double: only the search route is measured), and sends ``--re
 searches drawn from a mix an app would send (words, a category with a price per gram bound
 sorted by price per gram, THC bounds, specials of a size, a brand, ...), ``--concurrency`` at
 a time from an aiohttp client in this process. Prints the index size and build time, then
-p50/p95/p99 of the answers by query kind and overall; goal p99 <= 50 ms.
-``--stress N`` runs N CPU-burning processes beside it.
+p50/p95/p99 of the answers by query kind and overall, with the load average before and after
+the measurement; goal p99 <= 50 ms. ``--stress N`` runs N CPU-burning processes beside it.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from whnode.record.keys import SigningKey
 from whnode.record.signed import sign_menu
 from whnode.service.events import SnapshotEvents
 from whnode.service.searchfeed import SearchFeed
-from whnode.store.search import SearchIndex
+from whnode.store.search import READERS, SearchIndex
 from whnode.testing.factories import make_menu
 
 __all__ = ["main"]
@@ -77,8 +77,9 @@ async def _bench(args: argparse.Namespace) -> bool:
         build = time.perf_counter() - started
         db_bytes = (Path(directory) / "search.sqlite3").stat().st_size
         print(
-            f"index: {args.menus} menus, {products:,} products, built in {build:.1f} s, "
-            f"{db_bytes / 2**20:.0f} MiB on disk"
+            f"index: {args.menus} menus, {products:,} products, built in {build:.1f} s "
+            f"({build / max(args.menus, 1) * 1000:.0f} ms a menu), "
+            f"{db_bytes / 2**20:.0f} MiB on disk; {READERS} reader threads"
         )
         context = _Context(feed)
         app = web.Application()
@@ -90,6 +91,7 @@ async def _bench(args: argparse.Namespace) -> bool:
         port = runner.addresses[0][1]
         latencies: dict[str, list[float]] = {kind: [] for kind in QUERIES}
         kinds = list(QUERIES)
+        load_before = os.getloadavg()[0]
         try:
             async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
                 for kind in kinds:  # warm up: one of each
@@ -112,6 +114,7 @@ async def _bench(args: argparse.Namespace) -> bool:
         finally:
             await runner.cleanup()
             await feed.aclose()
+    load_after = os.getloadavg()[0]
     everything = [value for values in latencies.values() for value in values]
     print(f"{'query':<20} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
     for kind, values in latencies.items():
@@ -123,6 +126,10 @@ async def _bench(args: argparse.Namespace) -> bool:
     print(
         f"{'all':<20} {len(everything):>5} {statistics.median(everything):>8.1f} "
         f"{_percentile(everything, 0.95):>8.1f} {p99:>8.1f}"
+    )
+    print(
+        f"{args.concurrency} in flight; load average {load_before:.1f} before, "
+        f"{load_after:.1f} after ({os.cpu_count()} CPUs)"
     )
     met = p99 <= GOAL_P99_MS
     print(f"goal: p99 <= {GOAL_P99_MS:.0f} ms: {'met' if met else 'NOT met'}")

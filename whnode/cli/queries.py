@@ -59,6 +59,7 @@ def _cmd_search(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         print_json(
             {
                 "total": answer.total,
+                "total_exact": answer.total_exact,
                 "partial": answer.partial,
                 "verified": answer.verified,
                 "results": [{"dispensary_id": d, "product": p} for d, p in answer.results],
@@ -70,7 +71,7 @@ def _cmd_search(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         prices = ", ".join(_price(option) for option in product["price_options"])
         sys.stdout.write(f"{dispensary_id:<32} {product['name'][:48]:<48} {prices}\n")
     sys.stdout.write(
-        f"{len(answer.results)} of {answer.total} matches"
+        f"{len(answer.results)} of {answer.total}{'' if answer.total_exact else '+'} matches"
         + (" (partial)" if answer.partial else "")
         + ("; checked against the signed records" if answer.verified else "")
         + "\n"

@@ -3,14 +3,21 @@
 A SQLite file of its own beside the store (``search.sqlite3`` in the data directory): it
 holds nothing that is not derived from the store, so it is rebuilt from the store's newest
 snapshots when it is missing, unreadable or of another schema version, and a node may delete
-it at any time. One thread does every call (``WorkerThreads``), never the event loop.
+it at any time. Writes go through one connection on one thread (``WorkerThreads``); queries
+run on ``READERS`` threads, each with a read-only connection of its own (WAL: readers never
+wait for the writer nor for each other), so concurrent searches do not queue behind one
+another. Never on the event loop.
 
 Tables: ``product`` (one row per product: dispensary, position, source id, folded name and
 brand, category, lineage, THC in percent at the middle of its range, lowest price paid,
-lowest price per gram, the product's JSON document), ``option`` (one row per price option:
-size, price paid, price per gram, special), ``product_text`` (FTS5 over the folded name and
-brand, for words), ``snapshot`` (the record each dispensary's rows come from). Ordinary
-indexes serve the dispensary, category and price conditions.
+lowest price per gram), ``product_doc`` (the product's JSON document as text, in three parts:
+what precedes its ``price_options`` array, the options' JSON joined by ``OPTION_SEPARATOR``,
+and what follows: an answer is put together from them without decoding any JSON),
+``option`` (one row per price option: size, price paid, price per gram, special, and its
+product's category), ``product_text`` (FTS5 over the folded
+name and brand, for words), ``snapshot`` (the record each dispensary's rows come from).
+Indexes on every sort key and filter let a query read only the top of its order
+(``whnode.store.search_query`` says how a query is answered).
 
 Queries follow ``whnode.record.query`` exactly (the same ``ProductQuery``; the tests compare
 the two on generated menus): words are prefixes of the folded words of the name or brand
@@ -24,7 +31,9 @@ import asyncio
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -32,9 +41,7 @@ from typing import Any, Final
 from whnode.record.documents import product_document
 from whnode.record.model import Menu
 from whnode.record.query import (
-    SIZE_TOLERANCE,
     ProductQuery,
-    SortKey,
     fold,
     price_cents,
     price_per_gram,
@@ -42,13 +49,19 @@ from whnode.record.query import (
     words_of,
 )
 from whnode.record.signed import SignedRecord
+from whnode.store.search_query import TOTAL_CAP, find
 from whnode.store.threads import WorkerThreads
 
 __all__ = ["SCHEMA_VERSION", "SearchHit", "SearchIndex", "SearchPage"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
+READERS: Final = 4
+"""Threads (each with a read-only connection) that answer searches at once."""
+READER_CACHE_KIB: Final = 16 * 1024
+READER_MMAP_BYTES: Final = 512 * 1024 * 1024
+"""Readers map the file: the pages they read are shared through the OS page cache."""
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS snapshot (
@@ -71,10 +84,19 @@ CREATE TABLE IF NOT EXISTS product (
     min_paid INTEGER NOT NULL,
     min_ppg REAL
 );
-CREATE TABLE IF NOT EXISTS product_doc (id INTEGER PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS product_doc (
+    id INTEGER PRIMARY KEY,
+    head TEXT NOT NULL,
+    options TEXT NOT NULL,
+    tail TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS product_dispensary ON product(dispensary_id);
-CREATE INDEX IF NOT EXISTS product_category ON product(category, min_paid);
-CREATE INDEX IF NOT EXISTS product_ppg ON product(min_ppg);
+CREATE INDEX IF NOT EXISTS product_name ON product(name_key, dispensary_id, source_id);
+CREATE INDEX IF NOT EXISTS product_category
+    ON product(category, name_key, dispensary_id, source_id);
+CREATE INDEX IF NOT EXISTS product_lineage ON product(lineage, name_key, dispensary_id, source_id);
+CREATE INDEX IF NOT EXISTS product_brand ON product(brand_key);
+CREATE INDEX IF NOT EXISTS product_thc ON product(thc);
 CREATE TABLE IF NOT EXISTS option (
     product_id INTEGER NOT NULL,
     idx INTEGER NOT NULL,
@@ -82,11 +104,17 @@ CREATE TABLE IF NOT EXISTS option (
     amount REAL NOT NULL,
     paid INTEGER NOT NULL,
     ppg REAL,
-    special INTEGER NOT NULL
+    special INTEGER NOT NULL,
+    category TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS option_product ON option(product_id);
-CREATE INDEX IF NOT EXISTS option_ppg ON option(ppg);
-CREATE INDEX IF NOT EXISTS option_size ON option(unit, amount);
+CREATE INDEX IF NOT EXISTS option_paid ON option(paid, product_id);
+CREATE INDEX IF NOT EXISTS option_ppg ON option(ppg, product_id);
+CREATE INDEX IF NOT EXISTS option_category_paid ON option(category, paid, product_id);
+CREATE INDEX IF NOT EXISTS option_category_ppg ON option(category, ppg, product_id);
+CREATE INDEX IF NOT EXISTS option_size ON option(unit, amount, special, paid, product_id);
+CREATE INDEX IF NOT EXISTS option_special_size
+    ON option(special, unit, amount, paid, product_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS product_text
     USING fts5(text, tokenize = 'unicode61 remove_diacritics 0');
 """
@@ -95,8 +123,15 @@ CREATE VIRTUAL TABLE IF NOT EXISTS product_text
 @dataclass(frozen=True, slots=True)
 class SearchHit:
     dispensary_id: str
-    product: dict[str, Any]
-    """The product's JSON document; ``price_options`` lists the matching options only."""
+    document: str
+    """The product's JSON document (compact JSON text, as the API answers it);
+    ``price_options`` lists the matching options only."""
+
+    @property
+    def product(self) -> dict[str, Any]:
+        """The product's JSON document, decoded."""
+        result: dict[str, Any] = json.loads(self.document)
+        return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +140,40 @@ class SearchPage:
     hits: list[SearchHit]
     snapshots: dict[str, dict[str, Any]]
     """Dispensary -> the record its hits come from (publisher, content hash, fetch time)."""
+    total_exact: bool = True
+    """False: more than ``total`` products match (totals are counted up to a cap)."""
+    more: bool = False
+    """A page follows this one."""
 
 
-_Row = tuple[tuple[Any, ...], list[tuple[Any, ...]], str]
-"""(product row, option rows, JSON document) of one product."""
+_Row = tuple[tuple[Any, ...], list[tuple[Any, ...]], tuple[str, str, str]]
+"""(product row, option rows, JSON document in three parts) of one product."""
+
+OPTION_SEPARATOR: Final = "\x1e"
+"""Joins the JSON of a product's options in ``product_doc``: JSON text never holds it raw
+(control characters in strings are escaped)."""
+_OPTIONS_KEY: Final = '"price_options":'
+
+
+def _dumps(document: object) -> str:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+
+def _document_parts(document: dict[str, Any]) -> tuple[str, str, str]:
+    """(text before the options array, the options' JSON joined, text after the array)."""
+    text = _dumps({**document, "price_options": []})
+    # a quote inside a string is escaped, so only the key itself reads '"price_options":[]'
+    head, tail = text.split(_OPTIONS_KEY + "[]", 1)
+    options = OPTION_SEPARATOR.join(_dumps(option) for option in document["price_options"])
+    return head + _OPTIONS_KEY, options, tail
+
+
+def _document(parts: tuple[str, str, str], kept: list[int] | None) -> str:
+    head, options, tail = parts
+    if kept is None:
+        return f"{head}[{options.replace(OPTION_SEPARATOR, ',')}]{tail}"
+    fragments = options.split(OPTION_SEPARATOR)
+    return f"{head}[{','.join(fragments[index] for index in kept)}]{tail}"
 
 
 def _rows(menu: Menu, documents: Sequence[dict[str, Any]]) -> list[_Row]:
@@ -125,6 +190,7 @@ def _rows(menu: Menu, documents: Sequence[dict[str, Any]]) -> list[_Row]:
                     paid,
                     price_per_gram(paid, option.quantity),
                     int(option.special_price_cents is not None),
+                    product.category.value,
                 )
             )
         per_gram = [row[4] for row in options if row[4] is not None]
@@ -143,7 +209,7 @@ def _rows(menu: Menu, documents: Sequence[dict[str, Any]]) -> list[_Row]:
                     min(per_gram) if per_gram else None,
                 ),
                 options,
-                json.dumps(document, ensure_ascii=False, separators=(",", ":")),
+                _document_parts(document),
             )
         )
     return rows
@@ -152,10 +218,16 @@ def _rows(menu: Menu, documents: Sequence[dict[str, Any]]) -> list[_Row]:
 class SearchIndex:
     """The search index of one node (see the module docstring)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readers: int = READERS, total_cap: int = TOTAL_CAP) -> None:
         self.path = path
+        self.total_cap = total_cap
         self._threads = WorkerThreads("whnode-search", 1)
         self._connection: sqlite3.Connection | None = None
+        self._reader_count = readers
+        self._pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         self._indexed: dict[str, int] = {}
         self.rebuilt = False
         self.queries = 0
@@ -164,8 +236,16 @@ class SearchIndex:
     async def open(self) -> None:
         self._threads.start(asyncio.get_running_loop())
         self._indexed = await self._threads.call(self._open_blocking)
+        self._pool = ThreadPoolExecutor(self._reader_count, thread_name_prefix="whnode-search-read")
 
     async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown)  # waits for the queries running
+            with self._readers_lock:
+                readers, self._readers = self._readers, []
+            for connection in readers:
+                connection.close()
         if self._connection is not None:
             await self._threads.call(self._close_blocking)
         self._threads.close()
@@ -220,9 +300,31 @@ class SearchIndex:
         offset: int,
     ) -> SearchPage:
         self.queries += 1
-        return await self._threads.call(self._search_blocking, query, dispensaries, limit, offset)
+        assert self._pool is not None, "SearchIndex.search before open"
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, self._search_blocking, query, dispensaries, limit, offset
+        )
 
-    # ------------------------------------------------------------------ on the thread
+    # ------------------------------------------------------------------ on the threads
+    def _reader(self) -> sqlite3.Connection:
+        """This reader thread's read-only connection (opened on its first query)."""
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(
+                f"{self.path.absolute().as_uri()}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,  # closed by aclose, after its thread has ended
+            )
+            connection.execute("PRAGMA query_only = ON")
+            connection.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB}")
+            connection.execute(f"PRAGMA mmap_size = {READER_MMAP_BYTES}")  # pages shared
+            connection.execute("PRAGMA temp_store = MEMORY")
+            with self._readers_lock:
+                self._readers.append(connection)
+            self._local.connection = connection
+        return connection
+
     def _open_blocking(self) -> dict[str, int]:
         try:
             return self._connect()
@@ -290,11 +392,12 @@ class SearchIndex:
                 )
                 product_id = cursor.lastrowid
                 connection.execute(
-                    "INSERT INTO product_doc (id, doc) VALUES (?, ?)", (product_id, document)
+                    "INSERT INTO product_doc (id, head, options, tail) VALUES (?, ?, ?, ?)",
+                    (product_id, *document),
                 )
                 connection.executemany(
-                    "INSERT INTO option (product_id, idx, unit, amount, paid, ppg, special) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO option (product_id, idx, unit, amount, paid, ppg, special, "
+                    "category) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [(product_id, *option) for option in options],
                 )
                 connection.execute(
@@ -314,113 +417,29 @@ class SearchIndex:
         limit: int,
         offset: int,
     ) -> SearchPage:
-        connection = self._connection
-        assert connection is not None
+        connection = self._reader()
         if dispensaries is not None and not dispensaries:
             return SearchPage(0, [], {})
-        where: list[str] = []
-        parameters: list[Any] = []
-
-        def among(column: str, values: Sequence[str]) -> None:
-            where.append(f"{column} IN ({', '.join('?' * len(values))})")
-            parameters.extend(values)
-
-        if dispensaries is not None:
-            among("p.dispensary_id", list(dispensaries))
-        if query.categories:
-            among("p.category", sorted(category.value for category in query.categories))
-        if query.lineages:
-            among("p.lineage", sorted(lineage.value for lineage in query.lineages))
-        if query.brands:
-            among("p.brand_key", sorted(query.brands))
-        if query.words:  # folded words: letters and digits only, safe inside quotes
-            match = " AND ".join(f'"{word}"*' for word in query.words)
-            where.append("p.id IN (SELECT rowid FROM product_text WHERE product_text MATCH ?)")
-            parameters.append(match)
-        if query.min_thc is not None:
-            where.append("p.thc IS NOT NULL AND p.thc >= ?")
-            parameters.append(query.min_thc)
-        if query.max_thc is not None:
-            where.append("p.thc IS NOT NULL AND p.thc <= ?")
-            parameters.append(query.max_thc)
-        option_conditions: list[str] = []
-        option_parameters: list[Any] = []
-        if query.max_price_cents is not None:
-            option_conditions.append("o.paid <= ?")
-            option_parameters.append(query.max_price_cents)
-        if query.max_price_per_gram_cents is not None:
-            option_conditions.append("o.ppg IS NOT NULL AND o.ppg <= ?")
-            option_parameters.append(query.max_price_per_gram_cents)
-        if query.on_special is not None:
-            option_conditions.append("o.special = ?")
-            option_parameters.append(int(query.on_special))
-        if query.size is not None:
-            option_conditions.append("o.unit = ? AND abs(o.amount - ?) <= ?")
-            option_parameters.extend(
-                (query.size.unit.value, query.size.amount, SIZE_TOLERANCE * query.size.amount)
+        found = find(connection, query, dispensaries, limit, offset, total_cap=self.total_cap)
+        ids = [row[0] for row in found.rows]
+        documents = {
+            row[0]: row[1:]
+            for row in connection.execute(
+                "SELECT id, head, options, tail FROM product_doc "
+                f"WHERE id IN ({', '.join('?' * len(ids))})",
+                ids,
             )
-        condition = " AND ".join(where) or "1"
-        direction = "DESC" if query.descending else "ASC"
-        if option_conditions:
-            # the matching options drive the query: one pass over the option rows that pass
-            # (their indexes), grouped by product, joined to the product conditions
-            source = (
-                "(SELECT o.product_id AS id, MIN(o.paid) AS paid, MIN(o.ppg) AS ppg, "
-                "group_concat(o.idx) AS kept FROM option o WHERE "
-                + " AND ".join(option_conditions)
-                + " GROUP BY o.product_id) m JOIN product p ON p.id = m.id"
+        }
+        hits = [
+            SearchHit(
+                dispensary_id,
+                _document(
+                    documents[product_id],
+                    None if found.kept is None else found.kept[product_id],
+                ),
             )
-            source_parameters: list[Any] = option_parameters
-            kept, paid, ppg = "m.kept", "m.paid", "m.ppg"
-        else:
-            source, source_parameters = "product p", []
-            kept, paid, ppg = "NULL", "p.min_paid", "p.min_ppg"
-        if query.sort is SortKey.NAME:
-            value = "NULL"
-            order = f"p.name_key {direction}, p.dispensary_id {direction}, p.source_id {direction}"
-        else:
-            value = {SortKey.PRICE: paid, SortKey.PRICE_PER_GRAM: ppg, SortKey.THC: "p.thc"}[
-                query.sort
-            ]
-            order = (
-                f"(sort_value IS NULL), sort_value {direction}, "
-                "p.name_key, p.dispensary_id, p.source_id"
-            )
-        rows = connection.execute(
-            f"SELECT p.id, p.dispensary_id, {kept} AS kept, {value} AS sort_value, "
-            f"COUNT(*) OVER () AS total FROM {source} WHERE {condition} "
-            f"ORDER BY {order} LIMIT ? OFFSET ?",
-            [*source_parameters, *parameters, limit, offset],
-        ).fetchall()
-        if rows:
-            total = rows[0][4]
-        else:
-            total = connection.execute(
-                f"SELECT COUNT(*) FROM {source} WHERE {condition}",
-                [*source_parameters, *parameters],
-            ).fetchone()[0]
-        documents = (
-            dict(
-                connection.execute(
-                    f"SELECT id, doc FROM product_doc WHERE id IN ({', '.join('?' * len(rows))})",
-                    [row[0] for row in rows],
-                )
-            )
-            if rows
-            else {}
-        )
-        rows = [(row[1], documents[row[0]], row[2], row[3]) for row in rows]
-        hits = []
-        for dispensary_id, document_text, kept_text, _ in rows:
-            document = json.loads(document_text)
-            if kept_text is not None:
-                indexes = {int(index) for index in kept_text.split(",")}
-                document["price_options"] = [
-                    option
-                    for index, option in enumerate(document["price_options"])
-                    if index in indexes
-                ]
-            hits.append(SearchHit(dispensary_id, document))
+            for product_id, dispensary_id in found.rows
+        ]
         named = sorted({hit.dispensary_id for hit in hits})
         snapshots: dict[str, dict[str, Any]] = {}
         if named:
@@ -435,4 +454,4 @@ class SearchIndex:
                     "fetched_at_ms": row[1],
                     "size_bytes": row[4],
                 }
-        return SearchPage(total, hits, snapshots)
+        return SearchPage(found.total, hits, snapshots, found.exact, found.more)
