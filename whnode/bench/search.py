@@ -83,7 +83,7 @@ async def _bench(args: argparse.Namespace) -> bool:
         )
         context = _Context(feed)
         app = web.Application()
-        add_public_routes(app, context)  # type: ignore[arg-type]
+        api = add_public_routes(app, context)  # type: ignore[arg-type]
         runner = http_runner(app, ConnectionLimits())
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -100,6 +100,8 @@ async def _bench(args: argparse.Namespace) -> bool:
                         await response.read()
                 queue = [kinds[i % len(kinds)] for i in range(args.requests)]
                 rng.shuffle(queue)
+                api.searches.seconds.clear()
+                cpu_started, wall_started = time.process_time(), time.perf_counter()
 
                 async def worker() -> None:
                     while queue:
@@ -111,6 +113,9 @@ async def _bench(args: argparse.Namespace) -> bool:
                         latencies[kind].append((time.perf_counter() - began) * 1000)
 
                 await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+                cpu = time.process_time() - cpu_started
+                wall = time.perf_counter() - wall_started
+                handled = [seconds * 1000 for seconds in api.searches.seconds]
         finally:
             await runner.cleanup()
             await feed.aclose()
@@ -126,6 +131,12 @@ async def _bench(args: argparse.Namespace) -> bool:
     print(
         f"{'all':<20} {len(everything):>5} {statistics.median(everything):>8.1f} "
         f"{_percentile(everything, 0.95):>8.1f} {p99:>8.1f}"
+    )
+    print(
+        f"in the handler (parse, query, answer; no HTTP): p50 {statistics.median(handled):.1f} "
+        f"p99 {_percentile(handled, 0.99):.1f} ms (last {len(handled)}); this process used "
+        f"{cpu / len(everything) * 1000:.1f} ms of CPU a search (server and client), "
+        f"{len(everything) / wall:.0f} searches/s"
     )
     print(
         f"{args.concurrency} in flight; load average {load_before:.1f} before, "
