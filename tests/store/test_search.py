@@ -206,18 +206,32 @@ async def test_concurrent_searches_run_beside_an_update(tmp_path: Path) -> None:
         ProductQuery(words=("og",)),
         ProductQuery(sort=SortKey.THC, descending=True, on_special=True),
     ]
-    newer = evolve_menu(MENUS[1], 5, MENUS[1].fetched_at_ms + 1000, change=1.0)
-    before = [reference(query, MENUS) for query in queries]
-    after = [reference(query, [MENUS[0], newer, *MENUS[2:]]) for query in queries]
+    versions = [MENUS[1]]
+    for step in range(1, 5):
+        versions.append(evolve_menu(versions[-1], step, MENUS[1].fetched_at_ms + step, change=1.0))
+    states = [
+        [
+            [(d, s) for d, s, _ in reference(query, [MENUS[0], version, *MENUS[2:]])]
+            for version in versions
+        ]
+        for query in queries
+    ]
+    updating = True
 
-    async def one(number: int) -> tuple[int, list[tuple[str, str]]]:
-        page = await index.search(queries[number % 4], dispensaries=None, limit=500, offset=0)
-        return number % 4, [(hit.dispensary_id, hit.product["source_id"]) for hit in page.hits]
+    async def searching(kind: int) -> int:
+        count = 0
+        while updating or count < 3:
+            page = await index.search(queries[kind], dispensaries=None, limit=500, offset=0)
+            got = [(hit.dispensary_id, hit.product["source_id"]) for hit in page.hits]
+            assert got in states[kind]
+            count += 1
+        return count
 
-    searches = [asyncio.ensure_future(one(number)) for number in range(24)]
-    assert await index.update(sign_menu(newer, KEY), newer)
-    for kind, got in await asyncio.gather(*searches):
-        assert got in ([(d, s) for d, s, _ in before[kind]], [(d, s) for d, s, _ in after[kind]])
+    searches = [asyncio.ensure_future(searching(number % 4)) for number in range(8)]
+    for version in versions[1:]:
+        assert await index.update(sign_menu(version, KEY), version)
+    updating = False
+    assert sum(await asyncio.gather(*searches)) >= 24
     await index.aclose()
 
 

@@ -417,9 +417,23 @@ class SearchIndex:
         limit: int,
         offset: int,
     ) -> SearchPage:
-        connection = self._reader()
         if dispensaries is not None and not dispensaries:
             return SearchPage(0, [], {})
+        connection = self._reader()
+        connection.execute("BEGIN")  # one snapshot for every statement of this search
+        try:
+            return self._page(connection, query, dispensaries, limit, offset)
+        finally:
+            connection.execute("COMMIT")
+
+    def _page(
+        self,
+        connection: sqlite3.Connection,
+        query: ProductQuery,
+        dispensaries: Sequence[str] | None,
+        limit: int,
+        offset: int,
+    ) -> SearchPage:
         found = find(connection, query, dispensaries, limit, offset, total_cap=self.total_cap)
         ids = [row[0] for row in found.rows]
         documents = {
