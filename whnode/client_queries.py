@@ -31,7 +31,7 @@ from whnode.api.changes import summary_of
 from whnode.api.products import product_query_of
 from whnode.record.diff import MenuDiff, diff_menus
 from whnode.record.documents import product_document
-from whnode.record.model import parse_dispensary_id
+from whnode.record.model import Menu, parse_dispensary_id
 from whnode.record.query import select
 
 if TYPE_CHECKING:
@@ -43,7 +43,9 @@ __all__ = [
     "SearchAnswer",
     "changes",
     "events",
+    "filter_params",
     "products",
+    "results_belong",
     "search",
 ]
 
@@ -83,7 +85,8 @@ class SearchAnswer:
     """False: more than ``total`` products match (the node counts up to a cap)."""
 
 
-def _filters(filters: dict[str, Any]) -> dict[str, str]:
+def filter_params(filters: dict[str, Any]) -> dict[str, str]:
+    """Keyword filters as query parameters (booleans as true/false; None left out)."""
     params: dict[str, str] = {}
     for name, value in filters.items():
         if value is None:
@@ -132,7 +135,7 @@ async def products(
     from whnode.client import NodeBadAnswer
 
     dispensary_id = parse_dispensary_id(dispensary_id)
-    params = _filters(filters)
+    params = filter_params(filters)
     query = product_query_of(params)
     base = {**params, "limit": str(page_size)}
     if max_age is not None:
@@ -242,7 +245,7 @@ async def search(
     ``verify``, each checked against the verified snapshot of its dispensary."""
     from whnode.client import NodeBadAnswer
 
-    params = _filters(filters)
+    params = filter_params(filters)
     params["limit"] = str(limit)
     if dispensaries is not None:
         params["dispensaries"] = ",".join(parse_dispensary_id(d) for d in dispensaries)
@@ -257,14 +260,8 @@ async def search(
                 menu = await client.get_menu(dispensary_id, at=int(named["fetched_at_ms"]))
                 if bytes(menu.record.content_hash).hex() != named["content_hash"]:
                     raise NodeBadAnswer("a snapshot named is not the one served", node=node)
-                held = [product_document(p) for p in menu.menu.products]
-                for result_dispensary, document in results:
-                    if result_dispensary != dispensary_id:
-                        continue
-                    if not any(_is_narrowed(document, full) for full in held):
-                        raise NodeBadAnswer(
-                            f"a result is not a product of {dispensary_id}", node=node
-                        )
+                if not results_belong(results, dispensary_id, menu.menu):
+                    raise NodeBadAnswer(f"a result is not a product of {dispensary_id}", node=node)
         return SearchAnswer(
             results=results,
             total=int(answer["total"]),
@@ -275,6 +272,18 @@ async def search(
         )
 
     return await client._failover(attempt)
+
+
+def results_belong(
+    results: list[tuple[str, dict[str, Any]]], dispensary_id: str, menu: Menu
+) -> bool:
+    """Every result of ``dispensary_id`` is, option for option, a product of ``menu``."""
+    held = [product_document(product) for product in menu.products]
+    return all(
+        any(_is_narrowed(document, full) for full in held)
+        for result_dispensary, document in results
+        if result_dispensary == dispensary_id
+    )
 
 
 def _is_narrowed(document: dict[str, Any], full: dict[str, Any]) -> bool:

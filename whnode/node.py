@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +53,9 @@ from whnode.upstream.sources import SourcesConfig
 
 if TYPE_CHECKING:
     from whnode.api.app import PublicApi
+    from whnode.client import VerifiedMenu
+    from whnode.client_queries import ChangeAnswer, ProductAnswer, SearchAnswer
+    from whnode.node_queries import NodeQueries
 
 __all__ = ["Node"]
 
@@ -119,7 +122,8 @@ class Node(AsyncService):
         self._lock = DataDirLock(Path(config.node.data_dir))
         self._api_url: str | None = None
         self._draining = False
-        self.search: SearchFeed | None = None
+        self.search_feed: SearchFeed | None = None
+        self._queries: NodeQueries | None = None
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -227,7 +231,7 @@ class Node(AsyncService):
                 search = SearchFeed(SearchIndex(data_dir / "search.sqlite3"), self.service.events)
                 await search.index.open()
                 search.start(self._store.iter_newest())
-                self.search = search
+                self.search_feed = search
             seeds, pins = self._seed_plan()
             LOG.debug(
                 "joining through %d seed(s) %s; store %s holds %d snapshot(s)",
@@ -323,8 +327,33 @@ class Node(AsyncService):
 
         return add_public_routes(self.app, self)
 
+    # ------------------------------------------------------------------ queries
+    # products(), changes(), events(), search(): as whnode.Client's, in-process
+    # (whnode/node_queries.py)
+    @property
+    def queries(self) -> NodeQueries:
+        if self._queries is None:
+            from whnode.node_queries import NodeQueries
+
+            self._queries = NodeQueries(self)
+        return self._queries
+
+    async def products(self, dispensary_id: str, **options: Any) -> ProductAnswer:
+        return await self.queries.products(dispensary_id, **options)
+
+    async def changes(self, dispensary_id: str, since: int | str, **options: Any) -> ChangeAnswer:
+        return await self.queries.changes(dispensary_id, since, **options)
+
+    def events(self, dispensary_id: str) -> AsyncGenerator[VerifiedMenu, None]:
+        return self.queries.events(dispensary_id)
+
+    async def search(self, **options: Any) -> SearchAnswer:
+        return await self.queries.search(**options)
+
     async def aclose(self, drain_timeout: float | None = None) -> None:
         """Drain in-flight requests, then stop everything. Safe to call twice."""
+        if self._queries is not None:
+            await self._queries.aclose()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             if drain_timeout is not None:
@@ -352,9 +381,9 @@ class Node(AsyncService):
         if self._pool is not None and self._pool is not self._given_pool:
             await self._pool.aclose()
         self._pool = None
-        if self.search is not None:
-            await self.search.aclose()
-            self.search = None
+        if self.search_feed is not None:
+            await self.search_feed.aclose()
+            self.search_feed = None
         if self._store is not None:
             await self._store.aclose()
             self._store = None

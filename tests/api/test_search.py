@@ -37,7 +37,7 @@ async def searching(tmp_path: Path, signing_key: SigningKey) -> AsyncIterator[An
     # the service can get this one (from "the network"), but it is not indexed yet
     service.add(make_record(menus[ELSEWHERE], signing_key))
     context = ContextDouble(service)
-    context.search = feed  # type: ignore[attr-defined]
+    context.search_feed = feed  # type: ignore[attr-defined]
     async with ApiServer(context) as server:
         yield server, service, menus, feed
     await feed.aclose()

@@ -75,7 +75,7 @@ async def test_client_queries_are_checked_against_the_signed_records(
             assert changed.old.record.fetched_at_ms == whole.record.fetched_at_ms
             assert changed.new.record.fetched_at_ms > whole.record.fetched_at_ms
             for _ in range(100):
-                if node.search is not None and node.search.index.indexed_at(dispensary):
+                if node.search_feed is not None and node.search_feed.index.indexed_at(dispensary):
                     break
                 await asyncio.sleep(0.05)
             found = await client.search(limit=500)

@@ -32,9 +32,9 @@ async def test_a_filled_menu_is_queried_diffed_streamed_and_searched(
         assert page["total"] == menu["product_count"]
         assert page["record"]["content_hash"] == menu["record"]["content_hash"]
         # the fill reached the search index: the search finds the same products
-        assert node.search is not None
+        assert node.search_feed is not None
         for _ in range(100):
-            if node.search.index.indexed_at(dispensary) == menu["fetched_at_ms"]:
+            if node.search_feed.index.indexed_at(dispensary) == menu["fetched_at_ms"]:
                 break
             await asyncio.sleep(0.05)
         async with session.get(f"{base}/v1/search", params={"limit": "500"}) as response:

@@ -30,8 +30,8 @@ async def test_search_changes_and_watch_commands(tmp_path: Path, sandbox: Sandbo
     async with LocalCluster(1, tmp_path, sandbox_url=sandbox.base_url) as cluster:
         node = cluster.nodes[0]
         first = await node.service.get_menu(dispensary)
-        assert node.search is not None
-        await node.search.ensure(first.record)
+        assert node.search_feed is not None
+        await node.search_feed.ensure(first.record)
         code, out, err = await whnode("search", "--node", node.http_url, "--format", "json")
         assert code == 0, err
         answer = json.loads(out)

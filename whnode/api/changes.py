@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from whnode.api.context import ApiContext, service_of
+from whnode.api.context import ApiContext, MenuReader, service_of
 from whnode.api.exceptions import InvalidParameter
 from whnode.api.menus import JSON, answer_headers, not_modified
 from whnode.api.opened import OpenedMenus
@@ -32,8 +32,9 @@ from whnode.record.diff import MenuDiff, diff_menus
 from whnode.record.model import Menu, Potency, Quantity, parse_dispensary_id
 from whnode.record.signed import SignedRecord
 from whnode.service.exceptions import MenuNotFound
+from whnode.service.types import MenuAnswer
 
-__all__ = ["KEPT_DIFFS", "ChangeHandlers", "diff_document"]
+__all__ = ["KEPT_DIFFS", "ChangeHandlers", "diff_document", "parse_since", "snapshots_since"]
 
 KEPT_DIFFS: Final = 64
 """Diff documents kept (per pair of snapshots and ``full``), most recently used last."""
@@ -129,28 +130,16 @@ class ChangeHandlers:
         values = single_values(request.query, ("since", "max_age", "full"))
         if "since" not in values:
             raise InvalidParameter("since", "required: epoch ms, an ISO-8601 time or an ETag")
-        since = values["since"]
-        etag = _ETAG.fullmatch(since)
-        since_ms = int(etag["ms"]) if etag is not None else parse_at_since(since)
+        since = parse_since(values["since"])
         max_age = parse_max_age(values["max_age"]) if "max_age" in values else None
         full = _BOOLEANS.get(values.get("full", "false").lower())
         if full is None:
             raise InvalidParameter("full", "expected true or false")
         negotiate(request.headers.get("Accept"), (JSON,))
-        service = service_of(self._context)
-        current = await service.get_menu(dispensary_id, max_age=max_age)
-        try:
-            then = await service.get_menu(dispensary_id, at_ms=since_ms)
-        except MenuNotFound:
-            raise MenuNotFound(
-                f"no snapshot of {dispensary_id} from before {since_ms} is held",
-                dispensary_id=dispensary_id,
-            ) from None
-        old, new = then.record, current.record
-        if etag is not None and bytes(old.content_hash).hex()[:24] != etag["hash"]:
-            raise InvalidParameter("since", "the snapshot this ETag names is no longer held")
-        if old.fetched_at_ms > new.fetched_at_ms:
-            old = new  # since is after the newest snapshot: nothing changed
+        current, old = await snapshots_since(
+            service_of(self._context), dispensary_id, since, max_age
+        )
+        new = current.record
         headers = answer_headers(
             current, f"changes-{bytes(old.content_hash).hex()[:12]}-{int(full)}"
         )
@@ -189,6 +178,42 @@ class ChangeHandlers:
         started = time.thread_time()
         body = dumps(diff_document(diff_menus(before, after), old, new, full=full))
         return body, time.thread_time() - started
+
+
+def parse_since(text: str) -> tuple[int, str | None]:
+    """``since`` (epoch ms, an ISO-8601 time or an ETag) as (epoch ms, the ETag's hash
+    prefix or None); raises InvalidParameter."""
+    etag = _ETAG.fullmatch(text)
+    if etag is not None:
+        return int(etag["ms"]), etag["hash"]
+    return parse_at_since(text), None
+
+
+async def snapshots_since(
+    service: MenuReader,
+    dispensary_id: str,
+    since: tuple[int, str | None],
+    max_age: float | None,
+) -> tuple[MenuAnswer, SignedRecord]:
+    """(the current snapshot's answer, the snapshot current at ``since``, from
+    ``parse_since``): the two a diff compares, for ``GET /v1/menus/{id}/changes`` and
+    ``whnode.Node.changes``. Raises MenuNotFound when nothing that old is held; when
+    ``since`` is after the current snapshot, both are the current one."""
+    since_ms, etag_hash = since
+    current = await service.get_menu(dispensary_id, max_age=max_age)
+    try:
+        then = await service.get_menu(dispensary_id, at_ms=since_ms)
+    except MenuNotFound:
+        raise MenuNotFound(
+            f"no snapshot of {dispensary_id} from before {since_ms} is held",
+            dispensary_id=dispensary_id,
+        ) from None
+    old = then.record
+    if etag_hash is not None and bytes(old.content_hash).hex()[:24] != etag_hash:
+        raise InvalidParameter("since", "the snapshot this ETag names is no longer held")
+    if old.fetched_at_ms > current.record.fetched_at_ms:
+        old = current.record  # since is after the newest snapshot: nothing changed
+    return current, old
 
 
 def parse_at_since(text: str) -> int:

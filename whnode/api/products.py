@@ -285,14 +285,14 @@ class ProductHandlers:
             "record": record_document(record),
             "total": len(matches),
             "count": len(page),
-            "products": [_match_document(match) for match in page],
+            "products": [match_document(match) for match in page],
             "next_cursor": next_cursor,
         }
         headers["Content-Type"] = JSON.content_type
         return web.Response(body=dumps(document), headers=headers)
 
 
-def _match_document(match: ProductMatch) -> dict[str, Any]:
+def match_document(match: ProductMatch) -> dict[str, Any]:
     document = product_document(match.product)
     if len(match.options) != len(match.product.price_options):
         kept = set(map(id, match.options))

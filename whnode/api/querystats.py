@@ -28,7 +28,7 @@ class QueryStatistics:
 
 def query_statistics(api: Any) -> QueryStatistics:
     """The counters of ``api`` (a ``PublicApi``) and of its context's search index."""
-    feed = getattr(api.context, "search", None)
+    feed = getattr(api.context, "search_feed", None)
     index = None if feed is None else feed.index
     return QueryStatistics(
         product_queries=api.products.queries,

@@ -29,6 +29,7 @@ import asyncio
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from typing import Any, Final
 
 from aiohttp import web
@@ -42,9 +43,10 @@ from whnode.api.problems import problem_for
 from whnode.api.products import PRODUCT_FILTERS, parse_limit_of, product_query_of
 from whnode.api.render import dumps
 from whnode.record.model import parse_dispensary_id
+from whnode.record.query import ProductQuery
 from whnode.store.search import SearchHit
 
-__all__ = ["MAX_DISPENSARIES", "SearchHandlers"]
+__all__ = ["MAX_DISPENSARIES", "PARAMETERS", "Search", "SearchHandlers", "parse_search"]
 
 MAX_DISPENSARIES: Final = 50
 SEARCH_CONCURRENCY: Final = 8
@@ -67,6 +69,40 @@ def _offset(text: str, digest: str) -> int:
     if offset > MAX_OFFSET:
         raise InvalidParameter("cursor", "not a cursor of this search (start again without it)")
     return int(offset)
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """A search's parameters, checked."""
+
+    query: ProductQuery
+    limit: int
+    offset: int
+    digest: str
+    max_age: float | None
+    listed: list[str] | None
+    """The ``dispensaries=`` listed, without repeats; None: the held menus."""
+
+
+def parse_search(values: dict[str, str]) -> Search:
+    """The parameters of ``GET /v1/search`` (each given once); raises InvalidParameter."""
+    query = product_query_of(values)
+    limit = parse_limit_of(values)
+    digest = _digest(values)
+    offset = _offset(values["cursor"], digest) if "cursor" in values else 0
+    max_age = parse_max_age(values["max_age"]) if "max_age" in values else None
+    listed: list[str] | None = None
+    if "dispensaries" in values:
+        items = [item.strip() for item in values["dispensaries"].split(",") if item.strip()]
+        if not items or len(items) > MAX_DISPENSARIES:
+            raise InvalidParameter(
+                "dispensaries", f"expected 1 to {MAX_DISPENSARIES} dispensary ids"
+            )
+        try:
+            listed = list(dict.fromkeys(parse_dispensary_id(item) for item in items))
+        except Exception as exc:
+            raise InvalidParameter("dispensaries", str(exc)) from None
+    return Search(query, limit, offset, digest, max_age, listed)
 
 
 _RESULTS: Final = "\x00results\x00"
@@ -94,7 +130,7 @@ class SearchHandlers:
         """Durations of the latest searches (for the latency figures), at most 1,024."""
 
     def _feed(self) -> Any:
-        feed = getattr(self._context, "search", None)
+        feed = getattr(self._context, "search_feed", None)
         if feed is None:
             raise NodeNotReady("this node keeps no search index (a routing-only node)")
         return feed
@@ -102,56 +138,48 @@ class SearchHandlers:
     async def search(self, request: web.Request) -> web.StreamResponse:
         """GET /v1/search"""
         started = time.perf_counter()
-        values = single_values(request.query, PARAMETERS)
-        query = product_query_of(values)
-        limit = parse_limit_of(values)
-        digest = _digest(values)
-        offset = _offset(values["cursor"], digest) if "cursor" in values else 0
-        max_age = parse_max_age(values["max_age"]) if "max_age" in values else None
-        listed: list[str] | None = None
-        among: list[str] | None
-        if "dispensaries" in values:
-            items = [item.strip() for item in values["dispensaries"].split(",") if item.strip()]
-            if not items or len(items) > MAX_DISPENSARIES:
-                raise InvalidParameter(
-                    "dispensaries", f"expected 1 to {MAX_DISPENSARIES} dispensary ids"
-                )
-            try:
-                listed = list(dict.fromkeys(parse_dispensary_id(item) for item in items))
-            except Exception as exc:
-                raise InvalidParameter("dispensaries", str(exc)) from None
+        search = parse_search(single_values(request.query, PARAMETERS))
         negotiate(request.headers.get("Accept"), (JSON,))
+        document, hits = await self.run(search)
+        self.seconds.append(time.perf_counter() - started)
+        del self.seconds[:-1024]
+        return web.Response(
+            body=_with_results(dumps(document), hits),
+            headers={"Content-Type": JSON.content_type, "Cache-Control": "no-cache"},
+        )
+
+    async def run(self, search: Search) -> tuple[dict[str, Any], list[SearchHit]]:
+        """The answer to ``search`` (its ``results`` a placeholder for the hits), and the
+        hits: what ``GET /v1/search`` answers, for the route and for ``whnode.Node``."""
         feed = self._feed()
         statuses: list[dict[str, Any]] | None = None
-        if listed is not None:
-            statuses = await self._gather(feed, listed, max_age)
+        among: list[str] | None
+        if search.listed is not None:
+            statuses = await self._gather(feed, search.listed, search.max_age)
             among = [entry["dispensary_id"] for entry in statuses if entry["status"] == "ok"]
         else:
             now_ms = int(time.time() * 1000)
-            age_ms = (DEFAULT_MAX_AGE_SECONDS if max_age is None else max_age) * 1000
-            among = feed.index.fresh_since(now_ms - age_ms)
+            max_age = DEFAULT_MAX_AGE_SECONDS if search.max_age is None else search.max_age
+            among = feed.index.fresh_since(now_ms - max_age * 1000)
             if len(among) == len(feed.index):
                 among = None  # every indexed dispensary: no list to pass
-        page = await feed.index.search(query, dispensaries=among, limit=limit, offset=offset)
-        end = offset + len(page.hits)
+        page = await feed.index.search(
+            search.query, dispensaries=among, limit=search.limit, offset=search.offset
+        )
+        end = search.offset + len(page.hits)
         document: dict[str, Any] = {
             "total": page.total,
             "total_exact": page.total_exact,
             "count": len(page.hits),
             "results": _RESULTS,
             "records": page.snapshots,
-            "next_cursor": _cursor(end, digest) if page.more else None,
+            "next_cursor": _cursor(end, search.digest) if page.more else None,
             "partial": statuses is not None and any(s["status"] != "ok" for s in statuses),
         }
         if statuses is not None:
             document["dispensaries"] = statuses
         self.searches += 1
-        self.seconds.append(time.perf_counter() - started)
-        del self.seconds[:-1024]
-        return web.Response(
-            body=_with_results(dumps(document), page.hits),
-            headers={"Content-Type": JSON.content_type, "Cache-Control": "no-cache"},
-        )
+        return document, page.hits
 
     async def _gather(
         self, feed: Any, listed: list[str], max_age: float | None

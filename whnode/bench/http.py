@@ -18,6 +18,11 @@
    CPUs (``Placement``).
 2. Reports the RSS of an idle node and of a node holding N records (signed snapshots put into
    its store and hot cache through the node-to-node PUT path).
+
+``--stress N`` runs N CPU-burning processes beside it (not pinned: they compete with the
+server and the load generator alike); the load average is printed with the figures. .ci/run
+installs Debian's ``wrk``; without it the Python client is used and said so (it may not keep
+the server busy: read the "server busy" figure).
 """
 
 from __future__ import annotations
@@ -357,6 +362,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--duration", type=float, default=1.0, help="seconds per load run")
     parser.add_argument("--rounds", type=int, default=21, help="alternating runs of each side")
     parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--stress", type=int, default=0, help="CPU burners beside the bench")
     parser.add_argument(
         "--encodings",
         default="identity,br",
@@ -365,6 +371,25 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     encodings = [coding.strip() for coding in args.encodings.split(",") if coding.strip()]
 
+    from whnode.bench.cluster import cpu_burners
+
+    with cpu_burners(args.stress):
+        print(
+            f"whnode bench http: {args.stress} CPU burners; load average "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; load generator: "
+            + ("wrk" if shutil.which("wrk") else "python aiohttp client (wrk not installed)")
+        )
+        _measure(args, encodings)
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    idle, loaded = asyncio.run(_memory(args.records))
+    print(
+        f"RSS of a node: idle {idle / 1024:.0f} MiB; holding {args.records:,} records "
+        f"{loaded / 1024:.0f} MiB (hot cache budget included)"
+    )
+    return 0
+
+
+def _measure(args: argparse.Namespace, encodings: list[str]) -> None:
     placement = Placement.choose()
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER, ",".join(encodings)],
@@ -384,9 +409,3 @@ def main(argv: list[str]) -> int:
         if server.stdin is not None:
             server.stdin.close()
         server.wait(timeout=30)
-    idle, loaded = asyncio.run(_memory(args.records))
-    print(
-        f"RSS of a node: idle {idle / 1024:.0f} MiB; holding {args.records:,} records "
-        f"{loaded / 1024:.0f} MiB (hot cache budget included)"
-    )
-    return 0

@@ -154,7 +154,7 @@ class _Context:
         from whnode.config import ApiConfig, Config
 
         self.config = Config(api=ApiConfig(requests_per_second=1e9, burst=10**9))
-        self.search = feed
+        self.search_feed = feed
         self.service = None
 
     def statistics(self) -> dict[str, object]:
