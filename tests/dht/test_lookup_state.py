@@ -34,6 +34,8 @@ class Net:
     nodes: list[Contact]
     delays: dict[bytes, float | None] = field(default_factory=dict)
     listed: int = 8
+    also_listed: list[Contact] = field(default_factory=list)
+    """Contacts every node lists before its own (a liar's or a stale table's)."""
 
     def delay(self, node_id: bytes) -> float | None:
         return self.delays.get(node_id, 3 * TICK)
@@ -42,7 +44,7 @@ class Net:
         key = int.from_bytes(target, "big")
         others = [node for node in self.nodes if node.node_id != asked]
         others.sort(key=lambda node: int.from_bytes(node.node_id, "big") ^ key)
-        return others[: self.listed]
+        return [*self.also_listed, *others[: self.listed]]
 
 
 @dataclass
@@ -162,15 +164,18 @@ def test_a_stalled_request_frees_its_place_under_alpha() -> None:
         net.delays[node.node_id] = None  # every node is dead
     run = drive(new_state(target, net.nodes[:12], width=8), net, target)
     asked_times = [when for when, _ in run.asked]
-    # alpha at once, alpha more after each stall time, never more than alpha unstalled
-    assert asked_times == [0.0] * ALPHA + [STALL] * ALPHA + [2 * STALL] * 2
+    # alpha at once, alpha more after each stall time, never more than alpha unstalled; each
+    # stalled node widens the frontier by one, so all twelve are asked
+    assert (
+        asked_times == [0.0] * ALPHA + [STALL] * ALPHA + [2 * STALL] * ALPHA + [3 * STALL] * ALPHA
+    )
     assert run.peak_unstalled == ALPHA
     # each stalled node is reported once, one stall time after it was asked
     assert sorted(run.stalled) == sorted((when + STALL, node_id) for when, node_id in run.asked)
     assert run.result.answered == []
-    # converged past the eight stalled nodes when the last one's patience ran out
+    # converged past the stalled nodes when the last one's patience ran out
     assert run.result.converged
-    assert run.ended_at == 2 * STALL + PATIENCE
+    assert run.ended_at == 3 * STALL + PATIENCE
 
 
 def test_a_dead_owner_costs_the_patience_not_an_rpc_timeout() -> None:
@@ -180,12 +185,33 @@ def test_a_dead_owner_costs_the_patience_not_an_rpc_timeout() -> None:
     run = drive(new_state(target, start), net, target)
     assert run.result.converged
     assert dead not in [node.node_id for node in run.result.answered]
-    assert [node.node_id for node in run.result.answered[:2]] == closest(net.nodes, target, 3)[1:]
+    # the next closest node was asked when the dead one stalled: three live owners
+    assert [node.node_id for node in run.result.answered[:3]] == closest(net.nodes, target, 4)[1:]
     asked_dead = next(when for when, node_id in run.asked if node_id == dead)
     assert (asked_dead + STALL, dead) in run.stalled
     # converged as soon as its patience ran out: before its RPC timeout
     assert run.ended_at == asked_dead + PATIENCE
     assert run.ended_at < asked_dead + RPC_TIMEOUT
+
+
+def test_dead_nodes_closer_than_anyone_do_not_hide_the_live_owners() -> None:
+    net, target, start = network(14)
+    live_owners = closest(net.nodes, target, 3)
+    key = int.from_bytes(target, "big")
+    rng = random.Random(14)
+    # twenty dead contacts closer to the target than any live node, listed by every node
+    dead: list[Contact] = []
+    while len(dead) < 20:
+        node = contact(rng)
+        if int.from_bytes(node.node_id, "big") ^ key < int.from_bytes(live_owners[0], "big") ^ key:
+            dead.append(node)
+    net.also_listed = dead
+    for node in dead:
+        net.delays[node.node_id] = None
+    run = drive(new_state(target, start, deadline=10.0), net, target)
+    assert run.result.converged
+    assert [node.node_id for node in run.result.answered[:3]] == live_owners
+    assert run.ended_at < RPC_TIMEOUT + PATIENCE  # no dead node is waited for to its timeout
 
 
 @pytest.mark.parametrize(("delay", "kept"), [(PATIENCE - 0.1, True), (PATIENCE + 0.3, False)])

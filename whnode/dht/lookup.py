@@ -16,6 +16,10 @@ heard from. This lookup:
   still among the owners; an answer that arrives while the lookup runs always counts. A
   crashed node therefore costs the first lookup that meets it a few stall times (a round trip
   and its variation each), not an RPC timeout, and later lookups nothing (it is a suspect);
+- widens the set of nodes it asks past every stalled node it still waits for, and drops
+  suspects and nodes stalled past their patience from the frontier: the next closest nodes are
+  asked meanwhile, so dead contacts closer than any live node (a liar's list, a crash) never
+  hide the live owners behind them;
 - stops at its deadline, and sends nothing once it is reached;
 - asks nodes that missed a request in the last ``config.suspect_seconds`` without waiting
   for them (each dead node costs one RPC timeout per asker, not one per lookup; a live node
@@ -212,9 +216,9 @@ class LookupState:
             self._pending_first = None
         if self._converged is not None or now >= self._ends_at:
             return asks
-        closest = self._frontier()
-        if self._settled(closest, now):
+        if self._settled(now):
             return asks
+        closest = self._to_ask(now)
         active = sum(1 for node_id in self._in_flight if not self._stalled(node_id, now))
         waiting = active  # unstalled requests: at most 2 * alpha of them
         for contact in closest:
@@ -237,7 +241,7 @@ class LookupState:
         """Whether the lookup is over: converged, nothing left to ask or wait for, or past
         its deadline. Once done, it stays done. Never done before ``next_requests``."""
         if self._converged is None and self._pending_first is None:
-            if self._settled(self._frontier(), now) or not self._in_flight:
+            if self._settled(now) or not self._in_flight:
                 self._converged = True
             elif now >= self._ends_at:
                 self._converged = False
@@ -287,39 +291,60 @@ class LookupState:
     def _stalled(self, node_id: bytes, now: float) -> bool:
         return now - self._asked_at[node_id] >= self._stall_timeout
 
-    def _frontier(self) -> list[Contact]:
-        """The closest live candidates up to and including the ``width``-th wanted one."""
-        ordered = sorted(
-            (contact for node_id, contact in self._known.items() if node_id not in self._failed),
+    def _given_up(self, node_id: bytes, now: float) -> bool:
+        """Asked, unanswered and no longer waited for: a suspect (never waited for) or a node
+        stalled past its patience. It leaves the frontier (the next candidate takes its place)
+        but counts again if it answers while the lookup runs."""
+        if node_id not in self._in_flight:
+            return False
+        return node_id in self._suspects or now - self._asked_at[node_id] >= self._patience
+
+    def _candidates(self, now: float) -> list[Contact]:
+        """Known nodes that neither failed nor were given up, closest first."""
+        return sorted(
+            (
+                contact
+                for node_id, contact in self._known.items()
+                if node_id not in self._failed and not self._given_up(node_id, now)
+            ),
             key=self._distance,
         )
-        if self._wanted is None:
-            return ordered[: self._width]
-        found = 0
-        for index, contact in enumerate(ordered[: self._limit]):
-            if self._wanted(contact):
+
+    def _prefix(self, now: float, *, skip_waiting: bool) -> list[Contact]:
+        """The closest candidates up to and including the ``width``-th wanted one, looking at
+        most ``limit`` candidates past the skipped ones. With ``skip_waiting``, stalled nodes
+        still waited for do not count towards ``width``."""
+        ordered = self._candidates(now)
+        found = skipped = 0
+        for index, contact in enumerate(ordered):
+            if index >= self._limit + skipped:
+                return ordered[:index]
+            node_id = contact.node_id
+            if skip_waiting and node_id in self._in_flight and self._stalled(node_id, now):
+                skipped += 1
+            elif self._wanted is None or self._wanted(contact):
                 found += 1
                 if found == self._width:
                     return ordered[: index + 1]
-        return ordered[: self._limit]
+        return ordered
 
-    def _settled(self, closest: list[Contact], now: float) -> bool:
-        """Converged: no first contact is awaited and each of ``closest`` has answered, is a
-        suspect that was asked, or stalled and has used up its patience."""
+    def _frontier(self, now: float) -> list[Contact]:
+        """The closest candidates up to and including the ``width``-th wanted one: the lookup
+        has converged when every one of them has answered."""
+        return self._prefix(now, skip_waiting=False)
+
+    def _to_ask(self, now: float) -> list[Contact]:
+        """The frontier widened past every stalled node still waited for: the next closest
+        nodes are asked while a slow one may still answer, so that giving up on it costs no
+        further round trip."""
+        return self._prefix(now, skip_waiting=True)
+
+    def _settled(self, now: float) -> bool:
+        """Converged: no first contact is awaited and every node of the frontier answered
+        (suspects and nodes stalled past their patience are not in it)."""
         if not self._first_ids.isdisjoint(self._in_flight):
             return False
-        for contact in closest:
-            node_id = contact.node_id
-            if node_id in self._answered:
-                continue
-            started = self._asked_at.get(node_id)
-            if started is None:
-                return False
-            if node_id in self._suspects:
-                continue
-            if not (self._stalled(node_id, now) and now - started >= self._patience):
-                return False
-        return True
+        return all(contact.node_id in self._answered for contact in self._frontier(now))
 
 
 async def iterative_lookup(
