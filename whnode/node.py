@@ -201,6 +201,12 @@ class Node(AsyncService):
                     max_tasks_per_child=config.pool.max_tasks_per_child,
                     queue_depth=config.pool.queue_depth,
                 )
+                if self._given_pool is None:
+                    # the workers start now, beside the bootstrap, not at the first fill
+                    # (starting them takes seconds, which a cold fill would wait for)
+                    self._tasks.append(
+                        asyncio.create_task(self._pool.warm_up(), name="parse pool warm-up")
+                    )
                 self._http = UpstreamHttp.from_config(config.upstream)
                 fetcher = self._build_fetcher(config)
             self.dht = await self._bind(data_dir)
