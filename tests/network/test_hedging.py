@@ -80,7 +80,9 @@ async def test_a_hedge_never_makes_a_second_upstream_fetch(
         await cluster.wait_idle()
         assert [fetch.node_id for fetch in fetches] == [owners[0].node_id]
         assert answer.record.fetched_at_ms == fetches[0].fetched_at_ms
-        assert requester.service.statistics().hedges == {"sent": 1, "declined": 1}
+        # the declined hedge made the requester send its fill to the first owner once
+        # more (a lost request is retried); the owner's single-flight joined the two
+        assert requester.service.statistics().hedges == {"sent": 1, "declined": 1, "resent": 1}
 
 
 async def test_two_owners_that_both_fill_make_one_upstream_fetch(
@@ -128,3 +130,69 @@ async def test_failover_to_the_next_owner_joins_the_first_owners_running_fill(
         await cluster.wait_idle()
         assert len(fetches) == 1, [fetch.reason for fetch in fetches]
         assert answer.record.encoded == first.record.encoded
+
+
+def lose_first_call(node: Node, to: Node, *, hedge: bool) -> list[bool]:
+    """Make ``node``'s first fill (``hedge``: its first hedge) to ``to`` go unanswered, as
+    a request whose SYN or segment was lost waits for a retransmission timeout; returns a
+    list that gets one entry per call to ``to`` of that kind."""
+    peers = node.service._peers
+    fill = peers.fill
+    calls: list[bool] = []
+
+    async def lossy(contact: Any, *args: Any, **options: Any) -> Any:
+        if contact.node_id == to.node_id and bool(options.get("hedge")) == hedge:
+            calls.append(True)
+            if len(calls) == 1:
+                await asyncio.sleep(30)
+                raise PeerUnreachable("timed out", peer="lost")
+        return await fill(contact, *args, **options)
+
+    peers.fill = lossy  # type: ignore[method-assign,assignment]
+    return calls
+
+
+async def test_a_fill_lost_on_its_way_is_sent_again_once_the_hedge_is_declined(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    dispensary = sandbox.tiny_dispensary
+    async with LocalCluster(5, tmp_path, sandbox_url=sandbox.base_url) as cluster:
+        fetches = observe(cluster)
+        owners = cluster.owners(dispensary, 3)
+        requester = next(node for node in cluster.nodes if node not in owners)
+        calls = lose_first_call(requester, owners[0], hedge=False)
+        started = time.monotonic()
+        answer = await requester.service.get_menu(dispensary, max_age=600)
+        elapsed = time.monotonic() - started
+        await cluster.wait_idle()
+        assert elapsed < 5.0, f"the lost request was waited for ({elapsed:.2f} s)"
+        assert len(calls) == 2
+        assert requester.service.statistics().hedges == {"sent": 1, "declined": 1, "resent": 1}
+        assert [fetch.node_id for fetch in fetches] == [owners[0].node_id]
+        assert answer.record.fetched_at_ms == fetches[0].fetched_at_ms
+
+
+async def test_a_replica_round_hedge_lost_on_its_way_is_sent_again(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    dispensary = sandbox.tiny_dispensary
+    async with LocalCluster(5, tmp_path, sandbox_url=sandbox.base_url) as cluster:
+        fetches = observe(cluster)
+        first, second, third = cluster.owners(dispensary, 3)
+        held = await second.service.fill_as_owner(dispensary, 600)
+        await cluster.wait_idle()
+        # The first owner lost its copy (a new owner after churn): only replicas hold it.
+        assert first._store is not None
+        await first._store.delete(dispensary, held.record.fetched_at_ms)
+        first.hot.delete(dispensary, held.record.fetched_at_ms)
+        fetches.clear()
+        calls = lose_first_call(first, second, hedge=True)
+        lose_first_call(first, third, hedge=True)
+        started = time.monotonic()
+        answer = await first.service.fill_as_owner(dispensary, 600)
+        elapsed = time.monotonic() - started
+        assert elapsed < 5.0, f"the lost hedges were waited for ({elapsed:.2f} s)"
+        assert answer.record.encoded == held.record.encoded, "taken from a replica"
+        assert fetches == [], "no upstream fetch"
+        assert len(calls) == 2
+        assert first.service.statistics().hedges.get("replica_resent", 0) >= 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import quote
@@ -13,6 +14,7 @@ import cbor2
 from whnode import limits
 from whnode.peer import wire
 from whnode.peer.exceptions import PeerBadAnswer, PeerRefused, PeerUnreachable
+from whnode.peer.prefetch import HistoryPrefetch
 
 __all__ = ["FillAnswer", "PeerAddress", "PeerClient"]
 
@@ -53,6 +55,8 @@ class PeerClient:
         self._session = session
         self._headers = {wire.HEADER_NODE: node_id_hex}
         self._timeout = timeout
+        self.prefetch = HistoryPrefetch(self._history)
+        """History requests sent ahead of the owner cross-check (whnode.peer.prefetch)."""
 
     async def _request(
         self,
@@ -179,8 +183,22 @@ class PeerClient:
             path=headers.get(wire.HEADER_PATH, "owner"),
         )
 
+    def prefetch_history(
+        self, peers: Sequence[PeerAddress], dispensary_id: str, limit: int
+    ) -> None:
+        """Ask ``peers`` in turn for their history now, for a ``history`` call to come
+        (whnode.peer.prefetch)."""
+        self.prefetch.start(peers, dispensary_id, limit)
+
     async def history(self, peer: PeerAddress, dispensary_id: str, limit: int) -> list[bytes]:
-        """Recent records of the dispensary held by the peer, newest first (unvalidated)."""
+        """Recent records of the dispensary held by the peer, newest first (unvalidated):
+        the answer asked ahead by ``prefetch_history`` when there is one."""
+        items = await self.prefetch.take(peer, dispensary_id, limit)
+        if items is not None:
+            return items
+        return await self._history(peer, dispensary_id, limit)
+
+    async def _history(self, peer: PeerAddress, dispensary_id: str, limit: int) -> list[bytes]:
         status, _, body = await self._request(
             "GET",
             peer,

@@ -39,7 +39,7 @@ from whnode.record.exceptions import RecordError
 from whnode.record.keys import SigningKey, routing_key
 from whnode.record.model import parse_dispensary_id
 from whnode.record.signed import SignedRecord, sign_record
-from whnode.service.crosscheck import CrossCheck
+from whnode.service.crosscheck import HISTORY_LIMIT, MAX_CHECKERS, CrossCheck
 from whnode.service.entitlement import Entitlement
 from whnode.service.events import SnapshotEvents
 from whnode.service.evidence import EvidenceBook
@@ -51,7 +51,7 @@ from whnode.service.freshness import (
     heuristic_lifetime,
     refresh_ahead_due,
 )
-from whnode.service.hedging import may_join
+from whnode.service.hedging import may_join, resent
 from whnode.service.opening import RecordOpener
 from whnode.service.requester import FillHere, OwnerReply, OwnerRequests
 from whnode.service.singleflight import SingleFlight
@@ -232,6 +232,9 @@ class MenuService:
         )
         self.entitlement.blocked = self.crosscheck.book.blocked
         self._requests_to_owners.crosscheck = self.crosscheck.check_answer
+        if self.crosscheck.enabled:  # its history requests go out with the fill
+            self._requests_to_owners.checkers = MAX_CHECKERS
+            self._requests_to_owners.history_limit = HISTORY_LIMIT
 
     def observe_fills(self, observer: FillObserver) -> None:
         """Call ``observer`` with every upstream fetch this node makes (whnode.service.filllog)."""
@@ -874,16 +877,24 @@ class MenuService:
             return None
         candidates = [contact for contact in owners if contact.node_id != self.node_id]
 
+        delay = self._requests_to_owners.hedge_delay
+        resend_after = delay.current() if delay.enabled else None
+
         async def ask(contact: Contact) -> SignedRecord | None:
             try:
-                fill = await self._peers.fill(
-                    contact,
-                    dispensary_id,
-                    max_age=max_age,
-                    budget=self._config.node.peer_timeout,
-                    requested_at_ms=now_ms,
-                    hedge=True,
+                fill, twice = await resent(
+                    lambda: self._peers.fill(
+                        contact,
+                        dispensary_id,
+                        max_age=max_age,
+                        budget=self._config.node.peer_timeout,
+                        requested_at_ms=now_ms,
+                        hedge=True,
+                    ),
+                    resend_after,
                 )
+                if twice:
+                    self._requests_to_owners.hedges["replica_resent"] += 1
                 return await self._accept(fill.data, dispensary_id, self.now_ms(), keep=True)
             except (PeerError, RecordError):
                 return None

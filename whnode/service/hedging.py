@@ -22,11 +22,17 @@ the closest of them never waits and goes upstream, and the others take its recor
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 from collections import deque
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar
 
-__all__ = ["HedgeDelay", "may_join"]
+from whnode.peer.exceptions import PeerRefused
+
+__all__ = ["HedgeDelay", "first_answer", "may_join", "resent"]
+
+T = TypeVar("T")
 
 SAMPLES: Final = 256
 """Recent answer times the hedge delay is taken from."""
@@ -79,3 +85,54 @@ class HedgeDelay:
             return self.floor
         index = min(len(self._sorted) - 1, int(QUANTILE * len(self._sorted)))
         return min(MAX_DELAY, max(self.floor, self._sorted[index]))
+
+
+async def resent(send: Callable[[], Awaitable[T]], after: float | None) -> tuple[T, bool]:
+    """``send()``'s outcome, sending once more to the same node when no answer came within
+    ``after`` seconds; returns (outcome, whether it was sent twice).
+
+    For requests that are safe to repeat (a hedge; a fill, which the owner's single-flight
+    joins to the one running). Over a lossy link a request whose connection lost its SYN
+    waits for TCP's 1 s initial retransmission timeout, one whose segment was lost for the
+    retransmission timeout: a second request sent after a few round trips (as Kademlia
+    implementations retransmit an RPC) usually arrives first. The first answer wins; a
+    refusal (PeerRefused, e.g. ``not_held``) is an answer; a failure to reach the node
+    waits for the other request, and is raised when both failed. ``after`` None: sent once.
+    """
+    if after is None:
+        return await send(), False
+    first = asyncio.ensure_future(send())
+    try:
+        done, _ = await asyncio.wait({first}, timeout=after)
+        if first in done:
+            return first.result(), False
+        second = asyncio.ensure_future(send())
+        try:
+            return await first_answer(first, second), True
+        finally:
+            _cancel(second)
+    finally:
+        _cancel(first)
+
+
+async def first_answer(first: asyncio.Future[T], second: asyncio.Future[T]) -> T:
+    """The outcome of whichever of two requests answers first (a refusal, PeerRefused, is
+    an answer); when one fails to reach its node, the other's; when both do, the first's
+    failure. Neither is cancelled here."""
+    pending = {first, second}
+    failures: dict[asyncio.Future[T], BaseException] = {}
+    while pending:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            error = task.exception()
+            if error is None or isinstance(error, PeerRefused):
+                return task.result()
+            failures[task] = error
+    raise failures.get(first) or failures[second]
+
+
+def _cancel(task: asyncio.Future[T]) -> None:
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()  # the loser's failure is not news

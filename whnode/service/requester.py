@@ -33,13 +33,14 @@ from whnode.abc import PeerTransport
 from whnode.dht import Contact
 from whnode.peer.client import FillAnswer
 from whnode.peer.exceptions import PeerError, PeerRefused, PeerUnreachable
+from whnode.peer.prefetch import HistoryPrefetch
 from whnode.peer.wire import ErrorKind
 from whnode.record.exceptions import RecordError
 from whnode.record.keys import routing_key
 from whnode.record.signed import SignedRecord
 from whnode.service.exceptions import MenuNotFound, NoOwnerReachable
 from whnode.service.filllog import FillReason
-from whnode.service.hedging import HedgeDelay
+from whnode.service.hedging import HedgeDelay, first_answer
 from whnode.upstream.exceptions import (
     UnknownDispensary,
     UpstreamBadResponse,
@@ -159,9 +160,17 @@ class OwnerRequests:
         self.crosscheck: CrossCheckAnswer | None = None
         """Checks an owner's answer with another owner (whnode.service.crosscheck); raises
         a RecordError to move on to the next owner."""
+        self.checkers: int = 0
+        """How many other owners the cross-check may ask in turn (0: it is off). Their
+        history is asked when the fill is sent (``PeerClient.prefetch_history``), so that the
+        cross-check finds it on its way rather than costing one more round trip."""
+        self.history_limit: int = 1
 
     async def aclose(self) -> None:
-        """Cancel the background lookups."""
+        """Cancel the background lookups and the history requests sent ahead."""
+        prefetch = getattr(self._peers, "prefetch", None)
+        if isinstance(prefetch, HistoryPrefetch):
+            await prefetch.aclose()
         tasks = list(self._refreshing.values())
         for task in tasks:
             task.cancel()
@@ -318,6 +327,7 @@ class OwnerRequests:
             if following is not None and following.node_id == self.node_id:
                 following = None  # this node holds nothing fresh: no hedge to itself
             request = _Request(dispensary_id, max_age, requested_at_ms, accept)
+            self._ask_checkers_ahead(dispensary_id, owners, contact)
             try:
                 reply = await self._ask_one(request, contact, attempt, budget, following)
                 if self.crosscheck is not None:
@@ -361,6 +371,20 @@ class OwnerRequests:
         raise NoOwnerReachable(
             f"no owner of {dispensary_id} answered ({last_error})", dispensary_id=dispensary_id
         )
+
+    def _ask_checkers_ahead(
+        self, dispensary_id: str, owners: Sequence[Contact], asked: Contact
+    ) -> None:
+        """Send the cross-check's history requests now, beside the fill to ``asked``: the
+        owners the cross-check will ask (those it would pick when ``asked`` answers with a
+        record of its own making), closest first."""
+        prefetch = getattr(self._peers, "prefetch_history", None)
+        if self.crosscheck is None or not self.checkers or prefetch is None:
+            return
+        skip = {asked.node_id, self.node_id}
+        checkers = [c for c in owners if c.node_id not in skip and not c.routing_only]
+        if checkers:
+            prefetch(checkers[: self.checkers], dispensary_id, self.history_limit)
 
     async def _ask_one(
         self,
@@ -407,11 +431,29 @@ class OwnerRequests:
                     return hedge.result()
                 if hedge in done:
                     self.hedges["declined"] += 1
+                    if not main.done():
+                        # The next owner neither holds it nor fills it: the closest is
+                        # filling, or this request to it (or its connection) was lost. Ask
+                        # it once more: its single-flight joins the fill it runs.
+                        return await self._resend(main, lambda: fill(contact, False))
                 return await main
             finally:
                 _discard(hedge)
         finally:
             _discard(main)
+
+    async def _resend(
+        self, main: asyncio.Future[OwnerReply], again: Callable[[], Awaitable[OwnerReply]]
+    ) -> OwnerReply:
+        """``main``'s answer or that of the same request sent ``again``, whichever comes
+        first (whnode.service.hedging.first_answer)."""
+        self.hedges["resent"] += 1
+        second = asyncio.ensure_future(again())
+        second.add_done_callback(_take_outcome)
+        try:
+            return await first_answer(main, second)
+        finally:
+            _discard(second)
 
 
 def _discard(task: asyncio.Future[OwnerReply]) -> None:

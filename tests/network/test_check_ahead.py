@@ -1,0 +1,82 @@
+"""The owner cross-check's history requests go out with the fill (whnode.peer.prefetch),
+on real nodes over loopback with the sandbox upstream: the check then costs no round trip
+of its own after the owner's answer, and it judges the same way.
+
+Slow paths are made by injected delays in front of the owner's fill handler and the
+checkers' history handler (loopback has no delay of its own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from whnode.node import Node
+from whnode.peer.client import PeerClient
+from whnode.testing.cluster import LocalCluster
+from whnode.testing.sandbox_fixture import SandboxHandle
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def delay(node: Node, name: str, seconds: float) -> None:
+    """Make ``node`` answer its peer endpoint ``name`` (peer_fill, peer_history) late."""
+    handler = getattr(node.service, name)
+
+    async def slow(*args: Any, **options: Any) -> Any:
+        await asyncio.sleep(seconds)
+        return await handler(*args, **options)
+
+    setattr(node.service, name, slow)
+
+
+async def test_the_cross_check_takes_the_history_asked_beside_the_fill(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    dispensary = sandbox.tiny_dispensary
+    async with LocalCluster(5, tmp_path, sandbox_url=sandbox.base_url) as cluster:
+        owners = cluster.owners(dispensary, 3)
+        held = await owners[0].service.get_menu(dispensary, max_age=600)
+        await cluster.wait_idle()  # replicated: the checkers hold the same menu
+        requester = next(node for node in cluster.nodes if node not in owners)
+        for node in owners:
+            delay(node, "peer_fill", 1.0)
+            delay(node, "peer_history", 1.0)
+        started = time.monotonic()
+        answer = await requester.service.get_menu(dispensary, max_age=600)
+        elapsed = time.monotonic() - started
+        assert answer.record.encoded == held.record.encoded
+        checks = requester.service.crosscheck.statistics()
+        assert checks.outcomes == {"agreed": 1}, checks
+        peers = requester.service._peers
+        assert isinstance(peers, PeerClient)
+        assert peers.prefetch.taken == 1
+        # the fill and the history went out together: 1 s, not 1 s + 1 s one after the other
+        assert elapsed < 1.8, f"the history was asked after the answer ({elapsed:.2f} s)"
+
+
+async def test_a_checker_that_holds_nothing_passes_the_check_to_the_next_one_ahead(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    dispensary = sandbox.tiny_dispensary
+    async with LocalCluster(5, tmp_path, sandbox_url=sandbox.base_url) as cluster:
+        owners = cluster.owners(dispensary, 3)
+        held = await owners[0].service.get_menu(dispensary, max_age=600)
+        await cluster.wait_idle()
+        # the first checker lost its copy (it just joined): the second one is asked
+        stored = owners[1]._store
+        assert stored is not None
+        await stored.delete(dispensary, held.record.fetched_at_ms)
+        owners[1].hot.delete(dispensary, held.record.fetched_at_ms)
+        requester = next(node for node in cluster.nodes if node not in owners)
+        peers = requester.service._peers
+        assert isinstance(peers, PeerClient)
+        answer = await requester.service.get_menu(dispensary, max_age=600)
+        assert answer.record.encoded == held.record.encoded
+        assert requester.service.crosscheck.statistics().outcomes == {"agreed": 1}
+        assert peers.prefetch.started == 2, "both checkers asked, in turn"
+        assert peers.prefetch.taken == 2
