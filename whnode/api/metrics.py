@@ -226,7 +226,8 @@ FIGURES: Final[tuple[Figure, ...]] = (
     counter(
         "service",
         "hedges",
-        "Hedged fills to a second owner: sent, won (answered first), declined.",
+        "Hedged fills to a second owner: sent, won (answered first), declined; requests sent "
+        "again to the same owner: resent (a fill), replica_resent (a replica-round hedge).",
         labels=("outcome",),
     ),
     counter(

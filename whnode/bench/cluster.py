@@ -47,7 +47,7 @@ from whnode.testing.replay import (
 
 __all__ = ["ClusterRun", "cpu_burners", "load_average", "main"]
 
-HEDGE_OUTCOMES = ("sent", "won", "declined")
+HEDGE_OUTCOMES = ("sent", "won", "declined", "resent", "replica_resent")
 LAG_PROBE_SECONDS = 0.05
 
 

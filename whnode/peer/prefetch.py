@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, Protocol
 
-from whnode.peer.exceptions import PeerError
+from whnode.peer.exceptions import PeerBadAnswer, PeerError
 
 __all__ = ["HistoryPrefetch"]
 
@@ -96,9 +96,13 @@ class HistoryPrefetch:
                 self.started += 1
                 try:
                     items = await self._ask(checker, dispensary_id, limit)
-                except PeerError as exc:
+                except Exception as exc:  # handed to the taker, as a PeerError
                     if not slot.done():
-                        slot.set_exception(exc)
+                        slot.set_exception(
+                            exc
+                            if isinstance(exc, PeerError)
+                            else PeerBadAnswer(repr(exc), peer=f"{checker.host}:{checker.port}")
+                        )
                         slot.exception()  # a failure nobody takes is not news
                     continue
                 _settle(slot, items)

@@ -102,11 +102,13 @@ async def resent(send: Callable[[], Awaitable[T]], after: float | None) -> tuple
     if after is None:
         return await send(), False
     first = asyncio.ensure_future(send())
+    first.add_done_callback(_retrieve)
     try:
         done, _ = await asyncio.wait({first}, timeout=after)
         if first in done:
             return first.result(), False
         second = asyncio.ensure_future(send())
+        second.add_done_callback(_retrieve)
         try:
             return await first_answer(first, second), True
         finally:
@@ -134,5 +136,10 @@ async def first_answer(first: asyncio.Future[T], second: asyncio.Future[T]) -> T
 def _cancel(task: asyncio.Future[T]) -> None:
     if not task.done():
         task.cancel()
-    elif not task.cancelled():
-        task.exception()  # the loser's failure is not news
+
+
+def _retrieve(task: asyncio.Future[T]) -> None:
+    """Take a request's outcome: the loser's failure (it may end in one even as it is
+    cancelled) is not news, nor a log line."""
+    if not task.cancelled():
+        task.exception()
