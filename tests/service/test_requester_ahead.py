@@ -5,6 +5,7 @@ came), driven by plain coroutines standing for the peer calls."""
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -134,3 +135,19 @@ async def test_a_refusal_is_an_answer_and_unreachable_waits_for_the_other_copy()
 
     with pytest.raises(PeerUnreachable):
         await resent(never, 0.01)
+
+
+async def test_no_second_request_when_the_event_loop_lags() -> None:
+    sent = 0
+
+    async def slow() -> str:
+        nonlocal sent
+        sent += 1
+        await asyncio.sleep(0.4)
+        return "late answer"
+
+    # the loop is busy for 0.2 s while the request waits: the wait ends 0.1 s late, which
+    # shows a CPU short of time, not a lost request
+    asyncio.get_running_loop().call_later(0.01, time.sleep, 0.2)
+    assert await resent(slow, 0.1) == ("late answer", False)
+    assert sent == 1

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
@@ -39,6 +40,9 @@ SAMPLES: Final = 256
 QUANTILE: Final = 0.9
 MAX_DELAY: Final = 2.0
 """Seconds: the hedge delay never grows past this, however slow answers have been."""
+LAGGING_SECONDS: Final = 0.05
+"""A wait that ended this much later than asked shows an event loop short of CPU: the
+requests it waits for are slow for the same reason, not lost, and are not sent again."""
 
 
 def may_join(*, past_replicas: bool, me: bytes, asker: bytes | None, key: bytes) -> bool:
@@ -95,7 +99,9 @@ async def resent(send: Callable[[], Awaitable[T]], after: float | None) -> tuple
     joins to the one running). Over a lossy link a request whose connection lost its SYN
     waits for TCP's 1 s initial retransmission timeout, one whose segment was lost for the
     retransmission timeout: a second request sent after a few round trips (as Kademlia
-    implementations retransmit an RPC) usually arrives first. The first answer wins; a
+    implementations retransmit an RPC) usually arrives first; not when the wait for the first
+    ended more than LAGGING_SECONDS late (an event loop short of CPU, whose requests are
+    slow, not lost: a second one would add work). The first answer wins; a
     refusal (PeerRefused, e.g. ``not_held``) is an answer; a failure to reach the node
     waits for the other request, and is raised when both failed. ``after`` None: sent once.
     """
@@ -104,9 +110,12 @@ async def resent(send: Callable[[], Awaitable[T]], after: float | None) -> tuple
     first = asyncio.ensure_future(send())
     first.add_done_callback(_retrieve)
     try:
+        began = time.monotonic()
         done, _ = await asyncio.wait({first}, timeout=after)
         if first in done:
             return first.result(), False
+        if time.monotonic() - began - after > LAGGING_SECONDS:
+            return await first, False  # this loop lags: slow for want of CPU, not lost
         second = asyncio.ensure_future(send())
         second.add_done_callback(_retrieve)
         try:

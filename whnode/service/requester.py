@@ -40,7 +40,7 @@ from whnode.record.keys import routing_key
 from whnode.record.signed import SignedRecord
 from whnode.service.exceptions import MenuNotFound, NoOwnerReachable
 from whnode.service.filllog import FillReason
-from whnode.service.hedging import HedgeDelay, first_answer
+from whnode.service.hedging import LAGGING_SECONDS, HedgeDelay, first_answer
 from whnode.upstream.exceptions import (
     UnknownDispensary,
     UpstreamBadResponse,
@@ -418,9 +418,11 @@ class OwnerRequests:
         try:
             if following is None or not self.hedge_delay.enabled:
                 return await main
-            done, _ = await asyncio.wait({main}, timeout=self.hedge_delay.current())
+            delay = self.hedge_delay.current()
+            done, _ = await asyncio.wait({main}, timeout=delay)
             if main in done:
                 return main.result()
+            lagging = time.monotonic() - sent - delay > LAGGING_SECONDS
             self.hedges["sent"] += 1
             hedge = asyncio.ensure_future(fill(following, True))
             hedge.add_done_callback(_take_outcome)
@@ -431,10 +433,12 @@ class OwnerRequests:
                     return hedge.result()
                 if hedge in done:
                     self.hedges["declined"] += 1
-                    if not main.done():
+                    if not main.done() and not lagging:
                         # The next owner neither holds it nor fills it: the closest is
                         # filling, or this request to it (or its connection) was lost. Ask
-                        # it once more: its single-flight joins the fill it runs.
+                        # it once more: its single-flight joins the fill it runs. (Not
+                        # when this event loop lags: the slowness is then the CPU's, and
+                        # a second request would only add work.)
                         return await self._resend(main, lambda: fill(contact, False))
                 return await main
             finally:
