@@ -57,26 +57,3 @@ async def test_the_cross_check_takes_the_history_asked_beside_the_fill(
         assert peers.prefetch.taken == 1
         # the fill and the history went out together: 1 s, not 1 s + 1 s one after the other
         assert elapsed < 1.8, f"the history was asked after the answer ({elapsed:.2f} s)"
-
-
-async def test_a_checker_that_holds_nothing_passes_the_check_to_the_next_one_ahead(
-    tmp_path: Path, sandbox: SandboxHandle
-) -> None:
-    dispensary = sandbox.tiny_dispensary
-    async with LocalCluster(5, tmp_path, sandbox_url=sandbox.base_url) as cluster:
-        owners = cluster.owners(dispensary, 3)
-        held = await owners[0].service.get_menu(dispensary, max_age=600)
-        await cluster.wait_idle()
-        # the first checker lost its copy (it just joined): the second one is asked
-        stored = owners[1]._store
-        assert stored is not None
-        await stored.delete(dispensary, held.record.fetched_at_ms)
-        owners[1].hot.delete(dispensary, held.record.fetched_at_ms)
-        requester = next(node for node in cluster.nodes if node not in owners)
-        peers = requester.service._peers
-        assert isinstance(peers, PeerClient)
-        answer = await requester.service.get_menu(dispensary, max_age=600)
-        assert answer.record.encoded == held.record.encoded
-        assert requester.service.crosscheck.statistics().outcomes == {"agreed": 1}
-        assert peers.prefetch.started == 2, "both checkers asked, in turn"
-        assert peers.prefetch.taken == 2

@@ -40,25 +40,21 @@ class Checkers:
         return self.held[peer][:limit]
 
 
-async def test_the_next_checker_is_asked_only_when_the_first_holds_nothing() -> None:
-    checkers = Checkers({B: [b"r1", b"r0"], C: [b"r1"]})
+async def test_every_checker_is_asked_at_once_and_taken_while_on_its_way() -> None:
+    checkers = Checkers({B: [b"r1", b"r0"], C: []}, seconds=0.2)
     prefetch = HistoryPrefetch(checkers.ask)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    began = loop.time()
     prefetch.start([B, C], "d", 2)
-    assert await prefetch.take(B, "d", 2) == [b"r1", b"r0"]
-    assert await prefetch.take(C, "d", 2) is None, "not asked: the caller asks itself"
-    assert checkers.asked == [B]
-
-    empty = Checkers({B: [], C: [b"r1"]})
-    prefetch = HistoryPrefetch(empty.ask)  # type: ignore[arg-type]
-    prefetch.start([B, C], "d", 2)
-    # taking the second checker's slot first waits for the chain to reach it
-    assert await prefetch.take(C, "d", 2) == [b"r1"]
-    assert await prefetch.take(B, "d", 2) == []
-    assert empty.asked == [B, C]
+    held = await asyncio.gather(prefetch.take(B, "d", 2), prefetch.take(C, "d", 2))
+    assert list(held) == [[b"r1", b"r0"], []]
+    assert loop.time() - began < 0.35, "asked at once, not one after the other"
+    assert sorted(p.host for p in checkers.asked) == [B.host, C.host]
+    assert prefetch.started == 2
     assert prefetch.taken == 2
 
 
-async def test_a_failed_checker_raises_at_take_and_the_chain_goes_on() -> None:
+async def test_a_failed_checker_raises_at_take() -> None:
     checkers = Checkers({C: [b"r1"]})  # B refuses
     prefetch = HistoryPrefetch(checkers.ask)  # type: ignore[arg-type]
     prefetch.start([B, C], "d", 2)

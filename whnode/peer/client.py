@@ -186,7 +186,7 @@ class PeerClient:
     def prefetch_history(
         self, peers: Sequence[PeerAddress], dispensary_id: str, limit: int
     ) -> None:
-        """Ask ``peers`` in turn for their history now, for a ``history`` call to come
+        """Ask ``peers`` for their history now, for ``history`` calls to come
         (whnode.peer.prefetch)."""
         self.prefetch.start(peers, dispensary_id, limit)
 

@@ -1,20 +1,16 @@
 """History answers asked ahead of need: the owner cross-check off the critical path.
 
-A requester cross-checks the first answer it gets for a record with another owner
+A requester cross-checks the first answer it gets for a record with the other owners
 (``GET /peer/v1/history``, whnode.service.crosscheck): sent after the answer, that is one
-more round trip on every miss (two when the first checker holds nothing yet, as after a
-cold fill), 200-500 ms on a link of 100 ms one way, and a lost packet there costs a
-retransmission timeout. The requester knows the checkers when it sends its fill (the other
-owners), so it asks them at the same time (``HistoryPrefetch.start``): the cross-check then
-finds the answer in flight or arrived (``take``) instead of asking anew.
+more round trip on every miss, 200-500 ms on a link of 100 ms one way, and a lost packet
+there costs a retransmission timeout. The requester knows the checkers when it sends its
+fill (the other owners), so it asks them at the same time (``HistoryPrefetch.start``): the
+cross-check then finds each answer in flight or arrived (``take``) instead of asking anew.
 
-The checkers are asked in the order given, the next one only when the one before held
-nothing or failed, as the cross-check would. Every checker of a chain gets its slot at
-once, so a cross-check that asks for a later checker waits for the chain to come to it
-rather than sending a second request. A slot is taken once; one not taken within
-PREFETCH_SECONDS is dropped (a later cross-check asks anew). What a checker answered a
-round trip before the record arrived is what it held when the record was made: the
-cross-check judges it the same way (docs/dht.md, "Cross-checking owners and evidence").
+A slot is taken once; one not taken within PREFETCH_SECONDS is dropped (a later cross-check
+asks anew). What a checker answered a round trip before the record arrived is what it held
+when the record was made: the cross-check judges it the same way (docs/dht.md,
+"Cross-checking owners and evidence").
 """
 
 from __future__ import annotations
@@ -46,7 +42,7 @@ Ask = Callable[[_Address, str, int], Awaitable[list[bytes]]]
 """Sends one history request (the client's own ``history``)."""
 
 _Slot = asyncio.Future[list[bytes] | None]
-"""A checker's answer: its records, None when the chain stopped before it (not asked)."""
+"""A checker's answer: its records, None when it was not asked (closing)."""
 
 
 class HistoryPrefetch:
@@ -62,59 +58,47 @@ class HistoryPrefetch:
         """Answers asked ahead that a cross-check used."""
 
     def start(self, checkers: Sequence[_Address], dispensary_id: str, limit: int) -> None:
-        """Ask ``checkers`` in turn for their ``limit`` newest records of the dispensary, the
-        next only when one holds nothing or fails; a checker with a slot already is skipped."""
+        """Ask every one of ``checkers`` now for its ``limit`` newest records of the
+        dispensary; a checker with a slot already is not asked again."""
         now = time.monotonic()
         self._expire(now)
         loop = asyncio.get_running_loop()
-        chain: list[tuple[_Address, _Slot]] = []
         for checker in checkers:
             key = (checker.host, checker.port, dispensary_id)
             if key in self._slots:
                 continue
             slot: _Slot = loop.create_future()
             self._slots[key] = (slot, now, limit)
-            chain.append((checker, slot))
+            task = loop.create_task(
+                self._run(checker, slot, dispensary_id, limit), name="history prefetch"
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         while len(self._slots) > MAX_PREFETCHED:
             _, (dropped, _, _) = self._slots.popitem(last=False)
             _settle(dropped, None)
-        if not chain:
-            return
-        task = loop.create_task(self._run(chain, dispensary_id, limit), name="history prefetch")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
-    async def _run(
-        self, chain: list[tuple[_Address, _Slot]], dispensary_id: str, limit: int
-    ) -> None:
-        held = False
+    async def _run(self, checker: _Address, slot: _Slot, dispensary_id: str, limit: int) -> None:
+        self.started += 1
         try:
-            for checker, slot in chain:
-                if held or slot.done():
-                    _settle(slot, None)
-                    continue
-                self.started += 1
-                try:
-                    items = await self._ask(checker, dispensary_id, limit)
-                except Exception as exc:  # handed to the taker, as a PeerError
-                    if not slot.done():
-                        slot.set_exception(
-                            exc
-                            if isinstance(exc, PeerError)
-                            else PeerBadAnswer(repr(exc), peer=f"{checker.host}:{checker.port}")
-                        )
-                        slot.exception()  # a failure nobody takes is not news
-                    continue
-                _settle(slot, items)
-                held = bool(items)
-        finally:
-            for _, slot in chain:  # cancelled (closing): nobody waits on what was not asked
-                _settle(slot, None)
+            items = await self._ask(checker, dispensary_id, limit)
+        except asyncio.CancelledError:
+            _settle(slot, None)  # closing: a taker asks itself
+            raise
+        except Exception as exc:  # handed to the taker, as a PeerError
+            if not slot.done():
+                slot.set_exception(
+                    exc
+                    if isinstance(exc, PeerError)
+                    else PeerBadAnswer(repr(exc), peer=f"{checker.host}:{checker.port}")
+                )
+                slot.exception()  # a failure nobody takes is not news
+            return
+        _settle(slot, items)
 
     async def take(self, peer: _Address, dispensary_id: str, limit: int) -> list[bytes] | None:
         """The history asked ahead of ``peer`` (it may still be on its way), or None when
-        none was (or the chain stopped before it): the caller asks itself. Raises the
-        request's PeerError."""
+        none was: the caller asks itself. Raises the request's PeerError."""
         key = (peer.host, peer.port, dispensary_id)
         entry = self._slots.get(key)
         if entry is None:

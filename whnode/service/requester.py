@@ -161,8 +161,8 @@ class OwnerRequests:
         """Checks an owner's answer with another owner (whnode.service.crosscheck); raises
         a RecordError to move on to the next owner."""
         self.checkers: int = 0
-        """How many other owners the cross-check may ask in turn (0: it is off). Their
-        history is asked when the fill is sent (``PeerClient.prefetch_history``), so that the
+        """How many other owners the cross-check asks (0: it is off). Their history is
+        asked when the fill is sent (``PeerClient.prefetch_history``), so that the
         cross-check finds it on its way rather than costing one more round trip."""
         self.history_limit: int = 1
 
