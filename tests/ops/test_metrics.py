@@ -17,6 +17,7 @@ import aiohttp
 from prometheus_client import CollectorRegistry, generate_latest
 
 from tests.ops.promlint import lint, parse
+from whnode.api.fairness import FairShareStatistics
 from whnode.api.ingress import IngressStatistics
 from whnode.api.metrics import (
     FIGURES,
@@ -57,6 +58,7 @@ COMPONENTS: dict[str, type[Any]] = {
     "api_render_cache": RenderCacheStatistics,
     "api_queries": QueryStatistics,
     "api_rate_limiter": RateLimiterStatistics,
+    "api_fair_share": FairShareStatistics,
     "http_ingress": IngressStatistics,
 }
 """Component name in Node.statistics() (and the API's own) → its statistics dataclass."""

@@ -43,6 +43,7 @@ from whnode.api.changes import ChangeHandlers
 from whnode.api.context import ApiContext
 from whnode.api.events import EventStreams
 from whnode.api.exceptions import BodyNotAllowed, ClientRateLimited, NodeNotReady, QueryTooLong
+from whnode.api.fairness import MAX_DELAY, FairShare
 from whnode.api.ingress import HttpIngress
 from whnode.api.menus import CORS_HEADERS, HEADER_PATH, MenuHandlers
 from whnode.api.metrics import ApiMetrics
@@ -109,6 +110,7 @@ class PublicApi:
         self.limiter = ClientRateLimiter(
             rate=api_config.requests_per_second, burst=api_config.burst
         )
+        self.fairness = FairShare()
         self.renders = RenderCache()
         # The context is read when scraped, not now (a node adds routes before it starts).
         self.metrics = ApiMetrics(
@@ -135,17 +137,21 @@ class PublicApi:
         snapshots["api_render_cache"] = self.renders.statistics()
         snapshots["api_queries"] = query_statistics(self)
         snapshots["api_rate_limiter"] = self.limiter.statistics()
+        snapshots["api_fair_share"] = self.fairness.statistics()
         snapshots["http_ingress"] = self.ingress.statistics()
         return snapshots
 
     # ------------------------------------------------------------------ guards
-    def _refuse_early(self, request: web.Request) -> None:
-        """Checks done before any work: rate, query size, body on GET/HEAD."""
+    def _refuse_early(self, request: web.Request) -> float:
+        """Checks done before any work: rate, query size, body on GET/HEAD. Returns the
+        seconds the request must wait for its turn (``whnode.api.fairness``; 0 mostly)."""
         key = client_key(request.remote)
-        wait = self.limiter.check(key, time.monotonic())
+        now = time.monotonic()
+        wait = self.limiter.check(key, now)
         if wait > 0:
             self.ingress.note_refusal(key)
             raise ClientRateLimited("request rate exceeded for this client", retry_after=wait)
+        turn = self.fairness.delay(key, now)
         query = request.rel_url.raw_query_string
         # a character is at most 4 bytes of UTF-8: most queries need no encoding to check
         if (
@@ -155,19 +161,37 @@ class PublicApi:
             raise QueryTooLong(f"query string longer than {limits.MAX_QUERY_STRING_BYTES} bytes")
         if request.body_exists and request.method in ("GET", "HEAD"):
             raise BodyNotAllowed(f"{request.method} requests take no body")
+        return turn
+
+    async def _wait_turn(self, request: web.Request, turn: float) -> None:
+        """A heavy client of a busy node waits for its turn (``whnode.api.fairness``); one
+        whose turn is more than MAX_DELAY away waits that long and is refused."""
+        key = client_key(request.remote)
+        try:
+            await asyncio.sleep(min(turn, MAX_DELAY))
+        finally:
+            self.fairness.waited(key)
+        if turn > MAX_DELAY:
+            self.ingress.note_refusal(key)
+            raise ClientRateLimited(
+                "this client's share of a busy node is used", retry_after=turn - MAX_DELAY
+            )
 
     def guard(self, route: str, handler: GuardedHandler) -> Handler:
         """``handler`` of the public route ``route`` (its path pattern, the metrics label),
         wrapped in the checks, problem documents, CORS headers and metrics of the API."""
         cors = route.startswith("/v1/")
         refuse_early = self._refuse_early
+        wait_turn = self._wait_turn
         problem = self._problem
         observe = self.metrics.observe_request
 
         async def guarded(request: web.Request) -> web.StreamResponse:
             started = time.perf_counter()
             try:
-                refuse_early(request)
+                turn = refuse_early(request)
+                if turn > 0:  # a busy node: a heavy client waits for its turn
+                    await wait_turn(request, turn)
                 response = handler(request)
                 if not isinstance(response, web.StreamResponse):
                     response = await response
@@ -221,8 +245,8 @@ class PublicApi:
         path = request.path
         public = not path.startswith(PEER_PREFIX)
         try:
-            if public:
-                self._refuse_early(request)
+            if public and (turn := self._refuse_early(request)) > 0:
+                await self._wait_turn(request, turn)
             allowed: set[str] = set()
             for resource in request.app.router.resources():
                 if resource.name != UNMATCHED:
@@ -313,6 +337,7 @@ class PublicApi:
 
     async def close(self, app: web.Application) -> None:
         del app
+        self.fairness.close()
         await self.renders.aclose()
 
 

@@ -620,6 +620,18 @@ FIGURES: Final[tuple[Figure, ...]] = (
         "Public API requests refused with 429 by the per-client limiter.",
     ),
     gauge("api_rate_limiter", "clients", "Client addresses tracked by the per-client limiter."),
+    # fair shares of a busy node (whnode.api.fairness.FairShareStatistics)
+    gauge(
+        "api_fair_share",
+        "share",
+        "Requests/s a public API client may make while the node is contended (+Inf: none).",
+    ),
+    counter("api_fair_share", "shaped", "Public API requests delayed for their fair turn."),
+    counter(
+        "api_fair_share", "refused", "Public API requests refused: their turn was over 2 s away."
+    ),
+    counter("api_fair_share", "contended_periods", "0.2 s periods in which the event loop lagged."),
+    gauge("api_fair_share", "active_clients", "Public API clients seen in the last second."),
     # http_ingress (whnode.api.ingress.IngressStatistics)
     counter(
         "http_ingress",

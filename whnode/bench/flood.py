@@ -244,36 +244,71 @@ def _http_flooder(url: str, seconds: float, connections: int) -> None:
     print(json.dumps({"sent": sent, "seconds": seconds}), flush=True)
 
 
-async def _latencies(url: str, seconds: float, rate: float) -> tuple[list[float], int]:
-    """GET ``url`` at ``rate`` per second from 127.0.0.3 for ``seconds``: latencies, failures."""
-    import aiohttp
+def _client(port: int, path: str, seconds: float, rate: float) -> None:
+    """Another client, in a process of its own on ``127.0.0.3``: GET ``path`` at ``rate`` per
+    second for ``seconds`` over one keep-alive connection (a new one after an error); print
+    the (offset, latency, status) of each request as JSON. Synchronous sockets: what it
+    measures is the node's answer time, not an event loop of its own."""
+    import http.client
 
-    latencies: list[float] = []
-    failures = 0
-    connector = aiohttp.TCPConnector(limit=8, local_addr=(f"127.0.0.{PEER_HOST_BASE}", 0))
-    async with aiohttp.ClientSession(connector=connector) as session:
+    def connect() -> http.client.HTTPConnection:
+        connection = http.client.HTTPConnection(
+            NODE_HOST, port, timeout=10, source_address=(f"127.0.0.{PEER_HOST_BASE}", 0)
+        )
+        connection.connect()
+        return connection
 
-        async def one() -> None:
-            nonlocal failures
-            started = time.perf_counter()
-            try:
-                async with session.get(url, timeout=aiohttp.ClientTimeout(total=10)) as response:
-                    await response.read()
-                    if response.status != 200:
-                        failures += 1
-                        return
-            except (aiohttp.ClientError, TimeoutError):
-                failures += 1
-                return
-            latencies.append(time.perf_counter() - started)
+    connection = connect()
+    samples: list[tuple[float, float, int]] = []
+    start = time.monotonic()
+    next_send = start
+    while (now := time.monotonic()) < start + seconds:
+        if now < next_send:
+            time.sleep(next_send - now)
+        next_send += 1.0 / rate
+        sent = time.perf_counter()
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            response.read()
+            status = response.status
+        except (OSError, http.client.HTTPException):
+            status = 0
+            connection.close()
+            connection = connect()
+        samples.append((time.monotonic() - start, time.perf_counter() - sent, status))
+    connection.close()
+    print(json.dumps(samples), flush=True)
 
-        tasks = []
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            tasks.append(asyncio.create_task(one()))
-            await asyncio.sleep(1.0 / rate)
-        await asyncio.gather(*tasks)
-    return sorted(latencies), failures
+
+async def _latencies(
+    port: int, path: str, seconds: float, rate: float
+) -> tuple[list[float], int, list[tuple[float, float]]]:
+    """Run ``_client``: sorted latencies of the answers 200, failures, and the timeline
+    (offset, latency) of the answers."""
+    process = subprocess.Popen(  # noqa: ASYNC220 - started once per phase, not per request
+        [
+            sys.executable,
+            "-c",
+            f"from whnode.bench.flood import _client; _client({port}, {path!r}, {seconds}, {rate})",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=os.getcwd(),
+    )
+    out, _ = await asyncio.to_thread(process.communicate)
+    samples = json.loads(out)
+    answered = [(at, latency) for at, latency, status in samples if status == 200]
+    failures = len(samples) - len(answered)
+    return sorted(latency for _, latency in answered), failures, answered
+
+
+def _by_second(timeline: list[tuple[float, float]]) -> list[tuple[int, float]]:
+    """(second, p99 ms) of a timeline of (offset, latency)."""
+    seconds: dict[int, list[float]] = {}
+    for at, latency in timeline:
+        seconds.setdefault(int(at), []).append(latency)
+    return [(second, _p99(sorted(seconds[second]))) for second in sorted(seconds)]
 
 
 def _p99(values: list[float]) -> float:
@@ -291,6 +326,12 @@ class NodeFlood:
     udp_loss: float
     refused_http: int
     flood_blocks: int
+    shaped: int
+    """The flooder's requests delayed for their fair turn (whnode.api.fairness)."""
+    contended_periods: int
+    during_p50_ms: float
+    by_second: list[tuple[int, float]]
+    """(second, p99 ms) of the other client during the flood."""
 
 
 async def node_flood(
@@ -323,9 +364,12 @@ async def node_flood(
                 assert protocol is not None
                 protocol._loopback_exempt = False
                 dispensary = sandbox.dispensaries[0]
-                url = f"{node.http_url}/v1/menus/{dispensary}?max_age=3600"
-                await _latencies(url, 1.0, 20)  # fill, then hot
-                before, before_failures = await _latencies(url, min(10.0, seconds), rate)
+                path = f"/v1/menus/{dispensary}?max_age=3600"
+                url = f"{node.http_url}{path}"
+                await _latencies(node.port, path, 1.0, 20)  # fill, then hot
+                before, before_failures, _ = await _latencies(
+                    node.port, path, min(10.0, seconds), rate
+                )
                 peer_code = (
                     "from whnode.bench.flood import _peers; "
                     f"_peers({node.port}, {peers}, 50.0, [{seconds}])"
@@ -341,7 +385,9 @@ async def node_flood(
                 )
                 floods = [_spawn(http_code)] + [_spawn(udp_code) for _ in range(flooders)]
                 await asyncio.sleep(1.0)  # the flood is under way
-                during, during_failures = await _latencies(url, seconds - 2.0, rate)
+                during, during_failures, timeline = await _latencies(
+                    node.port, path, seconds - 2.0, rate
+                )
                 outputs = [
                     json.loads(out)
                     for out, _ in await asyncio.gather(
@@ -353,6 +399,7 @@ async def node_flood(
                     peer_out, _ = await asyncio.to_thread(peer_process.communicate)
                     phase = json.loads(peer_out)[0]
                 refused = public_api(node.app).limiter.statistics().refused
+                fairness = public_api(node.app).fairness.statistics()
                 blocks = node.dht.statistics().flood_blocks
     return NodeFlood(
         before_p99_ms=_p99(before),
@@ -364,6 +411,10 @@ async def node_flood(
         udp_loss=1.0 - phase["answered"] / max(1, phase["sent"]),
         refused_http=refused,
         flood_blocks=blocks,
+        shaped=fairness.shaped,
+        contended_periods=fairness.contended_periods,
+        during_p50_ms=during[len(during) // 2] * 1000 if during else float("nan"),
+        by_second=_by_second(timeline),
     )
 
 
@@ -449,7 +500,16 @@ def main(argv: list[str]) -> int:
             print(
                 f"  another client's GET p99: {node.before_p99_ms:.1f} ms before,"
                 f" {node.during_p99_ms:.1f} ms during ({ratio:.2f}x; goal <= 2x);"
+                f" p50 during {node.during_p50_ms:.1f} ms;"
                 f" failures {node.before_failures} / {node.during_failures}"
+            )
+            print(
+                f"  fair shares: {node.shaped:,} of the flooder's requests waited for their"
+                f" turn; the event loop lagged > 5 ms in {node.contended_periods} periods of 0.2 s"
+            )
+            print(
+                "  the other client's p99 by second of the flood: "
+                + ", ".join(f"{second}: {p99:.0f} ms" for second, p99 in node.by_second)
             )
             print(
                 f"  legitimate UDP peers' loss during the flood: {node.udp_loss:.2%} (goal < 5 %);"
