@@ -86,7 +86,7 @@ class NodeConfig:
     node id (40 hex digits), as in a seeds file."""
     seeds_file: Path | None = None
     """Optional seeds list file (one "host:port [node id]" per line, # comments)."""
-    replication: int = 3
+    replication: int = 7
     """Number of owners (r) that hold each dispensary's records."""
     ksize: int = 20
     """Kademlia bucket size k."""

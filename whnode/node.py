@@ -34,6 +34,7 @@ from whnode.dht import PublicKey as DhtPublicKey
 from whnode.identity import IdentityError, identity_path, load_or_create_identity
 from whnode.lifecycle import AsyncService, deprecated_alias
 from whnode.listen import listen_udp_and_tcp
+from whnode.memory import trim_heap
 from whnode.peer.client import PeerClient
 from whnode.peer.routes import add_peer_routes
 from whnode.record.acceptance import TrustPolicy
@@ -415,6 +416,7 @@ class Node(AsyncService):
     async def _sample_loop(self) -> None:
         while True:
             self._samples.append(self._sample())
+            trim_heap()  # freed heap back to the OS (whnode.memory), at most once a minute
             await asyncio.sleep(SAMPLE_INTERVAL)
 
     def _sample(self) -> dict[str, Any]:

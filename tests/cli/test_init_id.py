@@ -89,7 +89,7 @@ def test_init_writes_flags_as_active_values(cli: Cli, tmp_path: Path) -> None:
         "log": {},
         "seed": {},
     }  # the environment is not written into the file
-    assert "# Number of owners (r) that hold each dispensary's records.\n# replication = 3" in text
+    assert "# Number of owners (r) that hold each dispensary's records.\n# replication = 7" in text
 
 
 def test_every_commented_default_is_valid(cli: Cli, tmp_path: Path) -> None:

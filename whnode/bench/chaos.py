@@ -45,6 +45,7 @@ from whnode.bench.netns import (
     print_partition,
     run_network_scenarios,
 )
+from whnode.config import NodeConfig
 from whnode.dht import DhtConfig, DhtNode, PublicKey, xor_distance
 
 __all__ = [
@@ -85,7 +86,7 @@ class ChurnOptions:
     rate: float = 20.0
     """Requests per second after the kill (each from a random survivor, for a random
     dispensary; every dispensary is asked once in the first D/rate seconds)."""
-    replication: int = 3
+    replication: int = NodeConfig().replication
     max_items: int = 40
     seed: int = 1
     rpc_timeout: float = 2.0
@@ -425,7 +426,7 @@ def main(argv: list[str]) -> int:
     churn.add_argument("--kill-fraction", type=float, default=0.3)
     churn.add_argument("--duration", type=float, default=45.0, help="seconds after the kill")
     churn.add_argument("--rate", type=float, default=20.0, help="requests/s after the kill")
-    churn.add_argument("--replication", type=int, default=3)
+    churn.add_argument("--replication", type=int, default=NodeConfig().replication)
     churn.add_argument("--rpc-timeout", type=float, default=2.0)
     joins = parser.add_argument_group("joins")
     joins.add_argument("--join-nodes", type=int, default=200)
