@@ -91,6 +91,11 @@ class AmplificationGuard:
     def probed(self, address: Address, now: float) -> None:
         self._entry(address)[2] = now
 
+    def clear(self) -> None:
+        """Forget every address (a closed protocol frees its tables at once)."""
+        self._verified.clear()
+        self._unverified.clear()
+
     def tracked(self) -> tuple[int, int]:
         """(verified, unverified) addresses held."""
         return len(self._verified), len(self._unverified)

@@ -851,6 +851,13 @@ class WhnodeProtocol(KademliaProtocol):  # type: ignore[misc]
                 future.set_result((False, None))
         self._outstanding.clear()
         self._destinations.clear()
+        # The tables a flood of sources fills (up to MAX_TRACKED_SOURCES each) are freed
+        # now: a cancelled task's traceback may keep this protocol alive for a while.
+        self._limiter.clear()
+        self._ip_limiter.clear()
+        self.amplification.clear()
+        self._suspects.clear()
+        self._drops_by_ip.clear()
 
     async def aclose(self) -> None:
         self.close()

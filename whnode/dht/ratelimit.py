@@ -35,6 +35,10 @@ class SourceRateLimiter:
     def __len__(self) -> int:
         return len(self._buckets)
 
+    def clear(self) -> None:
+        """Forget every source (a closed protocol frees its table at once)."""
+        self._buckets.clear()
+
     def allow(self, source: tuple[str, int], now: float) -> bool:
         """Charge one datagram from ``source``; False means drop it."""
         bucket = self._buckets.get(source)
