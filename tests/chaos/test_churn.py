@@ -31,6 +31,10 @@ async def test_after_a_crash_of_30_percent_every_dispensary_with_a_live_owner_is
     # a dispensary is fetched upstream again only when every one of its owners died
     assert result.refilled_with_owner_alive == 0
     assert result.refilled <= result.orphaned
+    # every dispensary was stored by its owners before the kill, and one whose copy survived
+    # anywhere is not fetched again
+    assert result.copies_min >= 3
+    assert result.refilled_with_copy_alive == 0
     # the survivors drop the crashed nodes from their tables
     assert result.curve[-1].dead_in_tables < result.dead_entries_at_kill
 

@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from whnode.bench.cluster import cpu_burners, load_average
 from whnode.bench.kill9 import Kill9Options, print_kill9, run_kill9
@@ -47,6 +48,9 @@ from whnode.bench.netns import (
 )
 from whnode.config import FreshnessConfig, NodeConfig
 from whnode.dht import DhtConfig, DhtNode, PublicKey, xor_distance
+
+if TYPE_CHECKING:
+    from whnode.node import Node
 
 __all__ = [
     "ChurnOptions",
@@ -122,6 +126,13 @@ class ChurnResult:
     """Dispensaries whose every owner (the ``replication`` closest nodes) was killed."""
     refilled_with_owner_alive: int
     """Dispensaries fetched again although one of their owners survived (should be 0)."""
+    copies_min: int
+    """Fewest stores holding a dispensary's record before the kill."""
+    copies_median: float
+    lost: int
+    """Dispensaries whose every stored copy was on a killed node."""
+    refilled_with_copy_alive: int
+    """Dispensaries fetched again although a live node stored a copy."""
     upstream_after: int
     """Upstream menu fetches after the kill (all dispensaries)."""
     requests: int
@@ -191,8 +202,16 @@ async def run_churn(options: ChurnOptions, directory: Path) -> ChurnResult:
             orphaned = {
                 d
                 for d in population
-                if all(bytes(owner.node_id) in killed_ids for owner in cluster.owners(d))
+                if all(
+                    bytes(owner.node_id) in killed_ids
+                    for owner in cluster.owners(d, options.replication)
+                )
             }
+            # Where the copies are before the kill (stores only; a requester's hot cache
+            # is not counted): lost copies, not lookups that miss them, bound the share.
+            holders = await _holders(cluster.live, population)
+            copies = sorted(len(nodes) for nodes in holders.values())
+            lost = {d for d, nodes in holders.items() if nodes <= killed_ids}
             before = {d: sandbox.menu_fetches(d) for d in population}
             fetches_before = sandbox.menu_fetches()
             await cluster.crash_nodes(victims)
@@ -248,6 +267,10 @@ async def run_churn(options: ChurnOptions, directory: Path) -> ChurnResult:
         refilled=len(refetched),
         orphaned=len(orphaned),
         refilled_with_owner_alive=len(refetched - orphaned),
+        copies_min=copies[0] if copies else 0,
+        copies_median=statistics.median(copies) if copies else 0.0,
+        lost=len(lost),
+        refilled_with_copy_alive=len(refetched - lost),
         upstream_after=upstream_after,
         requests=len(outcomes),
         failures=len(failures),
@@ -258,6 +281,16 @@ async def run_churn(options: ChurnOptions, directory: Path) -> ChurnResult:
         curve=curve,
         errors=errors,
     )
+
+
+async def _holders(nodes: Sequence[Node], population: Sequence[str]) -> dict[str, set[bytes]]:
+    """The ids of the nodes whose store holds a record of each dispensary."""
+    holders: dict[str, set[bytes]] = {d: set() for d in population}
+    for node in nodes:
+        for d in population:
+            if await node.store.newest(d) is not None:
+                holders[d].add(bytes(node.node_id))
+    return holders
 
 
 def _curve(outcomes: list[tuple[float, float, bool]], samples: dict[int, int]) -> list[Second]:
@@ -313,6 +346,11 @@ def print_churn(result: ChurnResult, options: ChurnOptions) -> None:
         f"  all owners killed           {result.orphaned} dispensaries (the bound: with r owners "
         f"each, a share of about {options.kill_fraction:.0%}^r loses every copy); "
         f"fetched again with an owner alive: {result.refilled_with_owner_alive}"
+    )
+    print(
+        f"  copies before the kill      {result.copies_min} at least, median"
+        f" {result.copies_median:g} (stores); every copy killed: {result.lost} dispensaries;"
+        f" fetched again with a copy alive: {result.refilled_with_copy_alive}"
     )
     print(f"  upstream fetches after kill {result.upstream_after}")
     print(
