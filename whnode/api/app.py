@@ -151,7 +151,6 @@ class PublicApi:
         if wait > 0:
             self.ingress.note_refusal(key)
             raise ClientRateLimited("request rate exceeded for this client", retry_after=wait)
-        turn = self.fairness.delay(key, now)
         query = request.rel_url.raw_query_string
         # a character is at most 4 bytes of UTF-8: most queries need no encoding to check
         if (
@@ -161,7 +160,7 @@ class PublicApi:
             raise QueryTooLong(f"query string longer than {limits.MAX_QUERY_STRING_BYTES} bytes")
         if request.body_exists and request.method in ("GET", "HEAD"):
             raise BodyNotAllowed(f"{request.method} requests take no body")
-        return turn
+        return self.fairness.delay(key, now)  # last: a turn taken is waited for
 
     async def _wait_turn(self, request: web.Request, turn: float) -> None:
         """A heavy client of a busy node waits for its turn (``whnode.api.fairness``); one
