@@ -97,7 +97,8 @@ class NodeConfig:
     lookup_deadline: float = 5.0
     """Overall deadline in seconds for one DHT lookup."""
     routing_only: bool = False
-    """Seed mode: route only, hold no records, call no upstream."""
+    """Seed mode (what ``whnode seed`` sets): route only; no store, no upstream calls, no
+    menu API (menu routes answer 404 saying so); the ``[seed]`` section applies."""
     peer_timeout: float = 10.0
     """Seconds to wait for a node-to-node HTTP answer (fills may take longer upstream)."""
     request_deadline: float = 30.0
@@ -252,9 +253,10 @@ class LogConfig:
 
 @dataclass(frozen=True, slots=True)
 class SeedConfig:
-    """``whnode seed`` only (a node ignores this section): a seed is configured like a node
-    (``[node]``: host, port, data_dir, seeds, seeds_file, ksize, rpc_timeout; ``[trust]``;
-    ``[log]``), routes only, and paces strangers more tightly than a node."""
+    """Seeds only (``whnode seed``, or any node with ``node.routing_only``; a full node
+    ignores this section): a seed is a node (``[node]``: host, port, data_dir, seeds,
+    seeds_file, ksize, rpc_timeout; ``[trust]``; ``[log]``) that routes only and paces
+    strangers more tightly than a node."""
 
     public_address: str | None = None
     """Public address (IP or DNS name) of the seed shown in the seeds line it logs at

@@ -151,9 +151,9 @@ async def serve(
             raise
         else:
             log.info(
-                "daemon running on the %s event loop: SIGTERM or Ctrl-C drains and stops,"
-                " SIGHUP reloads the upstream sources",
+                "daemon running on the %s event loop: SIGTERM or Ctrl-C drains and stops%s",
                 type(loop).__module__.partition(".")[0],
+                "" if config.node.routing_only else ", SIGHUP reloads the upstream sources",
             )
             notify.ready(f"serving on {node.http_url}")
             if started is not None:
@@ -173,6 +173,8 @@ async def _stop(node: Node, config: Config, signals: _Signals, notify: Notifier)
     node.begin_drain()
     notify.stopping("draining")
     unready = min(NOT_READY_SECONDS, drain * NOT_READY_SHARE)
+    if config.node.routing_only:  # a seed answers datagrams, nothing a balancer drains
+        unready = 0.0
     if unready > 0:
         log.info(
             "draining: /readyz answers 503 for %.1f s, then the listener closes and in-flight"

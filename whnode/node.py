@@ -40,6 +40,7 @@ from whnode.peer.routes import add_peer_routes
 from whnode.record.acceptance import TrustPolicy
 from whnode.record.keys import PublicKey, SigningKey, node_id_for
 from whnode.record.puzzle import solves
+from whnode.seed import SeedRole, seed_dht_config
 from whnode.service.core import MenuService
 from whnode.service.joined import JoinedOnly
 from whnode.service.opening import RecordOpener
@@ -96,9 +97,10 @@ class Node(AsyncService):
         signing_key: SigningKey | None = None,
         parse_pool: ParsePool | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``clock`` is the wall clock the service judges freshness and stamps records by
-        (tests drive it by hand)."""
+        """``clock`` is the wall clock the service judges freshness and stamps records by;
+        ``monotonic`` the clock of a seed's health grace (tests drive both by hand)."""
         self.config = config
         self._clock = clock
         self._signing_key = signing_key
@@ -125,6 +127,10 @@ class Node(AsyncService):
         self._draining = False
         self.search_feed: SearchFeed | None = None
         self._queries: NodeQueries | None = None
+        self.seed: SeedRole | None = None
+        """The seed-only part (whnode.seed) of a node with ``node.routing_only``."""
+        if config.node.routing_only:
+            self.seed = SeedRole(config, clock=monotonic)
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -172,6 +178,7 @@ class Node(AsyncService):
             from whnode.config import masked
 
             LOG.debug("configuration (secrets masked): %s", json.dumps(masked(config)))
+        await asyncio.to_thread(self._seed_plan)  # a bad seeds file fails before anything
         data_dir = Path(config.node.data_dir)
         await asyncio.to_thread(prepare_data_dir, data_dir)
         await asyncio.to_thread(self._lock.acquire)  # DataDirInUse: another process runs here
@@ -186,6 +193,9 @@ class Node(AsyncService):
             self.public_key = self._signing_key.public_key
             self.node_id = node_id_for(self.public_key)
             check_identity(self.node_id, config.trust.node_id_difficulty, data_dir)
+            if self.seed is not None:  # routing only: no store, service, pool or upstream
+                await self._start_routing_only(data_dir)
+                return
             self._store = await DurableStore.open(
                 data_dir / "store.sqlite3",
                 history_per_dispensary=config.cache.history_per_dispensary,
@@ -195,21 +205,19 @@ class Node(AsyncService):
                 connector=aiohttp.TCPConnector(limit=256, limit_per_host=32),
                 headers={"User-Agent": "whnode-peer/0.1"},
             )
-            fetcher = None
-            if not config.node.routing_only:
-                self._pool = self._given_pool or ParsePool(
-                    workers=config.pool.workers or None,
-                    max_tasks_per_child=config.pool.max_tasks_per_child,
-                    queue_depth=config.pool.queue_depth,
+            self._pool = self._given_pool or ParsePool(
+                workers=config.pool.workers or None,
+                max_tasks_per_child=config.pool.max_tasks_per_child,
+                queue_depth=config.pool.queue_depth,
+            )
+            if self._given_pool is None:
+                # the workers start now, beside the bootstrap, not at the first fill
+                # (starting them takes seconds, which a cold fill would wait for)
+                self._tasks.append(
+                    asyncio.create_task(self._pool.warm_up(), name="parse pool warm-up")
                 )
-                if self._given_pool is None:
-                    # the workers start now, beside the bootstrap, not at the first fill
-                    # (starting them takes seconds, which a cold fill would wait for)
-                    self._tasks.append(
-                        asyncio.create_task(self._pool.warm_up(), name="parse pool warm-up")
-                    )
-                self._http = UpstreamHttp.from_config(config.upstream)
-                fetcher = self._build_fetcher(config)
+            self._http = UpstreamHttp.from_config(config.upstream)
+            fetcher = self._build_fetcher(config)
             self.dht = await self._bind(data_dir)
             self._api_url = self._local_url()
             await asyncio.to_thread(write_api_file, data_dir, self._api_url)
@@ -228,17 +236,17 @@ class Node(AsyncService):
                 peers=PeerClient(
                     self._session, node_id_hex=self.node_id.hex(), timeout=config.node.peer_timeout
                 ),
-                fetcher=JoinedOnly(fetcher, self.joined) if fetcher is not None else None,
+                fetcher=JoinedOnly(fetcher, self.joined),
                 policy=trust_policy(config),
                 clock=self._clock,
                 opener=RecordOpener(self._pool) if self._pool is not None else None,
             )
             self.dht.on_new_contact = self.service.on_new_contact
-            if not config.node.routing_only:  # products of the held menus, for /v1/search
-                search = SearchFeed(SearchIndex(data_dir / "search.sqlite3"), self.service.events)
-                await search.index.open()
-                search.start(self._store.iter_newest())
-                self.search_feed = search
+            # products of the held menus, for /v1/search
+            search = SearchFeed(SearchIndex(data_dir / "search.sqlite3"), self.service.events)
+            await search.index.open()
+            search.start(self._store.iter_newest())
+            self.search_feed = search
             seeds, pins = self._seed_plan()
             LOG.debug(
                 "joining through %d seed(s) %s; store %s holds %d snapshot(s)",
@@ -254,6 +262,16 @@ class Node(AsyncService):
             await self.aclose()
             raise
         LOG.info("node %s serving on %s", self.node_id.hex()[:12], self.http_url)
+
+    async def _start_routing_only(self, data_dir: Path) -> None:
+        """A seed (whnode.seed): the DHT, its peers file and the HTTP listener, nothing else;
+        the bootstrap runs in the background (a seed serves before other seeds answer)."""
+        assert self.seed is not None
+        self.seed.begin()  # the health grace counts from here, not while grinding an id
+        self.dht = await self._bind(data_dir)
+        self._api_url = self._local_url()
+        await asyncio.to_thread(write_api_file, data_dir, self._api_url)
+        await self.seed.start(self.dht, self.port, lambda: self._runner is not None)
 
     def _build_fetcher(self, config: Config) -> Fetcher:
         assert self._http is not None
@@ -284,18 +302,23 @@ class Node(AsyncService):
         LOG.info("sources reloaded: %d overrides", len(config.upstream.sources))
 
     def _dht_config(self) -> DhtConfig:
+        if self.seed is not None:
+            return seed_dht_config(self.config)
         return DhtConfig.from_config(self.config)
 
     async def _bind(self, data_dir: Path) -> DhtNode:
         """Listen on UDP and TCP with the same port number (retrying free ports for port 0)."""
         api = self._add_api_routes()
-        add_peer_routes(
-            self.app,
-            self._peer_handler(),
-            instrument=api.instrument,
-            on_refused=api.ingress.note_refusal,
-            evidence=self._peer_handler("crosscheck"),
-        )
+        if self.seed is not None:
+            api.metrics.registry.register(self.seed.collector())
+        else:
+            add_peer_routes(
+                self.app,
+                self._peer_handler(),
+                instrument=api.instrument,
+                on_refused=api.ingress.note_refusal,
+                evidence=self._peer_handler("crosscheck"),
+            )
         connection_limits = ConnectionLimits.from_api_config(self.config.api)
         self._runner = http_runner(
             self.app, connection_limits, shutdown_timeout=self.config.node.drain_timeout / 2
@@ -373,6 +396,8 @@ class Node(AsyncService):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.seed is not None:
+            await self.seed.aclose()
         service = getattr(self, "service", None)
         if service is not None:
             await service.aclose()
@@ -445,11 +470,21 @@ class Node(AsyncService):
         return dht is not None and (bool(dht.contacts()) or not self._seed_plan()[0])
 
     def healthy(self) -> bool:
-        """Healthy while the HTTP listener serves and the node has joined the network."""
+        """Healthy while the HTTP listener serves and the node has joined the network (a
+        seed: the rule of :meth:`whnode.seed.SeedRole.health`)."""
+        if self.seed is not None:
+            return self.seed.health().healthy
         return self._runner is not None and self.joined()
 
+    def health_members(self) -> dict[str, object]:
+        """Members ``/healthz`` adds to its answer: a seed says why and who it is."""
+        return self.seed.health_members() if self.seed is not None else {}
+
     def ready(self) -> bool:
-        """Ready to answer menu requests (``/readyz``): healthy, started, not draining."""
+        """Ready to answer menu requests (``/readyz``): healthy, started, not draining (a
+        seed: healthy and not draining; it answers routing requests only)."""
+        if self.seed is not None:
+            return not self._draining and self.healthy()
         return not self._draining and self.healthy() and getattr(self, "service", None) is not None
 
     def begin_drain(self) -> None:
@@ -464,6 +499,8 @@ class Node(AsyncService):
         return list(self._samples)
 
     def statistics(self) -> dict[str, object]:
+        if self.seed is not None:
+            return {"dht": self.dht.statistics()} if hasattr(self, "dht") else {}
         result: dict[str, object] = {
             "service": self.service.statistics(),
             "hot_cache": self.hot.statistics(),
@@ -484,8 +521,7 @@ class Node(AsyncService):
     def node_info(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        stats = self.service.statistics()
-        return {
+        base: dict[str, Any] = {
             "node_id": self.node_id.hex(),
             "public_key": bytes(self.public_key).hex(),
             "address": f"{self.advertise_host}:{self.port}",
@@ -495,6 +531,12 @@ class Node(AsyncService):
                 {"node_id": contact.node_id.hex(), "host": contact.host, "port": contact.port}
                 for contact in self.dht.contacts()
             ],
+        }
+        if self.seed is not None:
+            return base
+        stats = self.service.statistics()
+        return {
+            **base,
             "hot_cache": asdict(self.hot.statistics()),
             "store": asdict(self.store.statistics()),
             "service": {

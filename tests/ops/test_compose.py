@@ -44,7 +44,8 @@ from whnode.config import (
     build_config,
     parse_host_port,
 )
-from whnode.seed import SeedServer
+from whnode.node import Node
+from whnode.testing.clock import ManualClock
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
@@ -129,11 +130,12 @@ def route_paths(app: web.Application) -> set[str]:
     return {resource.canonical for resource in app.router.resources()}
 
 
-def node_app_paths() -> set[str]:
+def node_app_paths(config: Config | None = None) -> set[str]:
+    """The public routes of a node (of a seed: ``seed_config()``) with ``config``."""
     from whnode.api.app import add_public_routes
 
     app = web.Application()
-    context = typing.cast(Any, type("Context", (), {"config": Config()})())
+    context = typing.cast(Any, type("Context", (), {"config": config or Config()})())
     add_public_routes(app, context)
     return route_paths(app)
 
@@ -223,7 +225,8 @@ def test_sources_point_every_vendor_at_the_sandbox_service() -> None:
 def test_health_checks_probe_served_endpoints_on_configured_ports() -> None:
     _, port, path = probe(services()["seed"])
     assert port == seed_config().node.port
-    assert path in route_paths(SeedServer(seed_config()).app)
+    assert seed_config().node.routing_only
+    assert path in node_app_paths(seed_config())
     node_paths = node_app_paths()
     for name in NODES:
         _, port, path = probe(services()[name])
@@ -390,18 +393,18 @@ async def test_health_probes_pass_on_a_healthy_seed_and_fail_otherwise(tmp_path:
         "node.host": "127.0.0.1",
         "node.port": "0",
         "seed.health_grace": "3",
+        "node.routing_only": "true",
     }
     config = build_config(config_file=Path(os.devnull), environ={}, flags=flags)
-    async with SeedServer(config) as running:
+    clock = ManualClock()
+    async with Node(config, monotonic=clock) as running:
         own_port = compose_code.replace(f":{compose_port}/", f":{running.port}/")
         port_env = {"WHNODE_NODE_PORT": str(running.port)}
         healthy = await asyncio.gather(run_probe(own_port), run_probe(image_code, port_env))
-        assert running.health().healthy, "the probes must run within the grace period"
+        assert running.healthy(), "the probes run within the grace period"
         assert list(healthy) == [0, 0]
-        # no peer within the grace period: /healthz answers 503
-        async with asyncio.timeout(5):
-            while running.health().healthy:
-                await asyncio.sleep(0.05)
+        clock.advance(3.1)  # no peer within the grace period: /healthz answers 503
+        assert not running.healthy()
         assert await run_probe(own_port) != 0
         assert await run_probe(image_code, port_env) != 0
     assert await run_probe(own_port) != 0  # nothing listening

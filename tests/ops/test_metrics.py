@@ -34,7 +34,6 @@ from whnode.api.render import RenderCacheStatistics
 from whnode.config import build_config
 from whnode.dht.statistics import DhtStatistics
 from whnode.node import Node
-from whnode.seed import SeedServer
 from whnode.service.crosscheck import CrossCheckStatistics
 from whnode.service.entitlement import EntitlementStatistics
 from whnode.service.evidence import EvidenceStatistics
@@ -170,9 +169,14 @@ async def test_node_and_seed_metrics_pass_the_lint_and_share_names(tmp_path: Pat
         flags={"node.data_dir": str(tmp_path / "node"), "node.port": 0, "pool.workers": 1},
     )
     async with (
-        SeedServer(
+        Node(
             build_config(
-                environ={}, flags={"node.data_dir": str(tmp_path / "seed"), "node.port": 0}
+                environ={},
+                flags={
+                    "node.data_dir": str(tmp_path / "seed"),
+                    "node.port": 0,
+                    "node.routing_only": True,
+                },
             )
         ) as seed,
         Node(config) as node,

@@ -106,10 +106,15 @@ class PublicApi:
     def __init__(self, context: ApiContext, ingress: HttpIngress | None = None) -> None:
         self.context = context
         self.ingress = ingress if ingress is not None else HttpIngress()
-        api_config = context.config.api
-        self.limiter = ClientRateLimiter(
-            rate=api_config.requests_per_second, burst=api_config.burst
-        )
+        api_config, seed = context.config.api, context.config.seed
+        if context.config.node.routing_only:  # a seed: health checks and scrapes only
+            self.limiter = ClientRateLimiter(
+                rate=seed.http_requests_per_second, burst=seed.http_burst
+            )
+        else:
+            self.limiter = ClientRateLimiter(
+                rate=api_config.requests_per_second, burst=api_config.burst
+            )
         self.fairness = FairShare()
         self.renders = RenderCache()
         # The context is read when scraped, not now (a node adds routes before it starts).
@@ -305,9 +310,13 @@ class PublicApi:
 
     async def healthz(self, request: web.Request) -> web.StreamResponse:
         single_values(request.query, ())
+        # a seed (whnode.seed) adds why and who it is: reason, role, node_id, peers, uptime
+        health_members = getattr(self.context, "health_members", None)
+        members: dict[str, Any] = dict(health_members()) if health_members is not None else {}
         if not self.context.healthy():
-            raise NodeNotReady("the node is not connected to the network")
-        return json_response({"status": "ok"}, cache="no-store")
+            detail = members.pop("reason", None) or "the node is not connected to the network"
+            raise NodeNotReady(str(detail), members=members)
+        return json_response({"status": "ok", **members}, cache="no-store")
 
     async def readyz(self, request: web.Request) -> web.StreamResponse:
         single_values(request.query, ())
@@ -403,7 +412,9 @@ def add_public_routes(app: web.Application, context: ApiContext) -> PublicApi:
         ("/metrics", api.metrics_text),
         ("/openapi.json", api.openapi),
     ]
-    if context.config.api.status_page:
+    if context.config.node.routing_only:  # a seed serves no menus, and says so
+        routes = [(path, _routing_only if path in MENU_ROUTES else h) for path, h in routes]
+    elif context.config.api.status_page:
         routes.extend(status_page_routes(context, node_info=api.node_info_document))
     for path, handler in routes:
         app.router.add_get(path, api.guard(path, handler))
@@ -411,6 +422,28 @@ def add_public_routes(app: web.Application, context: ApiContext) -> PublicApi:
     # [\s\S] and not ".": a decoded path may hold a newline (%0A)
     app.router.add_route("*", r"/{tail:[\s\S]*}", api.unmatched, name=UNMATCHED)
     return api
+
+
+MENU_ROUTES: Final = frozenset(
+    {
+        "/v1/menus/{dispensary}",
+        "/v1/menus/{dispensary}/history",
+        "/v1/menus/{dispensary}/stats",
+        "/v1/menus/{dispensary}/products",
+        "/v1/menus/{dispensary}/changes",
+        "/v1/menus/{dispensary}/events",
+        "/v1/search",
+        "/v1/dispensaries",
+        "/v1/node/history",
+    }
+)
+"""The routes a routing-only node (a seed) answers with a 404 problem saying why."""
+
+
+async def _routing_only(request: web.Request) -> web.StreamResponse:
+    from whnode.seed import ROUTING_ONLY_DETAIL
+
+    raise web.HTTPNotFound(reason=ROUTING_ONLY_DETAIL)
 
 
 def public_api(app: web.Application) -> PublicApi:

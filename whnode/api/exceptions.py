@@ -16,6 +16,8 @@ Each class maps to one status and one problem type in ``whnode.api.problems``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from whnode.errors import RemoteError
 
 __all__ = [
@@ -66,4 +68,10 @@ class ClientRateLimited(RequestRefused):
 
 
 class NodeNotReady(RemoteError):
-    """The node cannot answer menu requests now (starting up, or no network)."""
+    """The node cannot answer menu requests now (starting up, or no network).
+
+    ``members`` are added to the problem document (a seed's ``/healthz`` says who it is)."""
+
+    def __init__(self, message: str = "", *, members: Mapping[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.members: Mapping[str, object] = members or {}

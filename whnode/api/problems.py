@@ -380,6 +380,8 @@ def problem_for(exc: BaseException) -> Problem:
         extensions["parameter"] = exc.parameter
     if isinstance(exc, NotAcceptable):
         extensions["available"] = list(exc.available)
+    if isinstance(exc, NodeNotReady):
+        extensions.update(exc.members)
     retry_after: int | None = None
     if isinstance(exc, ClientRateLimited | UpstreamRateLimited | UpstreamUnavailable):
         retry_after = _retry_after_seconds(exc.retry_after)

@@ -1,13 +1,13 @@
-"""``whnode seed``: a routing-only bootstrap seed, configured as a node is (one Config)."""
+"""``whnode seed``: the node daemon with ``node.routing_only`` (whnode.seed), its flags
+shortcuts for configuration keys and its data directory its own."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from whnode.cli.base import ConfigSources, ExitCode, config_sources
+from whnode.cli.base import ConfigSources, config_sources
 from whnode.cli.parsing import Commands
 from whnode.config import ENV_PREFIX, Config
 
@@ -38,6 +38,7 @@ def seed_sources(args: argparse.Namespace, environ: Mapping[str, str]) -> Config
     peers = list(flags.get("node.seeds") or ()) + list(getattr(args, "peer", None) or ())
     if peers:
         flags["node.seeds"] = peers
+    flags["node.routing_only"] = True  # a seed is a node that routes only (whnode.seed)
     if "node.data_dir" not in flags and f"{ENV_PREFIX}NODE_DATA_DIR" not in environ:
         flags["node.data_dir"] = str(DEFAULT_DATA_DIR)
     return dataclasses.replace(sources, flags=flags)
@@ -52,16 +53,14 @@ def seed_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
 
 
 def _cmd_seed(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from whnode.daemon import loop_factory
+    """The node daemon (whnode.daemon) with ``node.routing_only``: one program, one Config."""
+    from whnode.daemon import run
     from whnode.logs import configure_logging
     from whnode.sdnotify import Notifier
-    from whnode.seed import serve
 
     config = seed_sources(args, environ).build()
     configure_logging(config.log)
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        runner.run(serve(config, Notifier(environ.get("NOTIFY_SOCKET"))))
-    return ExitCode.OK
+    return run(config, notifier=Notifier(environ.get("NOTIFY_SOCKET")))
 
 
 def register(commands: Commands) -> None:

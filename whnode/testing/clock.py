@@ -1,0 +1,49 @@
+"""A clock moved by hand, for tests of time-based logic (aioquic's ``now += TICK``).
+
+Components that judge time take a ``clock=`` callable (``MenuService``, ``Node``, the DHT
+rate limiters, ``UpstreamHttp(breaker_clock=...)``, ``SeedRole``...). A test passes a
+:class:`ManualClock` and moves it with :meth:`ManualClock.advance` instead of sleeping: a
+breaker cools down, a record ages or a grace period ends in no time, and the assertion that
+follows is exact rather than a race with the wall clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+__all__ = ["ManualClock", "eventually"]
+
+
+class ManualClock:
+    """Reads ``now`` (seconds); only :meth:`advance` and assignment to ``now`` move it."""
+
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        """Move forward by ``seconds`` (never back); returns the new reading."""
+        if seconds < 0:
+            raise ValueError("a clock does not go back")
+        self.now += seconds
+        return self.now
+
+
+async def eventually(
+    condition: Callable[[], bool], *, timeout: float = 10.0, poll: float = 0.01
+) -> None:
+    """Wait until ``condition()`` holds, on real sockets or tasks that take their own time.
+
+    ``timeout`` is a failure guard only (TimeoutError names the condition), never a
+    measurement: pass a generous one, and assert on the state the condition reached, not on
+    how long it took (docs/testing.md).
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await asyncio.sleep(poll)
+    except TimeoutError:
+        raise TimeoutError(f"condition never held within {timeout:g} s: {condition!r}") from None
