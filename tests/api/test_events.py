@@ -19,6 +19,7 @@ from whnode.record.keys import SigningKey
 from whnode.record.signed import SignedRecord
 from whnode.service.events import RefreshAhead
 from whnode.service.types import AnswerPath, MenuAnswer
+from whnode.testing.clock import eventually
 from whnode.testing.factories import evolve_menu, make_menu
 
 DISPENSARY = "weedmaps:events-target"
@@ -99,10 +100,7 @@ async def test_a_stream_starts_with_the_current_snapshot_then_tells_each_new_one
             streams = public_api(server.app).streams
             assert streams.open_streams() == 1
             assert service.events.listeners() == 1
-        for _ in range(100):  # the handler notices the reader is gone
-            if streams.open_streams() == 0:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: streams.open_streams() == 0)  # the handler notices it
         assert service.events.listeners() == 0
 
 

@@ -13,6 +13,7 @@ import aiohttp
 from whnode import daemon
 from whnode.config import Config, build_config
 from whnode.errors import ConfigError
+from whnode.testing.clock import eventually
 
 
 def node_config(data_dir: Path, **flags: str) -> Config:
@@ -25,8 +26,10 @@ async def test_sighup_reloads_and_sigterm_stops(tmp_path: Path) -> None:
     running: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     reloads: list[Config] = []
     fail_next = [False]
+    attempts = [0]
 
     def reload() -> Config:
+        attempts[0] += 1
         if fail_next[0]:
             raise ConfigError("broken file")
         fresh = node_config(tmp_path, **{"upstream.dispensaries": "jane:1"})
@@ -42,15 +45,19 @@ async def test_sighup_reloads_and_sigterm_stops(tmp_path: Path) -> None:
         assert response.status == 200
 
     os.kill(os.getpid(), signal.SIGHUP)
-    for _ in range(100):
-        if reloads:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: bool(reloads))
     assert len(reloads) == 1
     fail_next[0] = True
     os.kill(os.getpid(), signal.SIGHUP)  # an invalid file is logged; the node keeps serving
-    await asyncio.sleep(0.2)
+    await eventually(lambda: attempts[0] == 2)  # the reload was tried (and failed)
+    for _ in range(10):  # give the daemon's reload loop turns to (wrongly) stop
+        await asyncio.sleep(0)
     assert not serving.done()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{node.http_url}/healthz") as response,
+    ):
+        assert response.status == 200  # still serving after the failed reload
 
     os.kill(os.getpid(), signal.SIGTERM)
     assert await asyncio.wait_for(serving, 20) == 0

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 from whnode.cli import ExitCode
 from whnode.datadir import API_FILE_NAME, LOCK_FILE_NAME, DataDirLock
+from whnode.testing.clock import eventually_sync
 
 from .conftest import Cli, run_process
 
@@ -40,11 +40,8 @@ def daemon(data_dir: Path, *argv: str) -> Iterator[tuple[subprocess.Popen[str], 
     )
     try:
         api = data_dir / API_FILE_NAME
-        deadline = time.monotonic() + 30
-        while not api.exists():
-            assert process.poll() is None, process.communicate()[0]
-            assert time.monotonic() < deadline, "the daemon wrote no api file"
-            time.sleep(0.05)
+        eventually_sync(lambda: api.exists() or process.poll() is not None)
+        assert process.poll() is None, process.communicate()[0]
         yield process, api.read_text(encoding="utf-8").strip()
     finally:
         if process.poll() is None:

@@ -14,6 +14,7 @@ import umsgpack  # type: ignore[import-untyped]
 
 from whnode.dht import Contact, DhtConfig, DhtNode, NodeId, PublicKey, node_id_for
 from whnode.dht.wire import FrameKind, Hello, decode_frame, decode_request
+from whnode.testing.clock import eventually
 
 LOOPBACK = "127.0.0.1"
 
@@ -185,8 +186,6 @@ async def raw_peer(handler: Handler | None = None, **kwargs: Any) -> AsyncIterat
         peer.close()
 
 
-async def wait_for_condition(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``predicate`` until true; fail the test after ``timeout`` seconds."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
+async def wait_for_condition(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until ``predicate()`` holds; ``timeout`` is a failure guard, not a measurement."""
+    await eventually(predicate, timeout=timeout)

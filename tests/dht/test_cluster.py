@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 from pathlib import Path
 
 from tests.dht.support import (
@@ -27,14 +26,14 @@ async def test_two_hundred_nodes_join_one_seed_at_once() -> None:
         nodes.append(seed)
         joiners = [await start_node(fast(bootstrap_attempts=8)) for _ in range(200)]
         nodes.extend(joiners)
-        started = time.monotonic()
-        sizes = await asyncio.gather(*(node.bootstrap([(LOOPBACK, seed.port)]) for node in joiners))
-        elapsed = time.monotonic() - started
+        async with asyncio.timeout(30):  # all 200 joined within 30 s (was: elapsed < 30)
+            sizes = await asyncio.gather(
+                *(node.bootstrap([(LOOPBACK, seed.port)]) for node in joiners)
+            )
         assert min(sizes) > 0
         assert all(node.contacts() for node in joiners)
         assert seed.statistics().table_size >= 20
         assert seed.statistics().handler_errors == 0
-        assert elapsed < 30
         # the network routes: owner lookups answer live owner-capable nodes, sorted
         # (exactness against brute force is tested on a calmer network in test_lookup.py:
         # 200 nodes joining at once on one CPU lose some datagrams to timeouts)

@@ -16,6 +16,7 @@ from tests.dht.support import fast, fleet, start_node, wait_for_condition
 from whnode.dht.blocklist import SourceBlocklist
 from whnode.dht.contact import PublicKey, node_id_for
 from whnode.dht.wire import Hello, RpcName, encode_request
+from whnode.testing.clock import eventually
 
 
 def _socket(host: str) -> socket.socket:
@@ -58,16 +59,17 @@ async def test_a_flooding_ip_is_blocked_in_the_kernel_and_others_still_answered(
         for _ in range(2000):
             flooder.sendto(junk, ("127.0.0.1", node.port))
         await wait_for_condition(lambda: node.statistics().flood_blocks == 1)
-        await asyncio.sleep(0.1)
+        # a socket's queue is first in, first out: once a ping sent now is answered, every
+        # datagram queued before it has been read
+        assert await asyncio.to_thread(_ping, polite, node.port)
         read = node.statistics().datagrams_received
         for _ in range(2000):  # dropped by the kernel: never read
             flooder.sendto(junk, ("127.0.0.1", node.port))
         assert await asyncio.to_thread(_ping, polite, node.port)
-        await asyncio.sleep(0.1)
-        assert node.statistics().datagrams_received <= read + 1  # the polite ping
-        # the block ends after flood_block_seconds: the source is read again
-        await asyncio.sleep(1.2)
-        assert await asyncio.to_thread(_ping, flooder, node.port)
+        assert node.statistics().datagrams_received == read + 1  # the polite ping
+        assert not await asyncio.to_thread(_ping, flooder, node.port)  # still blocked
+        # the block ends (after flood_block_seconds, on the node's timer): read again
+        await eventually(lambda: asyncio.to_thread(_ping, flooder, node.port), timeout=30)
         flooder.close()
         polite.close()
 

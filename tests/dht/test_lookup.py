@@ -6,7 +6,6 @@ import asyncio
 import os
 import random
 import socket
-import time
 from typing import Any
 
 from tests.dht.support import (
@@ -155,10 +154,10 @@ async def test_a_peer_answering_garbage_does_not_break_lookups() -> None:
                 await liar.ask("ping", liar.hello.encode(), (LOOPBACK, node.port))
                 assert liar.node_id in ids(node.contacts())
                 key = id_near(liar.node_id, 3)  # the liar is among the first asked
-                started = time.monotonic()
                 owners = await node.find_owners(key, 3)
-                elapsed = time.monotonic() - started
-                assert elapsed < node.config.lookup_deadline
+                # garbage never held a lookup up to its deadline (the deadline itself is
+                # tested on virtual time in test_lookup_state.py)
+                assert node.statistics().lookup_deadline_hits == 0, body
                 if body == "LYING_IDS":
                     # its reply is well formed: the liar is a live node, and the closest one
                     assert ids(owners) == [liar.node_id, *true_owners(everyone, key, 2)]
@@ -196,10 +195,10 @@ async def test_twenty_dead_contacts_cost_at_most_the_deadline() -> None:
 
         async with raw_peer(dead_contacts, routing_only=True) as liar:
             await liar.ask("ping", liar.hello.encode(), (LOOPBACK, node.port))
-            started = time.monotonic()
-            owners = await node.find_owners(key, 3)
-            elapsed = time.monotonic() - started
-            assert elapsed < node.config.lookup_deadline + 0.2
+            # the lookup's own deadline bounds it (tested on virtual time in
+            # test_lookup_state.py); the guard only keeps a broken one from hanging the suite
+            async with asyncio.timeout(node.config.lookup_deadline + 30):
+                owners = await node.find_owners(key, 3)
             # the dead contacts cost time, not correctness
             assert ids(owners) == true_owners(everyone, key, 3)
 
@@ -208,11 +207,11 @@ async def test_twenty_dead_contacts_cost_at_most_the_deadline() -> None:
             nodes.append(hurried)
             await hurried.bootstrap([(LOOPBACK, seed.port)])
             await liar.ask("ping", liar.hello.encode(), (LOOPBACK, hurried.port))
-            started = time.monotonic()
             owners = await hurried.find_owners(key, 3)
-            assert time.monotonic() - started < 0.3 + 0.2
             assert owners  # at least this node: a lookup never raises for dead peers
-            assert hurried.statistics().lookup_deadline_hits >= 1
+            stats = hurried.statistics()
+            assert stats.lookup_deadline_hits >= 1  # the deadline ended it ...
+            assert stats.rpc_timeouts == 0  # ... before any request's own timeout (1 s)
 
 
 async def test_lookup_with_a_dead_table_ends_at_the_deadline() -> None:
@@ -223,9 +222,10 @@ async def test_lookup_with_a_dead_table_ends_at_the_deadline() -> None:
         await node.bootstrap([(LOOPBACK, peers[0].port)])
         for peer in peers:
             await peer.aclose()
-        started = time.monotonic()
         owners = await node.find_owners(os.urandom(20), 3)
-        assert time.monotonic() - started < 0.5 + 0.2
         assert owners == [node.self_contact]
+        stats = node.statistics()
+        assert stats.lookup_deadline_hits == 1  # the deadline (0.5 s) ended it ...
+        assert stats.rpc_timeouts == 0  # ... not the requests' own timeout (2 s)
         # the requests still in flight end on rpcudp's own timer, not by cancellation
         assert node.statistics().outstanding_rpcs > 0

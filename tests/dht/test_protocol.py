@@ -164,7 +164,8 @@ async def test_only_a_forged_reply_means_a_timeout() -> None:
 
 
 async def test_rate_limit_per_source_address() -> None:
-    config = fast(datagrams_per_source_per_second=1.0, datagram_burst_per_source=10)
+    # a refill of one datagram per 1,000 s: however long the test takes, only the burst passes
+    config = fast(datagrams_per_source_per_second=0.001, datagram_burst_per_source=10)
     async with fleet() as nodes, raw_peer() as flooder, raw_peer() as polite:
         node = await start_node(config)
         nodes.append(node)
@@ -172,11 +173,10 @@ async def test_rate_limit_per_source_address() -> None:
         for _ in range(60):
             flooder.request("ping", hello_args(flooder), target)
         await wait_for_condition(lambda: node.statistics().datagrams_received >= 60)
-        await asyncio.sleep(0.1)
-        answered = flooder.replies.qsize()
-        assert 10 <= answered <= 11
+        await wait_for_condition(lambda: flooder.replies.qsize() >= 10)
         stats = node.statistics()
-        assert stats.rate_limited_drops == 60 - answered
+        assert stats.rate_limited_drops == 50
+        assert flooder.replies.qsize() == 10  # every reply sent has arrived: nothing more comes
         # another source address keeps its own budget
         assert (await polite.ask("ping", hello_args(polite), target))[0] == node.node_id
         assert node.statistics().tracked_sources == 2
@@ -186,10 +186,10 @@ async def test_rate_limit_per_ip_address_whatever_the_source_port() -> None:
     """Port hopping buys no budget: 6 sockets of one IP, each within its own per-source
     budget, share one per-IP bucket. Loopback is exempt by default, so the test turns the
     exemption off to exercise the bucket over real loopback sockets."""
-    config = fast(
-        datagrams_per_source_per_second=1.0,
+    config = fast(  # refills of one datagram per 1,000 s: only the bursts pass
+        datagrams_per_source_per_second=0.001,
         datagram_burst_per_source=10,
-        datagrams_per_ip_per_second=1.0,
+        datagrams_per_ip_per_second=0.001,
         datagram_burst_per_ip=20,
         ip_limit_exempts_loopback=False,
     )
@@ -202,12 +202,11 @@ async def test_rate_limit_per_ip_address_whatever_the_source_port() -> None:
             for _ in range(5):  # half of each source's own burst
                 peer.request("ping", hello_args(peer), target)
         await wait_for_condition(lambda: node.statistics().datagrams_received >= 30)
-        await asyncio.sleep(0.1)
-        answered = sum(peer.replies.qsize() for peer in peers)
-        assert 20 <= answered <= 21, answered
+        await wait_for_condition(lambda: sum(peer.replies.qsize() for peer in peers) >= 20)
         stats = node.statistics()
-        assert stats.ip_rate_limited_drops == 30 - answered
-        assert stats.rate_limited_drops == 30 - answered
+        assert stats.ip_rate_limited_drops == 10
+        assert stats.rate_limited_drops == 10
+        assert sum(peer.replies.qsize() for peer in peers) == 20
 
 
 async def test_loopback_sources_skip_the_per_ip_bucket_by_default() -> None:
@@ -341,11 +340,11 @@ async def test_a_node_that_missed_is_not_waited_for_then_settled_by_maintenance(
         await node.bootstrap([(LOOPBACK, dead.port), (LOOPBACK, alive.port)])
         assert len(node.contacts()) == 2
         await dead.aclose()
-        started = time.monotonic()
         found = await node.find_closest(os.urandom(20), 3)
         # not even the first miss is waited for: the request stalls (no answer within a few
         # round trips) and the lookup ends without it; the request times out later
-        assert time.monotonic() - started < config.rpc_timeout
+        assert node.statistics().rpc_timeouts == 0
+        assert node.statistics().outstanding_rpcs >= 1
         assert [contact.node_id for contact in found] == [alive.node_id]
         await wait_for_condition(lambda: node.statistics().rpc_timeouts == 1)
         # a suspect is still asked (it may have been busy) but lookups do not wait for it

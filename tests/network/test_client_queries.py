@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from whnode.client import Client, NodeBadAnswer
+from whnode.testing.clock import eventually
 from whnode.testing.cluster import LocalCluster
 from whnode.testing.sandbox_fixture import SandboxHandle
 
@@ -74,10 +75,9 @@ async def test_client_queries_are_checked_against_the_signed_records(
             changed = await client.changes(dispensary, whole.record.fetched_at_ms)
             assert changed.old.record.fetched_at_ms == whole.record.fetched_at_ms
             assert changed.new.record.fetched_at_ms > whole.record.fetched_at_ms
-            for _ in range(100):
-                if node.search_feed is not None and node.search_feed.index.indexed_at(dispensary):
-                    break
-                await asyncio.sleep(0.05)
+            search = node.search_feed
+            assert search is not None
+            await eventually(lambda: bool(search.index.indexed_at(dispensary)))
             found = await client.search(limit=500)
             assert found.verified
             assert {d for d, _ in found.results} == {dispensary}

@@ -24,6 +24,7 @@ from whnode.record.acceptance import open_record
 from whnode.record.keys import node_id_for, routing_key
 from whnode.service.evidence import EvidenceKind, decode_document, verify_evidence
 from whnode.testing import forgery
+from whnode.testing.clock import eventually
 from whnode.testing.cluster import LocalCluster
 from whnode.testing.sandbox_fixture import SandboxHandle
 
@@ -65,10 +66,9 @@ async def test_a_ground_attacker_owner_is_refuted_by_the_cross_check_and_blocked
                     assert refused.value.kind == "not_entitled"
                     assert "another menu" in str(refused.value)
             await cluster.wait_idle()
-            for _ in range(50):
-                if all(o.service.crosscheck.book.statistics().held for o in owners):
-                    break
-                await asyncio.sleep(0.1)
+            await eventually(
+                lambda: all(o.service.crosscheck.book.statistics().held for o in owners)
+            )
             attacker_id = attacker.node_id
             for owner in owners:
                 assert owner.service.crosscheck.book.blocked(attacker_id, dispensary)

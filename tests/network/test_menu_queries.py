@@ -9,6 +9,7 @@ from pathlib import Path
 
 import aiohttp
 
+from whnode.testing.clock import eventually
 from whnode.testing.cluster import LocalCluster
 from whnode.testing.sandbox_fixture import SandboxHandle
 
@@ -32,11 +33,9 @@ async def test_a_filled_menu_is_queried_diffed_streamed_and_searched(
         assert page["total"] == menu["product_count"]
         assert page["record"]["content_hash"] == menu["record"]["content_hash"]
         # the fill reached the search index: the search finds the same products
-        assert node.search_feed is not None
-        for _ in range(100):
-            if node.search_feed.index.indexed_at(dispensary) == menu["fetched_at_ms"]:
-                break
-            await asyncio.sleep(0.05)
+        search = node.search_feed
+        assert search is not None
+        await eventually(lambda: search.index.indexed_at(dispensary) == menu["fetched_at_ms"])
         async with session.get(f"{base}/v1/search", params={"limit": "500"}) as response:
             assert response.status == 200
             found = await response.json()

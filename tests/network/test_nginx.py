@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 import brotli
 
+from whnode.testing.clock import eventually
 from whnode.testing.cluster import LocalCluster
 from whnode.testing.sandbox_fixture import SandboxHandle
 
@@ -68,14 +69,15 @@ async def test_three_nodes_behind_nginx(tmp_path: Path, sandbox: SandboxHandle) 
         base = f"http://127.0.0.1:{listen}"
         try:
             async with aiohttp.ClientSession(auto_decompress=False) as session:
-                for _ in range(100):
+
+                async def ready() -> bool:
                     try:
                         async with session.get(f"{base}/readyz") as response:
-                            if response.status == 200:
-                                break
+                            return response.status == 200
                     except aiohttp.ClientError:
-                        pass
-                    await asyncio.sleep(0.05)
+                        return False
+
+                await eventually(ready, timeout=30)
                 menu = f"{base}/v1/menus/{dispensary}"
                 plain_headers = {"Accept-Encoding": "identity"}
                 async with session.get(menu, headers=plain_headers) as response:

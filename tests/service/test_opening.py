@@ -5,8 +5,6 @@ A real ParsePool (worker processes) runs the opens."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from whnode.record.acceptance import TrustPolicy
@@ -15,6 +13,7 @@ from whnode.record.exceptions import PayloadMismatch
 from whnode.record.keys import SigningKey
 from whnode.record.signed import sign_record
 from whnode.service.opening import POOL_OPEN_BYTES, RecordOpener
+from whnode.testing.clock import eventually
 from whnode.testing.factories import make_menu
 from whnode.testing.forgery import wrong_content_hash
 from whnode.upstream.pool import ParsePool
@@ -46,8 +45,7 @@ async def test_records_open_in_the_pool_with_the_rules_verdicts() -> None:
     async with ParsePool(workers=1) as pool:
         opener = RecordOpener(pool)
         assert not opener.wants(good)  # no worker started yet: opened here, workers started
-        while not pool.ready():
-            await asyncio.sleep(0.05)
+        await eventually(pool.ready)
         assert opener.wants(good)
         await opener.open(good, now_ms=NOW_MS, policy=policy, expected="dutchie:store-7")
         with pytest.raises(PayloadMismatch):

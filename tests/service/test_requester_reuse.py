@@ -18,6 +18,7 @@ from whnode.peer.client import PeerClient
 from whnode.record.keys import NodeId, routing_key
 from whnode.service import requester
 from whnode.service.requester import OwnerRequests
+from whnode.testing.clock import eventually
 
 DISPENSARY = "weedmaps:store-9"
 
@@ -95,8 +96,7 @@ async def test_an_old_answer_is_looked_up_again_in_the_background_once(
         assert await asyncio.wait_for(owners.owner_list(DISPENSARY), 30) == nodes[1:4]
     assert directory.lookups == 2
     directory.gate.set()
-    while owners.lookups["refreshed"] == 0:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: owners.lookups["refreshed"] > 0)
     directory.gate = None
     assert await owners.owner_list(DISPENSARY) == nodes[:3]
     await owners.aclose()
@@ -148,8 +148,7 @@ async def test_a_table_that_holds_the_neighbourhood_names_the_owners_without_a_l
     assert owners.lookups["from_table"] == 1
     assert directory.lookups == 1  # started in the background
     directory.gate.set()
-    while owners.lookups["refreshed"] == 0:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: owners.lookups["refreshed"] > 0)
     assert await owners.owner_list(DISPENSARY) == nodes[:3]
     assert owners.lookups["reused"] == 1
     await owners.aclose()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import sqlite3
 import threading
 from pathlib import Path
@@ -21,6 +21,7 @@ from whnode.store import (
 )
 from whnode.store.durable import CHECKPOINT_AFTER_BYTES, NEWEST_PAGE
 from whnode.store.policy import EXPIRE_BATCH
+from whnode.testing.clock import eventually
 
 
 def sql_totals(path: Path) -> tuple[int, int, int]:
@@ -262,10 +263,8 @@ async def test_background_checkpoints_run_as_records_are_written(tmp_path: Path)
     async with await DurableStore.open(path, history_per_dispensary=1_000, max_bytes=1 << 40) as s:
         for t in range(count):
             await s.put(make_record(f"shop-{t % 50}", t, size=size))
-        for _ in range(100):  # the checkpoint thread reports asynchronously
-            if s.statistics().checkpoints >= 1:
-                break
-            await asyncio.sleep(0.02)
+        # the checkpoint thread reports asynchronously
+        await eventually(lambda: s.statistics().checkpoints >= 1)
         assert s.statistics().checkpoints >= 1
         assert s.statistics().errors == 0
     # closed cleanly: the last connection folded the WAL into the database and removed it
@@ -346,10 +345,8 @@ async def test_no_thread_outlives_close_or_a_failed_open(tmp_path: Path) -> None
         ]
 
     async def settled() -> list[threading.Thread]:
-        for _ in range(100):
-            if not store_threads():
-                break
-            await asyncio.sleep(0.01)
+        with contextlib.suppress(TimeoutError):  # the assertion below names the threads
+            await eventually(lambda: not store_threads())
         return store_threads()
 
     s = await DurableStore.open(tmp_path / "s.sqlite3", history_per_dispensary=2, max_bytes=10**6)

@@ -10,7 +10,8 @@ follows is exact rather than a race with the wall clock.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 
 __all__ = ["ManualClock", "eventually"]
 
@@ -33,17 +34,36 @@ class ManualClock:
 
 
 async def eventually(
-    condition: Callable[[], bool], *, timeout: float = 10.0, poll: float = 0.01
+    condition: Callable[[], bool | Awaitable[bool]], *, timeout: float = 10.0, poll: float = 0.01
 ) -> None:
-    """Wait until ``condition()`` holds, on real sockets or tasks that take their own time.
+    """Wait until ``condition()`` holds (it may be a coroutine function), on real sockets or
+    tasks that take their own time.
 
     ``timeout`` is a failure guard only (TimeoutError names the condition), never a
     measurement: pass a generous one, and assert on the state the condition reached, not on
     how long it took (docs/testing.md).
     """
+
+    async def holds() -> bool:
+        result = condition()
+        return bool(await result) if inspect.isawaitable(result) else bool(result)
+
     try:
         async with asyncio.timeout(timeout):
-            while not condition():
+            while not await holds():
                 await asyncio.sleep(poll)
     except TimeoutError:
         raise TimeoutError(f"condition never held within {timeout:g} s: {condition!r}") from None
+
+
+def eventually_sync(
+    condition: Callable[[], bool], *, timeout: float = 30.0, poll: float = 0.05
+) -> None:
+    """:func:`eventually` for synchronous tests (a child process writing a file, ...)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"condition never held within {timeout:g} s: {condition!r}")
+        time.sleep(poll)
