@@ -17,6 +17,7 @@ from tests.api.peer_support import PeerServer
 from whnode import limits
 from whnode.api.server import ConnectionLimits, ingress_of
 from whnode.peer.ratelimit import PeerRateLimiter
+from whnode.testing.clock import eventually
 
 DISPENSARY = "weedmaps:ultra-health-gallup"
 
@@ -285,7 +286,7 @@ async def test_at_the_cap_idle_connections_are_shed_for_new_clients() -> None:
     limits_ = ConnectionLimits(max_connections=16, idle_timeout=60, exempt_loopback=True)
     async with PeerServer(limits=limits_) as server:
         idle = [await _open(server.port) for _ in range(16)]
-        await asyncio.sleep(0.05)
+        await eventually(lambda: server.ingress.statistics().open_connections == 16)
         kept: list[asyncio.StreamWriter] = []
         for _ in range(10):
             assert await _served(server.port, kept)
@@ -301,12 +302,12 @@ async def test_the_per_ip_cap_refuses_when_nothing_is_idle() -> None:
     async with PeerServer(limits=limits_) as server:
         # four connections mid-headers: none idle, so a fifth is refused, not served
         busy = [await _open(server.port, b"GET / HTTP/1.1\r\n") for _ in range(4)]
-        await asyncio.sleep(0.05)
+        await eventually(lambda: server.ingress.statistics().open_connections == 4)
         assert not await _served(server.port)
         assert server.ingress.statistics().connections_by_event.get("refused_per_ip") == 1
         for _, writer in busy:
             writer.close()
-        await asyncio.sleep(0.05)
+        await eventually(lambda: server.ingress.statistics().open_connections == 0)
         assert await _served(server.port)
 
 
@@ -342,8 +343,8 @@ async def test_a_client_flooding_past_its_rate_loses_its_connections_for_a_while
         assert not await _served_public(port)
         events = ingress.statistics().connections_by_event
         assert events.get("penalized") == 1
-        await asyncio.sleep(2.0)
-        assert await _served_public(port)
+        # the penalty ends (penalty_seconds, on the ingress's timer): served again
+        await eventually(lambda: _served_public(port), timeout=30)
 
 
 async def _served_public(port: int) -> bool:

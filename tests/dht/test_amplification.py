@@ -79,13 +79,24 @@ async def test_a_forged_source_draws_at_most_three_times_its_bytes() -> None:
         node = await _populated_node(stack, 30)
         nodes.append(node)
         victim = await _counting_peer(stack)  # never answers: it did not ask for anything
-        probes = node.statistics().verification_pings
+        base = node.statistics()
+        probes = base.verification_pings
         sent = 0
-        for _ in range(20):
+        for count in range(1, 21):  # one at a time: each is handled before the next goes
             _msg_id, size = _find_node(victim, node.port)
             sent += size
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.3)
+
+            def handled(count: int = base.rpcs_received + count) -> bool:
+                return bool(node.statistics().rpcs_received == count)
+
+            await wait_for_condition(handled)
+        stats = node.statistics()
+        # every reply the node sent (those not dropped) and its probe have arrived
+        replies = 20 - (stats.amplification_dropped - base.amplification_dropped)
+        pings = stats.verification_pings - probes
+        await wait_for_condition(
+            lambda: victim.replies.qsize() == replies and len(victim.requests) == pings
+        )
         assert victim.received_bytes <= 3 * sent
         assert victim.received_bytes > sent  # answered, with fewer contacts
         stats = node.statistics()
@@ -106,7 +117,15 @@ async def test_an_address_that_answers_gets_full_replies() -> None:
         assert len(encode_frame(FrameKind.REPLY, msg_id, first)) <= 3 * size
         # the node pinged the requester; the answer verified its address
         await wait_for_condition(lambda: [n for n, _, _ in peer.requests] == ["ping"])
-        await asyncio.sleep(0.1)
+        # its answer to the ping reached the node: the address is verified (the node's own
+        # guard says so; read on the node's own clock)
+        protocol = node._protocol
+        assert protocol is not None
+        assert peer.transport is not None
+        address = (LOOPBACK, peer.transport.get_extra_info("sockname")[1])
+        await wait_for_condition(
+            lambda: protocol.amplification.is_verified(address, protocol._now())
+        )
         msg_id, size = _find_node(peer, node.port)
         second = await _reply(peer, msg_id)
         assert isinstance(second, list)

@@ -8,6 +8,7 @@ replies, requests that reach the owner late, slow answers) is injected where not
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from whnode.peer.client import PeerClient
 from whnode.peer.routes import FillResult
 from whnode.service.filllog import UpstreamFetch
 from whnode.service.types import AnswerPath
+from whnode.testing.clock import ManualClock
 from whnode.testing.cluster import LocalCluster
 from whnode.testing.sandbox_fixture import SandboxHandle
 
@@ -63,7 +65,8 @@ async def test_a_record_fresh_when_the_request_arrived_is_the_answer_however_lat
     tmp_path: Path, sandbox: SandboxHandle
 ) -> None:
     dispensary = sandbox.tiny_dispensary
-    async with LocalCluster(3, tmp_path, sandbox_url=sandbox.base_url) as cluster:
+    clock = ManualClock(time.time())
+    async with LocalCluster(3, tmp_path, sandbox_url=sandbox.base_url, clock=clock) as cluster:
         owner = cluster.owners(dispensary, 1)[0]
         session = aiohttp.ClientSession()
         requester = PeerClient(session, node_id_hex="ab" * 20, timeout=10.0)
@@ -71,7 +74,7 @@ async def test_a_record_fresh_when_the_request_arrived_is_the_answer_however_lat
         await cluster.wait_idle()
         calls = sandbox.calls(dispensary)
         arrived_ms = held.record.fetched_at_ms + 200  # the record was 200 ms old then
-        await asyncio.sleep(0.6)  # ... and the fill reaches the owner late (busy loop)
+        clock.advance(0.6)  # ... and the fill reaches the owner late (busy loop)
         fill = await requester.fill(
             owner.dht.self_contact,
             dispensary,
@@ -93,7 +96,8 @@ async def test_a_joined_fill_from_a_replica_fresh_on_arrival_starts_no_second_fi
     tmp_path: Path, sandbox: SandboxHandle
 ) -> None:
     dispensary = sandbox.tiny_dispensary
-    async with LocalCluster(4, tmp_path, sandbox_url=sandbox.base_url) as cluster:
+    clock = ManualClock(time.time())
+    async with LocalCluster(4, tmp_path, sandbox_url=sandbox.base_url, clock=clock) as cluster:
         first, second, third = cluster.owners(dispensary, 3)
         await second.service.get_menu(dispensary, max_age=600)  # second fills, replicates
         await cluster.wait_idle()
@@ -115,7 +119,7 @@ async def test_a_joined_fill_from_a_replica_fresh_on_arrival_starts_no_second_fi
                 fill: PeerFill = fill,
                 **options: Any,
             ) -> FillResult:
-                await asyncio.sleep(0.5)
+                clock.advance(0.5)  # half a second passes while it answers
                 return await fill(dispensary_id, max_age, budget, **options)
 
             slow.service.peer_fill = slow_fill  # type: ignore[method-assign]

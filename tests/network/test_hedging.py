@@ -7,7 +7,6 @@ delay of its own); a lost connection by a peer client that fails its first call.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from whnode.node import Node
 from whnode.peer.exceptions import PeerUnreachable
 from whnode.peer.routes import FillResult
 from whnode.service.filllog import UpstreamFetch
+from whnode.testing.clock import eventually
 from whnode.testing.cluster import LocalCluster
 from whnode.testing.sandbox_fixture import SandboxHandle
 
@@ -26,18 +26,32 @@ pytestmark = pytest.mark.timeout(120)
 PeerFill = Callable[..., Awaitable[FillResult]]
 
 
-def delay_fills(node: Node, seconds: float, *, hedges_too: bool = False) -> None:
-    """Make ``node`` answer fills ``seconds`` late (a slow path to it)."""
+class Held:
+    """Fills held at a gate: how many arrived, and the gate that lets them answer."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.entered = 0
+
+    def set(self) -> None:
+        self.gate.set()
+
+
+def hold_fills(node: Node, *, hedges_too: bool = False) -> Held:
+    """Make ``node`` answer fills only once ``Held.set()`` is called (a slow path to it)."""
     fill: PeerFill = node.service.peer_fill
+    held = Held()
 
     async def slow_fill(
         dispensary_id: str, max_age: float | None, budget: float, **options: Any
     ) -> FillResult:
         if hedges_too or options.get("hedge_from") is None:
-            await asyncio.sleep(seconds)
+            held.entered += 1
+            await held.gate.wait()
         return await fill(dispensary_id, max_age, budget, **options)
 
     node.service.peer_fill = slow_fill  # type: ignore[method-assign]
+    return held
 
 
 def observe(cluster: LocalCluster) -> list[UpstreamFetch]:
@@ -56,15 +70,14 @@ async def test_a_slow_owner_is_hedged_to_the_next_one_which_holds_a_replica(
         held = await owners[0].service.get_menu(dispensary, max_age=600)
         await cluster.wait_idle()  # replicated to the other owners
         calls = sandbox.calls(dispensary)
-        delay_fills(owners[0], 5.0)
+        gate = hold_fills(owners[0])
         requester = next(node for node in cluster.nodes if node not in owners)
-        started = time.monotonic()
         answer = await requester.service.get_menu(dispensary, max_age=600)
-        elapsed = time.monotonic() - started
+        assert gate.entered == 1, "the first owner got the fill, and was still holding it"
         assert answer.record.encoded == held.record.encoded
-        assert elapsed < 2.5, f"answered by the hedge, not after the 5 s delay ({elapsed:.2f} s)"
         assert requester.service.statistics().hedges == {"sent": 1, "won": 1}
         assert sandbox.calls(dispensary) == calls
+        gate.set()
 
 
 async def test_a_hedge_never_makes_a_second_upstream_fetch(
@@ -74,9 +87,13 @@ async def test_a_hedge_never_makes_a_second_upstream_fetch(
     async with LocalCluster(5, tmp_path, sandbox_url=sandbox.base_url) as cluster:
         fetches = observe(cluster)
         owners = cluster.owners(dispensary, 3)
-        delay_fills(owners[0], 1.0)  # nobody holds it: the hedge finds nothing to give
+        gate = hold_fills(owners[0])  # nobody holds it: the hedge finds nothing to give
         requester = next(node for node in cluster.nodes if node not in owners)
-        answer = await requester.service.get_menu(dispensary, max_age=600)
+        asking = asyncio.ensure_future(requester.service.get_menu(dispensary, max_age=600))
+        await eventually(lambda: requester.service.statistics().hedges.get("declined") == 1)
+        assert not asking.done()  # still waiting on the first owner
+        gate.set()
+        answer = await asking
         await cluster.wait_idle()
         assert [fetch.node_id for fetch in fetches] == [owners[0].node_id]
         assert answer.record.fetched_at_ms == fetches[0].fetched_at_ms
@@ -113,8 +130,9 @@ async def test_failover_to_the_next_owner_joins_the_first_owners_running_fill(
         owners = cluster.owners(dispensary, 3)
         requester = next(node for node in cluster.nodes if node not in owners)
         sandbox.set_latency(1.0)
+        before = sandbox.calls(dispensary)
         running = asyncio.ensure_future(owners[0].service.fill_as_owner(dispensary, 600))
-        await asyncio.sleep(0.3)  # the first owner is calling upstream
+        await eventually(lambda: sandbox.calls(dispensary) > before)  # calling upstream
         peers = requester.service._peers
         fill = peers.fill
 

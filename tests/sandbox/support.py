@@ -10,7 +10,8 @@ its pages) field by field, within what each vendor's API can say.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -81,9 +82,13 @@ class Upstream:
 
 
 @asynccontextmanager
-async def upstream(config: SandboxConfig | None = None) -> AsyncIterator[Upstream]:
+async def upstream(
+    config: SandboxConfig | None = None, *, clock: Callable[[], float] = time.monotonic
+) -> AsyncIterator[Upstream]:
+    """The sandbox and a plain HTTP client to it; ``clock`` is the sandbox's (token expiry,
+    rate limits, menu changes)."""
     async with (
-        run_sandbox(config or SandboxConfig()) as sandbox,
+        run_sandbox(config or SandboxConfig(), clock=clock) as sandbox,
         aiohttp.ClientSession() as session,
     ):
         sources = SourcesConfig.pointing_at(sandbox.base_url, sandbox.credentials())

@@ -4,6 +4,7 @@ the environment and never reach a log line, ids are treez:{dispensary} and flowh
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -14,6 +15,7 @@ from tests.sandbox.support import check_generated, upstream
 from whnode.config import build_config
 from whnode.record.model import Vendor
 from whnode.sandbox import LARGE, SMALL, SandboxConfig, run_sandbox
+from whnode.testing.clock import ManualClock, eventually
 from whnode.upstream.adapters import ADAPTERS
 from whnode.upstream.adapters.flowhub import split_size
 from whnode.upstream.exceptions import UpstreamRefused
@@ -53,16 +55,32 @@ async def test_a_treez_token_is_kept_then_renewed_when_it_expires() -> None:
 
 
 async def test_a_token_expiring_mid_walk_is_renewed_once_per_expiry() -> None:
+    clock = ManualClock()  # the sandbox's: tokens expire when the test says
     config = SandboxConfig(change_rate=0.0, treez_token_seconds=0.3, latency=0.05)
     dispensary = LARGE[Vendor.TREEZ]
-    async with upstream(config) as up:
+    async with upstream(config, clock=clock) as up:
         source = dataclasses.replace(up.sources.resolve(dispensary), page_concurrency=8)
-        started = time.monotonic()
-        menu, pages = await up.menu(dispensary, source)
-        seconds = time.monotonic() - started
+        walk = asyncio.ensure_future(up.menu(dispensary, source))
+        expiries = 0
+        while not walk.done():
+            # the token of the last expiry has been renewed, and 16 requests went with it
+            # (the 8 refused pages retried once, then new pages): it expires now
+            def renewed(issued: int = expiries + 1) -> bool:
+                return walk.done() or up.sandbox.tokens_issued == issued
+
+            await eventually(renewed)
+
+            def progressed(mark: int = up.sandbox.calls(dispensary) + 16) -> bool:
+                return walk.done() or up.sandbox.calls(dispensary) >= mark
+
+            await eventually(progressed)
+            if not walk.done():
+                clock.advance(0.3)
+                expiries += 1
+        menu, pages = await walk
         issued = up.sandbox.tokens_issued
-    assert seconds > 0.6, "the walk outlived its first token"
-    assert 2 <= issued <= seconds / 0.3 + 2, "one renewal per expiry, not one per page"
+    assert expiries >= 2, "the walk outlived its first token"
+    assert 2 <= issued <= expiries + 1, "one renewal per expiry, not one per page"
     assert len(pages) > 50
     assert len(menu.products) == 2500
 

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from whnode.errors import UsageError
+from whnode.testing.clock import eventually
 from whnode.upstream.exceptions import UpstreamParseError
 from whnode.upstream.pool import ParsePool
 
@@ -96,7 +97,7 @@ async def test_a_job_that_kills_its_worker_fails_alone(pool: ParsePool, job: obj
     100 succeed."""
     assert callable(job)
     innocents = [asyncio.create_task(pool.run(kill_self_on_poison, n, 0.05)) for n in range(10)]
-    await asyncio.sleep(0.01)
+    await eventually(lambda: pool.statistics().in_flight > 0)  # innocents in the workers
     poison = asyncio.create_task(
         pool.run(job, POISON, source="weedmaps", dispensary_id="weedmaps:poison")
     )
@@ -119,11 +120,18 @@ async def test_a_job_that_kills_its_worker_fails_alone(pool: ParsePool, job: obj
 async def test_back_pressure_bounds_jobs_in_flight() -> None:
     async with ParsePool(workers=2, max_tasks_per_child=None, queue_depth=3) as pool:
         await pool.warm_up()
-        jobs = [asyncio.create_task(pool.run(nap, 0.1, n)) for n in range(9)]
-        await asyncio.sleep(0.05)
-        stats = pool.statistics()
-        assert (stats.in_flight, stats.waiting) == (3, 6)
+        jobs = [asyncio.create_task(pool.run(nap, 0.5, n)) for n in range(9)]
+        seen: list[tuple[int, int]] = []
+
+        def observed() -> bool:
+            stats = pool.statistics()
+            seen.append((stats.in_flight, stats.waiting))
+            return (stats.in_flight, stats.waiting) == (3, 6)
+
+        await eventually(observed)
         assert await asyncio.gather(*jobs) == list(range(9))
+        observed()
+        assert max(in_flight for in_flight, _ in seen) == 3, seen  # never more than the depth
         assert pool.statistics().waiting == 0
 
 

@@ -89,8 +89,12 @@ class RefreshAhead:
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         min_interval: float = MIN_REFRESH_SECONDS,
         min_backoff: float = MIN_BACKOFF_SECONDS,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """``now_ms`` and ``sleep`` are the clock it judges freshness by and waits on
+        (tests pass a hand-moved one, whnode.testing.clock.ManualClock)."""
         self._get_menu = get_menu
+        self._sleep = sleep
         self._now_ms = now_ms
         self._min_interval = min_interval
         self._min_backoff = min_backoff
@@ -127,13 +131,13 @@ class RefreshAhead:
             except Exception as exc:  # upstream trouble: told to the listeners' next get
                 self.failures += 1
                 log.debug("refresh-ahead of %s failed: %s", dispensary_id, exc)
-                await asyncio.sleep(backoff)
+                await self._sleep(backoff)
                 backoff = min(MAX_BACKOFF_SECONDS, backoff * 2)
                 continue
             self.refreshes += 1
             backoff = self._min_backoff
             wait = (answer.fresh_until_ms - self._now_ms()) / 1000
-            await asyncio.sleep(max(self._min_interval, wait + 0.5))
+            await self._sleep(max(self._min_interval, wait + 0.5))
 
     async def aclose(self) -> None:
         tasks = list(self._tasks.values())
