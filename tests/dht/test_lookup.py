@@ -6,6 +6,7 @@ import asyncio
 import os
 import random
 import socket
+import time
 from typing import Any
 
 from tests.dht.support import (
@@ -195,10 +196,10 @@ async def test_twenty_dead_contacts_cost_at_most_the_deadline() -> None:
 
         async with raw_peer(dead_contacts, routing_only=True) as liar:
             await liar.ask("ping", liar.hello.encode(), (LOOPBACK, node.port))
-            # the lookup's own deadline bounds it (tested on virtual time in
-            # test_lookup_state.py); the guard only keeps a broken one from hanging the suite
-            async with asyncio.timeout(node.config.lookup_deadline + 30):
-                owners = await node.find_owners(key, 3)
+            started = time.monotonic()
+            owners = await node.find_owners(key, 3)
+            elapsed = time.monotonic() - started
+            assert elapsed < node.config.lookup_deadline + 0.2
             # the dead contacts cost time, not correctness
             assert ids(owners) == true_owners(everyone, key, 3)
 
@@ -207,11 +208,11 @@ async def test_twenty_dead_contacts_cost_at_most_the_deadline() -> None:
             nodes.append(hurried)
             await hurried.bootstrap([(LOOPBACK, seed.port)])
             await liar.ask("ping", liar.hello.encode(), (LOOPBACK, hurried.port))
+            started = time.monotonic()
             owners = await hurried.find_owners(key, 3)
+            assert time.monotonic() - started < 0.3 + 0.2
             assert owners  # at least this node: a lookup never raises for dead peers
-            stats = hurried.statistics()
-            assert stats.lookup_deadline_hits >= 1  # the deadline ended it ...
-            assert stats.rpc_timeouts == 0  # ... before any request's own timeout (1 s)
+            assert hurried.statistics().lookup_deadline_hits >= 1
 
 
 async def test_lookup_with_a_dead_table_ends_at_the_deadline() -> None:
