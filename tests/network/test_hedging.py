@@ -7,6 +7,7 @@ delay of its own); a lost connection by a peer client that fails its first call.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
