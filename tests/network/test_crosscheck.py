@@ -122,28 +122,37 @@ async def test_a_ground_attacker_owner_is_refuted_by_the_cross_check_and_blocked
             await attacker.stop()
 
 
-async def test_the_cross_check_agrees_with_an_honest_owner_at_one_rpc(
+async def test_the_cross_check_agrees_with_honest_owners_at_two_rpcs(
     tmp_path: Path, sandbox: SandboxHandle
 ) -> None:
-    """No attacker: the first answer of a record costs one history RPC (two when the first
-    owner asked holds nothing yet), later answers of the same record none once an owner
-    agreed, and nothing is reported, blocked or fetched again."""
+    """No attacker: the first answer of a record costs one history RPC to each other owner
+    (sent at once), two more when one of them holds nothing yet (it is asked to settle the
+    record, and waits for its replica rather than fetching upstream); later answers of the
+    same record cost nothing, and nothing is blocked or fetched again."""
     dispensary = sandbox.tiny_dispensary
     async with LocalCluster(6, tmp_path, sandbox_url=sandbox.base_url) as cluster:
         await cluster.nodes[0].service.get_menu(dispensary, max_age=600)
         await cluster.wait_idle()
         owners = cluster.owners(dispensary, 3)
-        requester = next(node for node in cluster.nodes if node not in owners)
+        requester = next(node for node in cluster.nodes[1:] if node not in owners)
+        calls = sandbox.calls(dispensary)
         first = await requester.service.get_menu(dispensary, max_age=600)
         stats = requester.service.crosscheck.statistics()
         assert stats.checks == 1
-        assert 1 <= stats.rpcs <= 2
-        assert set(stats.outcomes) <= {"agreed", "unconfirmed"}
+        assert stats.rpcs == 2  # the replicas were in place: both other owners agree
+        assert stats.outcomes == {"agreed": 1}
         requester.hot.discard(dispensary)
         again = await requester.service.get_menu(dispensary, max_age=600)
         assert again.record.encoded == first.record.encoded
-        if stats.outcomes == {"agreed": 1}:
-            assert requester.service.crosscheck.statistics() == stats
+        assert requester.service.crosscheck.statistics() == stats
+        assert sandbox.calls(dispensary) == calls
+        if cluster.nodes[0] not in owners:
+            first_reader = cluster.nodes[0].service.crosscheck.statistics()
+            # the very first reader may have checked before the replicas landed
+            assert 2 <= first_reader.rpcs <= 4
+            assert set(first_reader.outcomes) <= {"agreed", "verify", "upheld"}
         for node in cluster.nodes:
             assert node.service.crosscheck.book.statistics().held == 0
-            assert not node.service.crosscheck.statistics().resolutions
+            resolutions = node.service.crosscheck.statistics().resolutions
+            assert "fetches" not in resolutions
+            assert "contradicted" not in resolutions

@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import dataclasses
 import math
 import random
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -98,6 +99,18 @@ class PoisonRun:
     resolution_fetches: int = 0
     blocked_pairs: int = 0
     upstream_calls_reads: int = 0
+    upstream_calls_before: int = 0
+    """Upstream calls of the honest nodes while they read every target once (step 1)."""
+    upstream_calls_attack: int = 0
+    """Upstream calls of the honest nodes from the attackers' join to the end of the reads."""
+    leaks: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    """Fake answers by kind: the answer's path, the reader's rank among the target's
+    owners, the attackers among them, and the reader's cross-check outcomes (checkers
+    marked A for attacker, H for honest)."""
+    outcomes: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    """The honest requesters' cross-check outcomes, over the whole run."""
+    resolutions: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    """The honest owners' resolutions, over the whole run."""
     seconds: float = 0.0
 
     @property
@@ -163,6 +176,9 @@ async def run_poison(
                 assert isinstance(answer, MenuAnswer)
                 truth[target] = answer.record
         await cluster.wait_idle()
+        run.upstream_calls_before = sum(n.service.statistics().upstream_calls for n in honest)
+        for node in honest:
+            node.service.crosscheck.trace = {}
         # 2. attackers: grinders next to targets of their choice, the others at random
         keys: list[SigningKey] = []
         chosen = rng.sample(targets, min(n_grinders, len(targets)))
@@ -217,8 +233,8 @@ async def run_poison(
                     )
                     client = PeerClient(session, node_id_hex=attacker.node_id.hex(), timeout=10)
                     for owner in owners:
-                        if owner is attacker:
-                            continue
+                        if owner.node_id in attacker_ids:
+                            continue  # its accomplices serve the fake anyway
                         try:
                             await client.put_record(owner.dht.self_contact, target, fake.encoded)
                             run.puts_accepted += 1
@@ -233,22 +249,31 @@ async def run_poison(
             rpcs_before = sum(node.service.crosscheck.statistics().rpcs for node in honest)
             # 4. honest reads
             jobs = []
+            readers: list[tuple[Node, str]] = []
             for _ in range(reads):
                 for target in truth:
-                    jobs.append(rng.choice(honest).service.get_menu(target, max_age=READ_MAX_AGE))
+                    reader = rng.choice(honest)
+                    readers.append((reader, target))
+                    jobs.append(reader.service.get_menu(target, max_age=READ_MAX_AGE))
             results = await _bounded(jobs, CONCURRENCY)
             run.reads = len(jobs)
-            for result in results:
+            for (reader, target), result in zip(readers, results, strict=True):
                 if isinstance(result, BaseException):
                     run.errors += 1
                     continue
                 run.answers += 1
                 assert isinstance(result, MenuAnswer)
                 publisher = bytes(node_id_for(result.record.publisher))
-                run.fake_answers += int(publisher in attacker_ids)
+                if publisher in attacker_ids:
+                    run.fake_answers += 1
+                    run.leaks[_leak_kind(reader, target, result, everyone, attacker_ids)] += 1
             run.fakes_served = sum(poisoner.served for poisoner in poisoners)
             run.crosscheck_rpcs = (
                 sum(node.service.crosscheck.statistics().rpcs for node in honest) - rpcs_before
+            )
+            run.upstream_calls_attack = (
+                sum(node.service.statistics().upstream_calls for node in honest)
+                - run.upstream_calls_before
             )
             run.upstream_calls_reads = (
                 sum(node.service.statistics().upstream_calls for node in honest) - upstream_before
@@ -257,6 +282,9 @@ async def run_poison(
                 node.service.crosscheck.statistics().resolutions.get("fetches", 0)
                 for node in honest
             )
+            for node in honest:
+                run.outcomes.update(node.service.crosscheck.statistics().outcomes)
+                run.resolutions.update(node.service.crosscheck.statistics().resolutions)
             run.blocked_pairs = sum(
                 node.service.crosscheck.book.statistics().blocked_pairs for node in honest
             )
@@ -264,6 +292,35 @@ async def run_poison(
             await asyncio.gather(*(node.stop() for node in attackers), return_exceptions=True)
     run.seconds = time.monotonic() - began
     return run
+
+
+def _leak_kind(
+    reader: Node,
+    target: str,
+    answer: MenuAnswer,
+    everyone: list[Node],
+    attacker_ids: Collection[bytes],
+) -> str:
+    """How a fake answer got through (PoisonRun.leaks)."""
+    key = routing_key(target)
+    ranked = [node.node_id for node in sorted(everyone, key=lambda n: _distance(n.node_id, key))]
+    owners = ranked[:REPLICATION]
+    rank = ranked.index(reader.node_id) if reader.node_id in ranked[:OWNER_RANKS] else -1
+    role = f"owner{rank + 1}" if rank >= 0 else "reader"
+    pattern = "".join("A" if node_id in attacker_ids else "H" for node_id in owners)
+    record = answer.record
+    trace = reader.service.crosscheck.trace or {}
+    outcomes = trace.get(
+        (target, bytes(node_id_for(record.publisher)), record.fetched_at_ms), ["unchecked"]
+    )
+    marked = []
+    for outcome in outcomes:
+        name, _, who = outcome.partition("@")
+        if who:
+            side = "A" if any(i.hex().startswith(who) for i in attacker_ids) else "H"
+            name = f"{name}@{side}"
+        marked.append(name)
+    return f"{answer.path.value} {role} owners={pattern} {','.join(marked)}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -365,9 +422,16 @@ def _print_run(run: PoisonRun) -> None:
         f"{run.puts_accepted} refused {run.puts_refused}; cross-check "
         f"{run.rpcs_per_get:.2f} RPCs per get, "
         f"{run.resolution_fetches} resolving fetches, {run.upstream_calls_reads} upstream "
-        f"calls during reads, {run.blocked_pairs} blocks; {run.seconds:.1f} s",
+        f"calls during reads, {run.blocked_pairs} blocks; upstream calls per target "
+        f"{run.upstream_calls_before / run.targets:.2f} before the attack, "
+        f"{run.upstream_calls_attack / run.targets:.2f} during it; {run.seconds:.1f} s",
         flush=True,
     )
+    if run.crosscheck:
+        print(f"  cross-check outcomes {dict(run.outcomes.most_common())}", flush=True)
+        print(f"  owners' resolutions {dict(run.resolutions.most_common())}", flush=True)
+    for kind, count in run.leaks.most_common():
+        print(f"  fake answers {count:3d}: {kind}", flush=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -423,7 +423,7 @@ class DhtNode:
         if not self.config.routing_only:
             owners.append(self.self_contact)
         owners.sort(key=lambda contact: contact.distance_to(key))
-        owners = self._cap_per_ip(owners)[:count]
+        owners = self.cap_per_ip(owners)[:count]
         if self.config.owner_cache_seconds > 0 and not self._stopped:
             expires = self._cache_now() + self.config.owner_cache_seconds
             self._owner_cache[(key, count)] = (expires, owners)
@@ -431,9 +431,11 @@ class DhtNode:
                 self._owner_cache.popitem(last=False)
         return list(owners)
 
-    def _cap_per_ip(self, owners: list[Contact]) -> list[Contact]:
+    def cap_per_ip(self, owners: Sequence[Contact]) -> list[Contact]:
         """At most config.owner_ids_per_ip owners per IP address (IPv6: /64), the closest
-        kept: one host with many ids holds few places in any owner set."""
+        kept (``owners`` closest first): one host with many ids holds few places in any
+        owner set. Owner lookups apply it, and so do owner lists merged from other sources
+        (whnode.service.requester.merge_owners)."""
         cap = self.config.owner_ids_per_ip
         per_ip: dict[str, int] = {}
         kept = []

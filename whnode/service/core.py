@@ -228,6 +228,7 @@ class MenuService:
             store=store,
             hot=hot,
             refetch=self._refetch,
+            owner_list=self._owner_list,
             enabled=policy.mode is TrustMode.OPEN,
         )
         self.entitlement.blocked = self.crosscheck.book.blocked
@@ -895,7 +896,10 @@ class MenuService:
                 )
                 if twice:
                     self._requests_to_owners.hedges["replica_resent"] += 1
-                return await self._accept(fill.data, dispensary_id, self.now_ms(), keep=True)
+                record = await self._accept(fill.data, dispensary_id, self.now_ms(), keep=True)
+                # a replica no other owner confirms is not taken: the fill goes upstream
+                await self.crosscheck.check_answer(record, contact, owners, settle=False)
+                return record
             except (PeerError, RecordError):
                 return None
 

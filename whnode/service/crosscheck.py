@@ -63,8 +63,15 @@ RESOLVE_SECONDS: Final = 60.0
 """At most one resolving upstream fetch per dispensary per this many seconds."""
 CLOSE_MS: Final = 5_000
 """A claim dated this close before a fresh fetch that shows another menu is contradicted."""
-MAX_CHECKERS: Final = 2
-"""Owners asked in turn until one holds a record of the dispensary."""
+MAX_CHECKERS: Final = 4
+"""Other owners asked at once (every other owner of the requester's list, at most this many)."""
+REPLICA_WAIT_SECONDS: Final = 2.0
+"""How long an owner asked to settle a record it does not hold waits for its replica."""
+REPLICA_POLL_SECONDS: Final = 0.1
+DROP_SCAN: Final = 16
+"""Newest records scanned for those of a contradicted publisher, to drop them."""
+MAX_PUT_CHECKERS: Final = 2
+"""Other owners an owner that holds nothing asks before keeping a record PUT to it."""
 MAX_CONFIRMED: Final = 8192
 """Records remembered as already cross-checked."""
 
@@ -82,6 +89,8 @@ class Hot(Protocol):
 
 Refetch = Callable[[str], Awaitable[SignedRecord]]
 """A fresh upstream fetch of a dispensary by this node (stored and replicated)."""
+OwnerList = Callable[[str], Awaitable[Sequence[Contact]]]
+"""The dispensary's owners as this node sees them, closest first."""
 Verify = Callable[[bytes, str], Awaitable[SignedRecord]]
 """Verifies a record of the dispensary (acceptance rules 1-7, counted), without keeping it."""
 
@@ -102,6 +111,14 @@ class CrossCheckStatistics:
     no_upstream, throttled."""
 
 
+def _newest(records: Sequence[SignedRecord]) -> int:
+    return max(record.fetched_at_ms for record in records)
+
+
+def _holds(records: Sequence[SignedRecord], content_hash: bytes) -> bool:
+    return any(bytes(other.content_hash) == content_hash for other in records)
+
+
 class CrossCheck:
     """Both sides of the owner cross-check (module docstring)."""
 
@@ -115,6 +132,7 @@ class CrossCheck:
         store: Held,
         hot: Hot,
         refetch: Refetch | None,
+        owner_list: OwnerList | None = None,
         enabled: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -125,6 +143,7 @@ class CrossCheck:
         self._store = store
         self._hot = hot
         self.refetch = refetch
+        self.owner_list = owner_list
         self.enabled = enabled
         self._clock = clock
         self._confirmed: OrderedDict[tuple[str, bytes, int], None] = OrderedDict()
@@ -135,12 +154,25 @@ class CrossCheck:
         self._rpcs = 0
         self._outcomes: Counter[str] = Counter()
         self._resolutions: Counter[str] = Counter()
+        self.trace: dict[tuple[str, bytes, int], list[str]] | None = None
+        """When set (the poison bench), the outcomes of every record checked, by (dispensary,
+        publisher id, fetch time)."""
 
     # ------------------------------------------------------------------ requester side
     async def check_answer(
-        self, record: SignedRecord, answered_by: Contact, owners: Sequence[Contact]
+        self,
+        record: SignedRecord,
+        answered_by: Contact,
+        owners: Sequence[Contact],
+        *,
+        settle: bool = True,
     ) -> None:
-        """Cross-check an owner's answer (module docstring); raise Refuted to fail over."""
+        """Cross-check an owner's answer (module docstring); raise Refuted to fail over.
+
+        Without ``settle`` (an owner filling from another owner's replica, which fetches
+        upstream itself when the replica is refused), an answer that no other owner
+        confirms is refused at once: nothing is reported and nothing fetched here.
+        """
         if not self.enabled:
             return
         dispensary_id = record.dispensary_id
@@ -149,53 +181,151 @@ class CrossCheck:
         if key in self._confirmed:
             return
         skip = {answered_by.node_id, publisher, self._node_id}
-        candidates = [c for c in owners if c.node_id not in skip and not c.routing_only]
-        if not candidates:
-            self._outcomes["no_checker"] += 1
+        checkers = [c for c in owners if c.node_id not in skip and not c.routing_only]
+        checkers = checkers[:MAX_CHECKERS]
+        if not checkers:
+            self._outcome(key, "no_checker")  # a network too small to check
             return
         self._checks += 1
-        checker = candidates[0]
-        held: list[SignedRecord] = []
-        for checker in candidates[:MAX_CHECKERS]:
-            # the next owner is asked when one holds nothing (it may have just joined)
-            self._rpcs += 1
-            try:
-                items = await self._peers.history(checker, dispensary_id, HISTORY_LIMIT)
-            except PeerError:
-                self._outcomes["checker_failed"] += 1
-                continue
-            held = await self._verified(items, dispensary_id)
-            if held:
-                break
-        for other in held:
-            proof = equivocation(record, other)
-            if proof is not None:
-                self.book.learn(proof)
-                self._outcomes["refuted"] += 1
-                raise Refuted(f"publisher {publisher.hex()[:12]} signed two menus for one snapshot")
-        if not held:
-            self._outcomes["unconfirmed"] += 1  # not remembered: checked again next time
-            return
-        if any(bytes(other.content_hash) == bytes(record.content_hash) for other in held):
-            self._outcomes["agreed"] += 1
+        # every other owner at once: one liar cannot vouch for another unseen
+        views = await asyncio.gather(
+            *(self._view(key, checker, dispensary_id) for checker in checkers)
+        )
+        for checker, held in zip(checkers, views, strict=True):
+            for other in held or ():
+                proof = equivocation(record, other)
+                if proof is not None:
+                    self.book.learn(proof)
+                    self._outcome(key, "refuted", checker)
+                    raise Refuted(
+                        f"publisher {publisher.hex()[:12]} signed two menus for one snapshot"
+                    )
+        menu = bytes(record.content_hash)
+        agreeing = [c for c, h in zip(checkers, views, strict=True) if h and _holds(h, menu)]
+        disagreeing = [c for c, h in zip(checkers, views, strict=True) if h and not _holds(h, menu)]
+        empty = [c for c, h in zip(checkers, views, strict=True) if h is not None and not h]
+        if not disagreeing and not empty and agreeing:
+            self._outcome(key, "agreed", agreeing[0])
             self._confirm(key)
             return
-        self._outcomes["conflicts"] += 1
+        if not settle:
+            self._outcome(key, "doubted")
+            raise Refuted(f"no other owner confirms the menu of {dispensary_id}")
+        if disagreeing:
+            self._outcome(key, "conflicts", disagreeing[0])
+            resolver = disagreeing[0]
+            # Each side goes to an owner of the other side, which settles it with a fresh
+            # fetch of its own: the answer to an owner that disagrees, the rival menus to
+            # an owner that agrees (not the answerer: it may be the liar).
+            rivals = {
+                bytes(other.content_hash): other
+                for c, h in zip(checkers, views, strict=True)
+                if c in disagreeing
+                for other in h or ()
+                if bytes(other.content_hash) != menu
+            }
+            reports = [self._report(key, resolver, record)]
+            if agreeing:
+                reports += [self._report(key, agreeing[0], rival) for rival in rivals.values()]
+            await asyncio.gather(*reports)
+            if self.book.blocked(publisher, dispensary_id):
+                self._outcome(key, "refuted", resolver)
+                raise Refuted(
+                    f"publisher {publisher.hex()[:12]} is contradicted for {dispensary_id} by "
+                    f"owner {resolver.node_id.hex()[:12]}"
+                )
+            if agreeing and all(
+                self.book.blocked(bytes(node_id_for(rival.publisher)), dispensary_id)
+                for rival in rivals.values()
+            ):
+                self._outcome(key, "upheld", agreeing[0])  # the rivals were contradicted
+                self._confirm(key)
+                return
+        elif empty:
+            # an owner that holds nothing cannot tell whether the others' agreement is
+            # independent: it settles the answer with a fresh fetch of its own
+            self._outcome(key, "verify", empty[0])
+            resolver = empty[0]
+            await self._report(key, resolver, record)
+            if self.book.blocked(publisher, dispensary_id):
+                self._outcome(key, "refuted", resolver)
+                raise Refuted(
+                    f"publisher {publisher.hex()[:12]} is contradicted for {dispensary_id} by "
+                    f"owner {resolver.node_id.hex()[:12]}"
+                )
+        else:
+            self._outcome(key, "unconfirmed")  # every checker failed: checked again next time
+            return
+        after = await self._view(key, resolver, dispensary_id)
+        if after and _holds(after, menu):
+            self._outcome(key, "upheld", resolver)  # its fresh fetch agrees
+            self._confirm(key)
+            return
+        if not agreeing and after and _newest(after) > record.fetched_at_ms:
+            # nobody else vouches for the answer, and the owner that settled it holds a
+            # newer menu (its fresh fetch): that one is served, by the next owner
+            self._outcome(key, "superseded", resolver)
+            raise Refuted(
+                f"the menu of {dispensary_id} by {publisher.hex()[:12]} is superseded by a "
+                f"newer one at owner {resolver.node_id.hex()[:12]}"
+            )
+        await self._settle(key, record)
+
+    async def _report(
+        self, key: tuple[str, bytes, int], owner: Contact, record: SignedRecord
+    ) -> None:
+        """Report ``record`` to ``owner``, which settles it, and learn the evidence it
+        answers (a failure is counted: the caller goes on without)."""
         self._rpcs += 1
         try:
-            document = await report_conflict(self._peers, checker, dispensary_id, record.encoded)
+            document = await report_conflict(
+                self._peers, owner, record.dispensary_id, record.encoded
+            )
             self.book.learn_document(document)
         except (PeerError, RecordError):
-            self._outcomes["checker_failed"] += 1
+            self._outcome(key, "checker_failed", owner)
+
+    async def _settle(self, key: tuple[str, bytes, int], record: SignedRecord) -> None:
+        """Owners disagree and none settled it: this node's own upstream fetch does (at most
+        one per dispensary per RESOLVE_SECONDS, shared); raise Refuted when it shows another
+        menu."""
+        fresh = await self._fresh(record.dispensary_id)
+        if fresh is None:
+            self._outcome(key, "unsettled")  # no upstream here: the answer stands
             return
-        if self.book.blocked(publisher, dispensary_id):
-            self._outcomes["refuted"] += 1
-            raise Refuted(
-                f"publisher {publisher.hex()[:12]} is contradicted for {dispensary_id} by "
-                f"owner {checker.node_id.hex()[:12]}"
-            )
-        self._outcomes["upheld"] += 1
-        self._confirm(key)
+        if bytes(fresh.content_hash) == bytes(record.content_hash):
+            self._outcome(key, "settled_upheld")
+            self._confirm(key)
+            return
+        proof = contradiction(record, fresh)
+        if proof is not None and fresh.fetched_at_ms - record.fetched_at_ms <= CLOSE_MS:
+            self.book.learn(proof)  # this node is the reporter: it blocks
+        self._outcome(key, "settled_refuted")
+        raise Refuted(
+            f"the menu of {record.dispensary_id} by {key[1].hex()[:12]} is not what upstream "
+            "serves now"
+        )
+
+    async def _view(
+        self, key: tuple[str, bytes, int], checker: Contact, dispensary_id: str
+    ) -> list[SignedRecord] | None:
+        """The checker's newest records (verified, blocked publishers left out); None when
+        it failed to answer."""
+        self._rpcs += 1
+        try:
+            items = await self._peers.history(checker, dispensary_id, HISTORY_LIMIT)
+        except PeerError:
+            self._outcome(key, "checker_failed", checker)
+            return None
+        return await self._verified(items, dispensary_id)
+
+    def _outcome(
+        self, key: tuple[str, bytes, int], name: str, checker: Contact | None = None
+    ) -> None:
+        self._outcomes[name] += 1
+        if self.trace is not None:
+            who = "" if checker is None else f"@{checker.node_id.hex()[:8]}"
+            self.trace.setdefault(key, []).append(name + who)
 
     def _confirm(self, key: tuple[str, bytes, int]) -> None:
         self._confirmed[key] = None
@@ -203,7 +333,12 @@ class CrossCheck:
         while len(self._confirmed) > MAX_CONFIRMED:
             self._confirmed.popitem(last=False)
 
-    async def _verified(self, items: Sequence[bytes], dispensary_id: str) -> list[SignedRecord]:
+    async def _verified(
+        self, items: Sequence[bytes], dispensary_id: str
+    ) -> list[SignedRecord] | None:
+        """The records that verify, less those of blocked publishers; None when there were
+        records and none is left (an owner that serves only blocked or broken records
+        says nothing, and is not taken for one that holds nothing)."""
         records = []
         for data in items:
             try:
@@ -212,7 +347,7 @@ class CrossCheck:
                 continue
             if not self.book.blocked(bytes(node_id_for(record.publisher)), dispensary_id):
                 records.append(record)
-        return records
+        return records if records or not items else None
 
     async def fetch_evidence(self, contact: Contact, dispensary_id: str | None = None) -> int:
         """Learn the evidence a peer holds (``GET /peer/v1/evidence``); the pieces learned."""
@@ -237,6 +372,10 @@ class CrossCheck:
             return
         held = await self._held(record.dispensary_id)
         publisher = bytes(record.publisher)
+        if not held:
+            if await self._rival_elsewhere(record):
+                self._conflict(record)
+            return
         near = [
             other
             for other in held
@@ -251,6 +390,10 @@ class CrossCheck:
                     self.book.learn(proof)
                     raise Refuted("the publisher signed two menus for one snapshot")
             return  # the publisher's own newer menu: an update
+        self._conflict(record)
+
+    def _conflict(self, record: SignedRecord) -> None:
+        """Refuse a PUT in conflict (ConflictingRecord) and resolve it in the background."""
         self._resolutions["put_conflicts"] += 1
         task = asyncio.get_running_loop().create_task(
             self._resolve_quietly(record), name="crosscheck-resolve"
@@ -259,6 +402,33 @@ class CrossCheck:
         task.add_done_callback(self._background.discard)
         raise ConflictingRecord(
             f"another menu of {record.dispensary_id} is held for that time: resolving"
+        )
+
+    async def _rival_elsewhere(self, record: SignedRecord) -> bool:
+        """For a record PUT to this node while it holds nothing of the dispensary: whether
+        another owner holds another menu from then or later (a record this node could not
+        compare with itself). Up to MAX_PUT_CHECKERS other owners are asked, at once."""
+        if self.owner_list is None:
+            return False
+        dispensary_id = record.dispensary_id
+        publisher = bytes(node_id_for(record.publisher))
+        try:
+            owners = await self.owner_list(dispensary_id)
+        except Exception:  # no owner list now: the record is compared when next read
+            return False
+        checkers = [
+            c for c in owners if c.node_id not in {self._node_id, publisher} and not c.routing_only
+        ][:MAX_PUT_CHECKERS]
+        if not checkers:
+            return False
+        self._resolutions["put_checks"] += 1
+        key = (dispensary_id, publisher, record.fetched_at_ms)
+        views = await asyncio.gather(*(self._view(key, c, dispensary_id) for c in checkers))
+        since = record.fetched_at_ms - CONTRADICTION_WINDOW_MS
+        return any(
+            bytes(other.content_hash) != bytes(record.content_hash) and other.fetched_at_ms >= since
+            for view in views
+            for other in view or ()
         )
 
     async def _resolve_quietly(self, record: SignedRecord) -> None:
@@ -280,12 +450,29 @@ class CrossCheck:
             return self.book.document(dispensary_id)
         held = await self._held(dispensary_id)
         if not held:
+            held = await self._replica(dispensary_id)
+        if not held:
+            # a record no other owner holds (an owner's first fill whose replica did not
+            # come, or a liar's first answer): settled upstream
             self._resolutions["nothing_held"] += 1
+            await self._judge(record)
         elif any(bytes(other.content_hash) == bytes(record.content_hash) for other in held):
             self._resolutions["agreed"] += 1  # e.g. the replica arrived meanwhile
         else:
             await self._judge(record)
         return self.book.document(dispensary_id)
+
+    async def _replica(self, dispensary_id: str) -> list[SignedRecord]:
+        """The records held after waiting up to REPLICA_WAIT_SECONDS for one to arrive (a
+        requester often checks an owner's fresh fill before its replicas land)."""
+        deadline = self._clock() + REPLICA_WAIT_SECONDS
+        while self._clock() < deadline:
+            await asyncio.sleep(REPLICA_POLL_SECONDS)
+            held = await self._held(dispensary_id)
+            if held:
+                self._resolutions["replica_waited"] += 1
+                return held
+        return []
 
     async def _judge(self, claim: SignedRecord) -> None:
         dispensary_id = claim.dispensary_id
@@ -310,11 +497,20 @@ class CrossCheck:
             return
         self._resolutions["contradicted"] += 1
         self.book.learn(proof)
+        # the claim, and every other record of its publisher held for the dispensary (its
+        # replicas of honest fetches included: requesters that learn the block refuse them,
+        # so this node must not answer them)
+        accused = bytes(claim.publisher)
         if self._hot.delete(dispensary_id, claim.fetched_at_ms):
             self._resolutions["dropped"] += 1
-        for stored in await self._store.history(dispensary_id, HISTORY_LIMIT):
-            if stored.data == claim.encoded:
-                await self._store.quarantine(dispensary_id, claim.fetched_at_ms, "contradicted")
+        for stored in await self._store.history(dispensary_id, DROP_SCAN):
+            try:
+                kept = decode_record(stored.data)
+            except DecodeError:
+                continue
+            if bytes(kept.publisher) == accused:
+                self._hot.delete(dispensary_id, kept.fetched_at_ms)
+                await self._store.quarantine(dispensary_id, kept.fetched_at_ms, "contradicted")
                 self._resolutions["dropped"] += 1
 
     async def _fresh(self, dispensary_id: str) -> SignedRecord | None:

@@ -86,17 +86,23 @@ class FillHere:
 
 
 def merge_owners(
-    found: Iterable[Contact], known: Iterable[Contact], key: bytes, count: int
+    found: Iterable[Contact],
+    known: Iterable[Contact],
+    key: bytes,
+    count: int,
+    cap: Callable[[list[Contact]], list[Contact]] | None = None,
 ) -> list[Contact]:
     """The ``count`` owner-capable nodes closest to ``key`` among those a lookup ``found``
-    and those the routing table ``known``s, closest first, each once."""
+    and those the routing table ``known``s, closest first, each once; ``cap`` (the DHT's
+    per-IP owner cap) applied before counting."""
     merged: dict[bytes, Contact] = {}
     for contact in found:
         merged.setdefault(contact.node_id, contact)
     for contact in known:
         if not contact.routing_only:
             merged.setdefault(contact.node_id, contact)
-    return sorted(merged.values(), key=lambda contact: contact.distance_to(key))[:count]
+    ranked = sorted(merged.values(), key=lambda contact: contact.distance_to(key))
+    return (ranked if cap is None else cap(ranked))[:count]
 
 
 def remote_error(exc: PeerRefused, dispensary_id: str) -> Exception | None:
@@ -157,6 +163,10 @@ class OwnerRequests:
         self.lookups: Counter[str] = Counter()
         """Owner lists by how they were made: ``awaited`` (a lookup waited for), ``reused``
         (a remembered answer), ``refreshed`` (background lookups)."""
+        self._cap_per_ip: Callable[[list[Contact]], list[Contact]] | None = getattr(
+            owners, "cap_per_ip", None
+        )
+        """The DHT's per-IP owner cap (docs/dht.md, "Costly positioning"), where it has one."""
         self.crosscheck: CrossCheckAnswer | None = None
         """Checks an owner's answer with another owner (whnode.service.crosscheck); raises
         a RecordError to move on to the next owner."""
@@ -227,7 +237,7 @@ class OwnerRequests:
             for contact, _ in self._known.values()
             if contact.node_id not in self._unreachable
         ]
-        return merge_owners(found, known, key, self._replication)
+        return merge_owners(found, known, key, self._replication, self._cap_per_ip)
 
     def _myself(self) -> tuple[Contact, ...]:
         """This node as a candidate owner (as a lookup's answer names it), unless it is
