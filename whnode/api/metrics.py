@@ -553,12 +553,12 @@ FIGURES: Final[tuple[Figure, ...]] = (
         "Records refused: evidence of misbehaviour blocks their publisher.",
     ),
     # Owner cross-check and evidence (whnode.service.crosscheck, whnode.service.evidence)
-    counter("crosscheck", "checks", "Owner answers cross-checked with a second owner."),
+    counter("crosscheck", "checks", "Owner answers cross-checked with the other owners."),
     counter("crosscheck", "rpcs", "RPCs sent by the cross-check (history reads and reports)."),
     counter(
         "crosscheck",
         "outcomes",
-        "Cross-check outcomes (agreed, unconfirmed, conflicts, refuted, upheld...).",
+        "Cross-check outcomes (agreed, conflicts, verify, refuted, upheld, settled_upheld...).",
         labels=("outcome",),
     ),
     counter(

@@ -17,7 +17,11 @@ For each attacker share (10 % and 20 % by default) an in-process network on loop
 
 Printed per run: the share of honest answers that are fake, the attackers' placements and
 key generations per successful placement, the cross-check's RPCs per get and the upstream
-fetches it made to resolve conflicts. Each share is run with the cross-check on and off
+fetches it made to resolve conflicts, the honest nodes' upstream calls per target before
+the attack (step 1) and during it (from the attackers' join to the end of the reads), the
+cross-check outcomes and owner resolutions, and every fake answer by kind (how it got
+through: answer path, the reader's rank among the owners, which owners are attackers, and
+the reader's cross-check outcomes with the checker marked A or H). Each share is run with the cross-check on and off
 (``--no-baseline`` skips the second). Then the cost of positioning at the default
 difficulty: key generations (and seconds) per placement next to a target's closest honest
 node (``--cost-placements``), and an honest node's identity generation time.

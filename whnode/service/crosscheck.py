@@ -1,33 +1,37 @@
-"""Cross-checking owners: a second owner's view of a record, conflicts, and their resolution
-(docs/dht.md, "Cross-checking owners and evidence").
+"""Cross-checking owners: the other owners' view of a record, conflicts, and their
+resolution (docs/dht.md, "Cross-checking owners and evidence").
 
 **Requester side** (``check_answer``, called by whnode.service.requester for every answer
-of an owner). The first time this node receives a given record from an owner, it asks one
-other owner of the dispensary for its recent records (``GET /peer/v1/history``, one RPC):
+of an owner). The first time this node receives a given record from an owner, it asks every
+other owner of its list (at most ``MAX_CHECKERS``) at once for their recent records
+(``GET /peer/v1/history``, one RPC each), so that one liar cannot vouch for another unseen:
 
-- the other owner holds the same menu (same content hash): the answer stands, and the
-  record is not checked again; when it holds nothing, the next owner is asked (at most
-  ``MAX_CHECKERS`` owners), and when none holds anything the answer stands unconfirmed;
-- it holds another menu: a **conflict**. The requester sends the record it received to that
-  owner (``POST /peer/v1/evidence/{dispensary}``, a second RPC). The owner resolves the
-  conflict (below) and answers with the evidence it holds for the dispensary; the requester
-  verifies every pair and learns it (whnode.service.evidence). If the answer's publisher
-  is now blocked for the dispensary, the answer is refused (``Refuted``, a NotEntitled) and
-  the requester moves on to the next owner.
+- all that answer hold the same menu (same content hash): the answer stands, and the record
+  is not checked again;
+- one holds another menu: a **conflict**. The answer is reported to that owner, the rival
+  menus to an owner that agrees (``POST /peer/v1/evidence/{dispensary}``); each settles
+  what it is sent with a fresh upstream fetch (below) and answers with the evidence it
+  holds, which the requester verifies and learns (whnode.service.evidence). If the answer's
+  publisher is now blocked, the answer is refused (``Refuted``, a NotEntitled) and the
+  requester moves on to the next owner;
+- one holds nothing (**verify**): the answer is reported to it, and it settles the answer
+  as a conflict once its replica failed to come;
+- when the owners leave it open, this node's own upstream fetch settles it (``_settle``).
 
 **Owner side** (``resolve``). An owner that receives a record in conflict with what it
-holds (a requester's report, or a PUT of another publisher's record with another menu
-within the contradiction window) prefers, in this order: the menu of a **fresh upstream
-fetch** of its own (at most one per dispensary per ``RESOLVE_SECONDS``; the fetched record is
-stored and replicated like any fill); without upstream, what it holds (the record confirmed by
-more owners, itself and the owner it got it from, against the one publisher of the claim).
-A claim that the fresh fetch contradicts is blocked for that dispensary and published as
-evidence when the menu went back to one this node held before the claim (A, then the claim,
-then A again), or when the claim is dated at most ``CLOSE_MS`` before the fresh fetch (or
-after it): the claim leaves the hot cache and is moved to the store's quarantine (the
-evidence keeps it too).
-A PUT in conflict is refused (``ConflictingRecord``, 403 ``not_entitled``) while the
-resolution runs in the background: it never displaces the record held.
+holds (a requester's report, a PUT of another publisher's record with another menu within
+the contradiction window, or, holding nothing, a PUT another owner contradicts) prefers, in
+this order: the menu of a **fresh upstream fetch** of its own (at most one per dispensary
+per ``RESOLVE_SECONDS``; the fetched record is stored and replicated like any fill); without
+upstream, what it holds (the record confirmed by more owners, itself and the owner it got
+it from, against the one publisher of the claim). A claim that the fresh fetch contradicts
+is blocked for that dispensary and published as evidence when the menu went back to one
+this node held before the claim (A, then the claim, then A again), or when the claim is
+dated at most ``CLOSE_MS`` before the fresh fetch (or after it): the claim, and every other
+record of its publisher held for the dispensary, leave the hot cache and are moved to the
+store's quarantine (the evidence keeps the claim too). A PUT in conflict is refused
+(``ConflictingRecord``, 403 ``not_entitled``) while the resolution runs in the background:
+it never displaces the record held.
 """
 
 from __future__ import annotations
@@ -104,11 +108,13 @@ class CrossCheckStatistics:
     rpcs: int
     """RPCs the cross-check sent (history and reports)."""
     outcomes: dict[str, int]
-    """Cross-check outcomes: agreed, unconfirmed, conflicts, refuted, upheld, no_checker,
+    """Cross-check outcomes: agreed, conflicts, verify, refuted, upheld, superseded,
+    settled_upheld, settled_refuted, unsettled, unconfirmed, doubted, no_checker,
     checker_failed."""
     resolutions: dict[str, int]
-    """Owner-side resolutions: reports, put_conflicts, fetches, contradicted, confirmed,
-    no_upstream, throttled."""
+    """Owner-side resolutions: reports, put_checks, put_conflicts, replica_waited,
+    nothing_held, fetches, contradicted, dropped, confirmed, unresolved, no_upstream,
+    throttled."""
 
 
 def _newest(records: Sequence[SignedRecord]) -> int:
@@ -170,8 +176,9 @@ class CrossCheck:
         """Cross-check an owner's answer (module docstring); raise Refuted to fail over.
 
         Without ``settle`` (an owner filling from another owner's replica, which fetches
-        upstream itself when the replica is refused), an answer that no other owner
-        confirms is refused at once: nothing is reported and nothing fetched here.
+        upstream itself when the replica is refused), an answer that another owner
+        contradicts, or that no other owner confirms once asked to, is refused: this node
+        fetches nothing for the check.
         """
         if not self.enabled:
             return
@@ -208,9 +215,9 @@ class CrossCheck:
             self._outcome(key, "agreed", agreeing[0])
             self._confirm(key)
             return
-        if not settle:
-            self._outcome(key, "doubted")
-            raise Refuted(f"no other owner confirms the menu of {dispensary_id}")
+        if disagreeing and not settle:
+            self._outcome(key, "doubted", disagreeing[0])
+            raise Refuted(f"another owner holds another menu of {dispensary_id}")
         if disagreeing:
             self._outcome(key, "conflicts", disagreeing[0])
             resolver = disagreeing[0]
@@ -258,9 +265,12 @@ class CrossCheck:
             return
         after = await self._view(key, resolver, dispensary_id)
         if after and _holds(after, menu):
-            self._outcome(key, "upheld", resolver)  # its fresh fetch agrees
+            self._outcome(key, "upheld", resolver)  # its replica, or its fresh fetch, agrees
             self._confirm(key)
             return
+        if not settle:
+            self._outcome(key, "doubted", resolver)
+            raise Refuted(f"no other owner confirms the menu of {dispensary_id}")
         if not agreeing and after and _newest(after) > record.fetched_at_ms:
             # nobody else vouches for the answer, and the owner that settled it holds a
             # newer menu (its fresh fetch): that one is served, by the next owner
