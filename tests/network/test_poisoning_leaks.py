@@ -159,6 +159,12 @@ async def test_an_owner_filling_from_replicas_refuses_an_unconfirmed_one(
             fake_menu = forgery.fake_menu(open_record(honest.record))
             forgery.Poisoner(attacker, signing_key, {dispensary: fake_menu})
             filler = old_owners[0]  # second now, after the attacker
+            for _ in range(100):  # its owner list names the attacker once it knows it
+                owners = await filler.service._owner_list(dispensary)
+                if owners[0].node_id == attacker.node_id:
+                    break
+                await asyncio.sleep(0.05)
+            assert owners[0].node_id == attacker.node_id
             before = filler.service.statistics().upstream_calls
             # what it holds is too old for this request: it fills, replicas first
             answer = await filler.service.fill_as_owner(dispensary, max_age=0.001)
