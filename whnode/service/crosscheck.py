@@ -72,6 +72,9 @@ MAX_CHECKERS: Final = 4
 REPLICA_WAIT_SECONDS: Final = 2.0
 """How long an owner asked to settle a record it does not hold waits for its replica."""
 REPLICA_POLL_SECONDS: Final = 0.1
+PUT_SCAN: Final = 8
+"""Newest records a PUT is compared with (an update of its publisher's own menu is kept only
+when no other publisher's record within the contradiction window shows another menu)."""
 DROP_SCAN: Final = 16
 """Newest records scanned for those of a contradicted publisher, to drop them."""
 MAX_PUT_CHECKERS: Final = 2
@@ -365,9 +368,9 @@ class CrossCheck:
         return len(self.book.learn_document(document))
 
     # ------------------------------------------------------------------ owner side
-    async def _held(self, dispensary_id: str) -> list[SignedRecord]:
+    async def _held(self, dispensary_id: str, limit: int = HISTORY_LIMIT) -> list[SignedRecord]:
         records = []
-        for stored in await self._store.history(dispensary_id, HISTORY_LIMIT):
+        for stored in await self._store.history(dispensary_id, limit):
             try:
                 records.append(decode_record(stored.data))
             except DecodeError:
@@ -380,7 +383,9 @@ class CrossCheck:
         contradiction window), and resolve in the background."""
         if not self.enabled:
             return
-        held = await self._held(record.dispensary_id)
+        # deeper than the newest two: a liar first replicates an honest fetch of its own,
+        # then "updates" it, and the newest two records are then both its own
+        held = await self._held(record.dispensary_id, PUT_SCAN)
         publisher = bytes(record.publisher)
         if not held:
             if await self._rival_elsewhere(record):
@@ -391,7 +396,18 @@ class CrossCheck:
             for other in held
             if abs(other.fetched_at_ms - record.fetched_at_ms) <= CONTRADICTION_WINDOW_MS
         ]
-        if not near or any(bytes(o.content_hash) == bytes(record.content_hash) for o in near):
+        if any(bytes(o.content_hash) == bytes(record.content_hash) for o in near):
+            return
+        if not near:
+            # older records only: a change of menu is an update when the newest held is
+            # the publisher's own (or has that menu); another publisher's change is settled
+            newest = max(held, key=lambda other: other.fetched_at_ms)
+            if bytes(newest.publisher) == publisher or bytes(newest.content_hash) == bytes(
+                record.content_hash
+            ):
+                return
+            if newest.fetched_at_ms < record.fetched_at_ms:
+                self._conflict(record)
             return
         if all(bytes(other.publisher) == publisher for other in near):
             for other in near:
