@@ -21,10 +21,11 @@ fetches it made to resolve conflicts, the honest nodes' upstream calls per targe
 the attack (step 1) and during it (from the attackers' join to the end of the reads), the
 cross-check outcomes and owner resolutions, and every fake answer by kind (how it got
 through: answer path, the reader's rank among the owners, which owners are attackers, and
-the reader's cross-check outcomes with the checker marked A or H). Each share is run with the cross-check on and off
-(``--no-baseline`` skips the second). Then the cost of positioning at the default
-difficulty: key generations (and seconds) per placement next to a target's closest honest
-node (``--cost-placements``), and an honest node's identity generation time.
+the reader's cross-check outcomes with the checker marked A or H). Each share is run with
+the cross-check on and off (``--no-baseline`` skips the second). Then the cost of
+positioning at the default difficulty: key generations (and seconds) per placement next to
+a target's closest honest node (``--cost-placements``), and an honest node's identity
+generation time.
 
 The network itself runs at difficulty 0 (loopback clusters do not grind identities): the
 placement cost at difficulty d is 2^d times the cost at 0, which the last part measures.
