@@ -213,8 +213,7 @@ class CrossCheck:
         menu = bytes(record.content_hash)
         agreeing = [c for c, h in zip(checkers, views, strict=True) if h and _holds(h, menu)]
         disagreeing = [c for c, h in zip(checkers, views, strict=True) if h and not _holds(h, menu)]
-        empty = [c for c, h in zip(checkers, views, strict=True) if h is not None and not h]
-        if not disagreeing and not empty and agreeing:
+        if not disagreeing and agreeing:
             self._outcome(key, "agreed", agreeing[0])
             self._confirm(key)
             return
@@ -251,20 +250,10 @@ class CrossCheck:
                 self._outcome(key, "upheld", agreeing[0])  # the rivals were contradicted
                 self._confirm(key)
                 return
-        elif empty:
-            # an owner that holds nothing cannot tell whether the others' agreement is
-            # independent: it settles the answer with a fresh fetch of its own
-            self._outcome(key, "verify", empty[0])
-            resolver = empty[0]
-            await self._report(key, resolver, record)
-            if self.book.blocked(publisher, dispensary_id):
-                self._outcome(key, "refuted", resolver)
-                raise Refuted(
-                    f"publisher {publisher.hex()[:12]} is contradicted for {dispensary_id} by "
-                    f"owner {resolver.node_id.hex()[:12]}"
-                )
         else:
-            self._outcome(key, "unconfirmed")  # every checker failed: checked again next time
+            # no other owner holds anything (a churned owner set, replicas not landed yet, or
+            # a liar's first answer): the answer stands, checked again when next received
+            self._outcome(key, "unconfirmed")
             return
         after = await self._view(key, resolver, dispensary_id)
         if after and _holds(after, menu):
