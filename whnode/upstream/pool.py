@@ -395,6 +395,10 @@ class ParsePool(AsyncClosing):
             self._context.set_forkserver_preload(list(FORKSERVER_PRELOAD))
         self._slots = asyncio.Semaphore(queue_depth)
         self._prime_lock = asyncio.Lock()
+        self._priming: set[asyncio.Future[None]] = set()
+        """Worker starts running in threads: a cancelled warm-up does not stop its thread, so
+        ``aclose`` waits for them before shutting the executors down (a shutdown racing a
+        start could leave the start's thread waiting, and the interpreter's exit with it)."""
         self._isolation_slots = asyncio.Semaphore(self.workers)
         self._current = self._new_generation()
         self._retired: set[_Generation] = set()
@@ -499,6 +503,8 @@ class ParsePool(AsyncClosing):
         if self._closed:
             return
         self._closed = True
+        if self._priming:
+            await asyncio.gather(*self._priming, return_exceptions=True)
         executors = [self._current.executor] + [g.executor for g in self._retired]
         executors.extend(self._isolation)
         self._retired.clear()
@@ -550,8 +556,13 @@ class ParsePool(AsyncClosing):
             return
         async with self._prime_lock:
             if not generation.primed:
+                priming = asyncio.ensure_future(
+                    asyncio.to_thread(_prime, generation.executor, self.workers)
+                )
+                self._priming.add(priming)
+                priming.add_done_callback(self._priming.discard)
                 try:
-                    await asyncio.to_thread(_prime, generation.executor, self.workers)
+                    await asyncio.shield(priming)
                 except (BrokenProcessPool, RuntimeError):
                     pass  # the submit that follows meets the same state and handles it
                 generation.primed = True
